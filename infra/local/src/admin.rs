@@ -1,0 +1,99 @@
+//! Admin commands: the operator's side of the hub (properties, partners,
+//! tables). Each returns what to print; `main.rs` prints it.
+
+use std::collections::BTreeSet;
+
+use anyhow::{Context, bail};
+use domain::ports::{PartnerStore, PropertyStore};
+use domain::property::parse_time_zone;
+use domain::{Currency, Partner, PartnerId, Property, PropertyId, Scope, StoreError};
+use platform::Store;
+use platform::auth::generate_key;
+
+pub async fn add_property(
+    store: &Store,
+    id: &str,
+    name: &str,
+    tz: &str,
+    currency: &str,
+) -> anyhow::Result<Property> {
+    let property = Property::new(
+        PropertyId::parse(id)?,
+        name,
+        parse_time_zone(tz)?,
+        Currency::parse(currency)?,
+    )?;
+    match store.add_property(&property).await {
+        Ok(()) => Ok(property),
+        Err(StoreError::Conflict) => bail!("property {id} already exists"),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Lets `property` accept vouchers issued by `issuer` (portal systems).
+pub async fn accept_issuer(
+    store: &Store,
+    property: &str,
+    issuer: &str,
+) -> anyhow::Result<Property> {
+    let id = PropertyId::parse(property)?;
+    let issuer = PropertyId::parse(issuer)?;
+    let mut p = store
+        .property(&id)
+        .await?
+        .with_context(|| format!("no property {id}"))?;
+    store
+        .property(&issuer)
+        .await?
+        .with_context(|| format!("no property {issuer}"))?;
+    if !p.accepts_vouchers_of.contains(&issuer) {
+        p.accepts_vouchers_of.push(issuer);
+        p.accepts_vouchers_of.sort();
+        store.save_property(&p).await?;
+    }
+    Ok(p)
+}
+
+/// Creates a partner and returns it with its key (shown this once).
+pub async fn add_partner(
+    store: &Store,
+    name: &str,
+    properties: &[String],
+    scopes: &[String],
+) -> anyhow::Result<(Partner, String)> {
+    let name = name.trim();
+    if name.is_empty() {
+        bail!("a partner needs a name");
+    }
+    let mut props = BTreeSet::new();
+    for p in properties.iter().filter(|p| !p.trim().is_empty()) {
+        let id = PropertyId::parse(p.trim())?;
+        if store.property(&id).await?.is_none() {
+            bail!("no property {id}; add it first with `guesthub property add`");
+        }
+        props.insert(id);
+    }
+    if props.is_empty() {
+        bail!("a partner needs at least one property (--properties a,b)");
+    }
+    let scopes = scopes
+        .iter()
+        .filter(|s| !s.trim().is_empty())
+        .map(|s| s.parse::<Scope>())
+        .collect::<Result<BTreeSet<_>, _>>()?;
+    if scopes.is_empty() {
+        bail!("a partner needs at least one scope (--scopes vouchers:read,...)");
+    }
+    let key = generate_key();
+    let partner = Partner {
+        id: PartnerId(uuid::Uuid::now_v7().to_string()),
+        name: name.to_owned(),
+        scopes,
+        properties: props,
+        key_id: key.key_id,
+        key_hash: key.secret_hash,
+        disabled: false,
+    };
+    store.add_partner(&partner).await?;
+    Ok((partner, key.key))
+}

@@ -1,0 +1,59 @@
+//! The merged application: every HTTP function's routes on one router.
+
+use axum::Router;
+use axum::routing::get;
+use platform::Store;
+use utoipa::openapi::OpenApi;
+use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
+use utoipa_axum::router::OpenApiRouter;
+
+/// Every HTTP function's routes, bound to the store.
+fn routes(store: Store) -> OpenApiRouter {
+    let _ = store;
+    OpenApiRouter::new()
+}
+
+/// The OpenAPI 3.1 document for the whole hub (checked in as
+/// `infra/openapi.json`; a test fails when they drift).
+pub fn openapi() -> OpenApi {
+    let mut api = OpenApiRouter::<()>::new().split_for_parts().1;
+    api.info.title = "GuestHub".into();
+    api.info.version = env!("CARGO_PKG_VERSION").into();
+    api.info.description = Some(
+        "Integration hub for hotels, wineries and attractions: vouchers, club rosters, \
+         membership checkout, CRM sync and loyalty export. Authenticate with \
+         `Authorization: Bearer <partner key>`; errors are \
+         `{\"error\": {\"code\", \"message\", \"details\"}}`."
+            .into(),
+    );
+    let components = api.components.get_or_insert_with(Default::default);
+    components.add_security_scheme(
+        "partner_key",
+        SecurityScheme::Http(Http::new(HttpAuthScheme::Bearer)),
+    );
+    api
+}
+
+/// The document as served and checked in.
+pub fn openapi_json() -> String {
+    serde_json::to_string_pretty(&openapi()).unwrap_or_default() + "\n"
+}
+
+/// The router `guesthub serve` listens with.
+pub fn router(store: Store, max_body_bytes: usize) -> Router {
+    let (router, _) = routes(store).split_for_parts();
+    let json = openapi_json();
+    let router = router.route("/health", get(platform::http::health)).route(
+        "/openapi.json",
+        get(move || {
+            let json = json.clone();
+            async move {
+                (
+                    [(axum::http::header::CONTENT_TYPE, "application/json")],
+                    json,
+                )
+            }
+        }),
+    );
+    platform::http::serve_layers(router, max_body_bytes)
+}

@@ -1,0 +1,11 @@
+//! The local runner: one process hosting every GuestHub function on the
+//! embedded store (a SQLite file and local folders), plus the admin CLI.
+//!
+//! Layout:
+//! - [`app`]: the merged router of every HTTP function, `/health` and
+//!   `/openapi.json` — what `guesthub serve` listens with.
+//! - [`admin`]: the admin commands (properties, partners, tables).
+//! - `main.rs`: argument parsing and wiring only.
+
+pub mod admin;
+pub mod app;

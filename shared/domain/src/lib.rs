@@ -1,0 +1,28 @@
+//! GuestHub's domain: the words of the trade as types, the rules, and the ports.
+//!
+//! Layout:
+//! - [`money`], [`email`], [`time`]: value types that parse their input once.
+//! - [`property`], [`partner`]: tenants and the partner systems acting for them.
+//! - [`idempotency`]: the record kept per `Idempotency-Key`.
+//! - [`ports`]: the storage and clock traits the platform crate implements
+//!   (a DynamoDB and a SQLite adapter for every store port).
+//! - [`roster`]: club roster files (AMS drops): parsing and validation.
+//!
+//! Invariant: this crate never depends on `aws-*`, `lambda_*`, `rusqlite`,
+//! `tokio` networking or any HTTP crate. `tests/` checks it with `cargo tree`.
+
+pub mod email;
+pub mod error;
+pub mod idempotency;
+pub mod money;
+pub mod partner;
+pub mod ports;
+pub mod property;
+pub mod roster;
+pub mod time;
+
+pub use email::Email;
+pub use error::{StoreError, ValidationError};
+pub use money::{Currency, Money};
+pub use partner::{Partner, PartnerId, Scope};
+pub use property::{Property, PropertyId};

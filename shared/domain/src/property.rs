@@ -1,0 +1,118 @@
+//! Properties: the hotels, wineries and attractions GuestHub works for.
+
+use chrono_tz::Tz;
+use serde::{Deserialize, Serialize};
+use std::fmt;
+use utoipa::ToSchema;
+
+use crate::{Currency, ValidationError};
+
+/// A property's id: a short slug chosen by the operator (`castle-winery`).
+/// It appears in routes and in every storage key, so it is kept to
+/// `[a-z0-9-]`, 1–64 characters.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, ToSchema)]
+#[serde(try_from = "String", into = "String")]
+#[schema(value_type = String, example = "castle-winery")]
+pub struct PropertyId(String);
+
+impl PropertyId {
+    pub fn parse(raw: &str) -> Result<Self, ValidationError> {
+        let ok = !raw.is_empty()
+            && raw.len() <= 64
+            && raw
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+            && !raw.starts_with('-');
+        if ok {
+            Ok(Self(raw.to_owned()))
+        } else {
+            Err(ValidationError::new(
+                "property",
+                "must be 1-64 characters of a-z, 0-9 and '-'",
+            ))
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for PropertyId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl TryFrom<String> for PropertyId {
+    type Error = ValidationError;
+    fn try_from(s: String) -> Result<Self, Self::Error> {
+        Self::parse(&s)
+    }
+}
+
+impl From<PropertyId> for String {
+    fn from(p: PropertyId) -> Self {
+        p.0
+    }
+}
+
+/// Parses an IANA zone name (`Europe/Vienna`).
+pub fn parse_time_zone(raw: &str) -> Result<Tz, ValidationError> {
+    raw.trim()
+        .parse::<Tz>()
+        .map_err(|_| ValidationError::new("time_zone", "not an IANA time zone name"))
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct Property {
+    pub id: PropertyId,
+    pub name: String,
+    /// IANA zone; validity dates are local to it.
+    #[schema(value_type = String, example = "Europe/Vienna")]
+    pub time_zone: Tz,
+    pub currency: Currency,
+    /// Issuers whose vouchers this property accepts (portal systems).
+    #[serde(default)]
+    pub accepts_vouchers_of: Vec<PropertyId>,
+}
+
+impl Property {
+    pub fn new(
+        id: PropertyId,
+        name: &str,
+        time_zone: Tz,
+        currency: Currency,
+    ) -> Result<Self, ValidationError> {
+        let name = name.trim();
+        if name.is_empty() || name.len() > 200 {
+            return Err(ValidationError::new("name", "must be 1-200 characters"));
+        }
+        Ok(Self {
+            id,
+            name: name.to_owned(),
+            time_zone,
+            currency,
+            accepts_vouchers_of: Vec::new(),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn property_ids_are_slugs() {
+        assert!(PropertyId::parse("castle-winery-2").is_ok());
+        for bad in ["", "Castle", "a/b", "-x", "a b", &"x".repeat(65)] {
+            assert!(PropertyId::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn zones_are_iana() {
+        assert!(parse_time_zone("Europe/Vienna").is_ok());
+        assert!(parse_time_zone("Mars/Olympus").is_err());
+    }
+}

@@ -1,0 +1,79 @@
+//! Configuration, read from the environment once at start. Variable names
+//! match `template.yaml`. A bad value fails start-up with a clear message.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::{Context, bail};
+
+use crate::store::dynamo::DynamoItems;
+use crate::store::sqlite::SqliteItems;
+use crate::store::{ItemStore, Store};
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StoreKind {
+    Sqlite {
+        path: PathBuf,
+    },
+    Dynamodb {
+        table_prefix: String,
+        endpoint: Option<String>,
+    },
+}
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub store: StoreKind,
+    /// Largest request body accepted, in bytes (413 beyond).
+    pub max_body_bytes: usize,
+}
+
+pub const DEFAULT_MAX_BODY_BYTES: usize = 256 * 1024;
+
+impl Config {
+    /// `GUESTHUB_STORE` = `dynamodb` (with `GUESTHUB_TABLE_PREFIX`) or
+    /// `sqlite` (with `GUESTHUB_SQLITE_PATH`); `GUESTHUB_MAX_BODY_BYTES`.
+    pub fn from_env() -> anyhow::Result<Self> {
+        let var = |k: &str| std::env::var(k).ok().filter(|v| !v.trim().is_empty());
+        let store = match var("GUESTHUB_STORE").as_deref().unwrap_or("dynamodb") {
+            "dynamodb" => StoreKind::Dynamodb {
+                table_prefix: var("GUESTHUB_TABLE_PREFIX")
+                    .context("GUESTHUB_TABLE_PREFIX must name the DynamoDB tables' prefix")?,
+                endpoint: var("GUESTHUB_DYNAMODB_ENDPOINT"),
+            },
+            "sqlite" => StoreKind::Sqlite {
+                path: var("GUESTHUB_SQLITE_PATH")
+                    .map(PathBuf::from)
+                    .unwrap_or_else(|| PathBuf::from(".guesthub/guesthub.sqlite3")),
+            },
+            other => bail!("GUESTHUB_STORE must be 'dynamodb' or 'sqlite', not {other:?}"),
+        };
+        let max_body_bytes = match var("GUESTHUB_MAX_BODY_BYTES") {
+            Some(v) => v
+                .parse()
+                .context("GUESTHUB_MAX_BODY_BYTES must be a number of bytes")?,
+            None => DEFAULT_MAX_BODY_BYTES,
+        };
+        Ok(Self {
+            store,
+            max_body_bytes,
+        })
+    }
+}
+
+impl StoreKind {
+    /// Connects the configured backend.
+    pub async fn open(&self) -> anyhow::Result<Store> {
+        let items: Arc<dyn ItemStore> = match self {
+            StoreKind::Sqlite { path } => Arc::new(
+                SqliteItems::open(path)
+                    .with_context(|| format!("opening the SQLite store at {}", path.display()))?,
+            ),
+            StoreKind::Dynamodb {
+                table_prefix,
+                endpoint,
+            } => Arc::new(DynamoItems::connect(table_prefix, endpoint.as_deref()).await),
+        };
+        Ok(Store::new(items))
+    }
+}

@@ -1,0 +1,68 @@
+//! Storage: the item-store primitive with its two backends, and the
+//! repositories that implement the domain's store ports on top of it.
+//!
+//! Key patterns live next to the repository that writes them and are listed
+//! in ARCHITECTURE.md.
+
+pub mod dynamo;
+pub mod faults;
+pub mod items;
+pub mod platform_repo;
+pub mod sqlite;
+
+use std::sync::Arc;
+
+use domain::StoreError;
+use domain::ports::{Clock, SystemClock};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+pub use items::{Cond, Item, ItemStore, Query, Table, TxError, Write};
+
+/// The one handle every function holds: a backend and a clock. Cheap to
+/// clone. Implements every store port of the domain.
+#[derive(Clone)]
+pub struct Store {
+    items: Arc<dyn ItemStore>,
+    clock: Arc<dyn Clock>,
+}
+
+impl Store {
+    pub fn new(items: Arc<dyn ItemStore>) -> Self {
+        Self::with_clock(items, Arc::new(SystemClock))
+    }
+
+    pub fn with_clock(items: Arc<dyn ItemStore>, clock: Arc<dyn Clock>) -> Self {
+        Self { items, clock }
+    }
+
+    pub fn items(&self) -> &dyn ItemStore {
+        self.items.as_ref()
+    }
+
+    pub fn clock(&self) -> &dyn Clock {
+        self.clock.as_ref()
+    }
+
+    /// Unix seconds now, by this store's clock.
+    pub fn now_ts(&self) -> i64 {
+        self.clock.now().timestamp()
+    }
+}
+
+/// Serializes an aggregate for an item body.
+pub fn encode<T: Serialize>(value: &T) -> String {
+    // Serializing plain data structs to a String cannot fail.
+    serde_json::to_string(value).unwrap_or_default()
+}
+
+/// Reads an aggregate back from an item body.
+pub fn decode<T: DeserializeOwned>(item: &Item) -> Result<T, StoreError> {
+    serde_json::from_str(&item.body).map_err(|e| {
+        StoreError::Corrupt(format!(
+            "{} {}: {e}",
+            item.pk.split('#').next().unwrap_or(""),
+            item.sk
+        ))
+    })
+}

@@ -1,0 +1,33 @@
+//! Tracing set-up. In Lambda (or with `AWS_LAMBDA_LOG_FORMAT=JSON`) logs are
+//! JSON lines, level from `AWS_LAMBDA_LOG_LEVEL`; locally they are readable
+//! text, level from `RUST_LOG`. Nothing here logs request bodies or URIs:
+//! spans carry the route template, never codes or emails.
+
+use tracing_subscriber::EnvFilter;
+
+pub fn init() {
+    let json = std::env::var("AWS_LAMBDA_LOG_FORMAT")
+        .map(|v| v.eq_ignore_ascii_case("json"))
+        .unwrap_or(false)
+        || std::env::var("AWS_LAMBDA_FUNCTION_NAME").is_ok();
+    let level = std::env::var("AWS_LAMBDA_LOG_LEVEL")
+        .or_else(|_| std::env::var("RUST_LOG"))
+        .unwrap_or_else(|_| "info".into())
+        .to_lowercase();
+    let filter = EnvFilter::try_new(&level).unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_target(false);
+    let result = if json {
+        builder
+            .json()
+            .flatten_event(true)
+            .with_current_span(true)
+            .without_time()
+            .try_init()
+    } else {
+        builder.try_init()
+    };
+    // A second init (tests) keeps the first subscriber.
+    let _ = result;
+}

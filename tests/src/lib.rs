@@ -1,0 +1,187 @@
+//! Helpers for the end-to-end tests: fresh stores on both backends, an app
+//! with a property and partners, and HTTP calls through the router.
+//!
+//! DynamoDB runs against `moto_server`, which `infra/test` starts and names
+//! in `GUESTHUB_TEST_MOTO`. Without it the DynamoDB half of a test fails
+//! loudly rather than being skipped.
+
+use std::sync::Arc;
+use std::sync::Mutex;
+
+use axum::Router;
+use axum::body::Body;
+use chrono::{DateTime, Utc};
+use domain::ports::Clock;
+use http::{Request, StatusCode};
+use http_body_util::BodyExt;
+use platform::Store;
+use platform::store::ItemStore;
+use platform::store::dynamo::DynamoItems;
+use platform::store::sqlite::SqliteItems;
+use serde_json::Value;
+
+/// Which backend a store runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Dynamodb,
+}
+
+impl Backend {
+    pub const ALL: [Backend; 2] = [Backend::Sqlite, Backend::Dynamodb];
+}
+
+/// A clock tests can move.
+#[derive(Debug)]
+pub struct TestClock(Mutex<DateTime<Utc>>);
+
+impl TestClock {
+    pub fn new() -> Arc<Self> {
+        Arc::new(Self(Mutex::new(Utc::now())))
+    }
+
+    pub fn at(t: DateTime<Utc>) -> Arc<Self> {
+        Arc::new(Self(Mutex::new(t)))
+    }
+
+    pub fn advance(&self, by: chrono::Duration) {
+        let mut t = self.0.lock().unwrap();
+        *t += by;
+    }
+
+    pub fn set(&self, to: DateTime<Utc>) {
+        *self.0.lock().unwrap() = to;
+    }
+}
+
+impl Clock for TestClock {
+    fn now(&self) -> DateTime<Utc> {
+        *self.0.lock().unwrap()
+    }
+}
+
+/// A fresh, empty store. Keeps its temporary folder alive.
+pub struct TestStore {
+    pub backend: Backend,
+    pub items: Arc<dyn ItemStore>,
+    pub store: Store,
+    pub clock: Arc<TestClock>,
+    _dir: Option<tempfile::TempDir>,
+}
+
+/// The moto endpoint `infra/test` started.
+pub fn moto_endpoint() -> String {
+    std::env::var("GUESTHUB_TEST_MOTO").unwrap_or_else(|_| {
+        panic!(
+            "GUESTHUB_TEST_MOTO is not set: DynamoDB tests need moto_server. \
+             Run the tests with ./infra/test, which starts it."
+        )
+    })
+}
+
+/// A fresh backend: a new SQLite file, or new DynamoDB tables on moto
+/// under a unique prefix.
+pub async fn fresh_items(backend: Backend) -> (Arc<dyn ItemStore>, Option<tempfile::TempDir>) {
+    match backend {
+        Backend::Sqlite => {
+            let dir = tempfile::tempdir().unwrap();
+            let items = SqliteItems::open(dir.path().join("store.sqlite3")).unwrap();
+            (Arc::new(items), Some(dir))
+        }
+        Backend::Dynamodb => {
+            let prefix = format!("t{}", uuid::Uuid::new_v4().simple());
+            let items = DynamoItems::connect(&prefix, Some(&moto_endpoint())).await;
+            items.create_tables().await.unwrap();
+            (Arc::new(items), None)
+        }
+    }
+}
+
+pub async fn fresh_store(backend: Backend) -> TestStore {
+    let (items, dir) = fresh_items(backend).await;
+    let clock = TestClock::new();
+    let store = Store::with_clock(items.clone(), clock.clone());
+    TestStore {
+        backend,
+        items,
+        store,
+        clock,
+        _dir: dir,
+    }
+}
+
+/// A response read whole.
+#[derive(Debug)]
+pub struct Reply {
+    pub status: StatusCode,
+    pub headers: http::HeaderMap,
+    pub body: String,
+}
+
+impl Reply {
+    pub fn json(&self) -> Value {
+        serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.body))
+    }
+
+    /// The error code of an error reply.
+    pub fn code(&self) -> String {
+        self.json()["error"]["code"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned()
+    }
+}
+
+/// Sends one request through the router.
+pub async fn call(
+    app: &Router,
+    method: &str,
+    uri: &str,
+    key: Option<&str>,
+    headers: &[(&str, &str)],
+    body: Option<String>,
+) -> Reply {
+    use tower::ServiceExt;
+    let mut req = Request::builder().method(method).uri(uri);
+    if let Some(k) = key {
+        req = req.header("authorization", format!("Bearer {k}"));
+    }
+    for (h, v) in headers {
+        req = req.header(*h, *v);
+    }
+    let req = match body {
+        Some(b) => req
+            .header("content-type", "application/json")
+            .body(Body::from(b)),
+        None => req.body(Body::empty()),
+    }
+    .unwrap();
+    let resp = app.clone().oneshot(req).await.unwrap();
+    let status = resp.status();
+    let headers = resp.headers().clone();
+    let bytes = resp.into_body().collect().await.unwrap().to_bytes();
+    Reply {
+        status,
+        headers,
+        body: String::from_utf8_lossy(&bytes).into_owned(),
+    }
+}
+
+/// Runs an async test body once per backend, naming the backend on failure.
+#[macro_export]
+macro_rules! both_stores {
+    ($($name:ident => $body:ident;)*) => {
+        $(
+            mod $name {
+                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                async fn sqlite() {
+                    super::$body($crate::Backend::Sqlite).await;
+                }
+                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                async fn dynamodb() {
+                    super::$body($crate::Backend::Dynamodb).await;
+                }
+            }
+        )*
+    };
+}
