@@ -1,0 +1,82 @@
+//! Checks on the shape of the code and its deployment description.
+
+use std::path::Path;
+use std::process::Command;
+
+fn repo() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap()
+}
+
+/// ARCHITECTURE.md's invariant: the domain depends on no AWS, Lambda,
+/// SQLite or network crate.
+#[test]
+fn domain_has_no_infrastructure_dependencies() {
+    let out = Command::new(env!("CARGO"))
+        .args([
+            "tree",
+            "-p",
+            "domain",
+            "-e",
+            "normal",
+            "--prefix",
+            "none",
+            "--offline",
+        ])
+        .current_dir(repo())
+        .output()
+        .expect("cargo tree runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let tree = String::from_utf8_lossy(&out.stdout);
+    let forbidden = [
+        "aws-",
+        "aws_",
+        "lambda_",
+        "lambda-",
+        "rusqlite",
+        "libsqlite",
+        "hyper",
+        "reqwest",
+        "tokio",
+        "mio",
+        "socket2",
+        "suppaftp",
+        "axum",
+    ];
+    let hits: Vec<&str> = tree
+        .lines()
+        .filter(|l| forbidden.iter().any(|f| l.starts_with(f)))
+        .collect();
+    assert!(
+        hits.is_empty(),
+        "domain pulls in infrastructure crates: {hits:?}"
+    );
+    assert!(
+        tree.lines().count() > 3,
+        "cargo tree printed too little: {tree}"
+    );
+}
+
+/// `infra/openapi.json` is the document the code generates and serves.
+#[tokio::test]
+async fn openapi_document_has_not_drifted() {
+    let generated = guesthub::app::openapi_json();
+    let checked_in = std::fs::read_to_string(repo().join("infra/openapi.json"))
+        .expect("infra/openapi.json exists");
+    assert!(
+        generated == checked_in,
+        "infra/openapi.json is stale: regenerate it with `cargo run -q -- openapi > infra/openapi.json`"
+    );
+    let doc: serde_json::Value = serde_json::from_str(&generated).unwrap();
+    assert!(doc["openapi"].as_str().unwrap().starts_with("3.1"));
+    // And the running router serves exactly it.
+    let t = tests::fresh_store(tests::Backend::Sqlite).await;
+    let router = guesthub::app::router(t.store.clone(), 1024);
+    let r = tests::call(&router, "GET", "/openapi.json", None, &[], None).await;
+    assert_eq!(r.body, generated);
+    let h = tests::call(&router, "GET", "/health", None, &[], None).await;
+    assert_eq!(h.status, http::StatusCode::OK);
+}

@@ -1,0 +1,370 @@
+//! The shared HTTP layer on both stores: auth (401/404/403 in that order),
+//! idempotency through a route, body limits, malformed JSON, the error shape.
+
+use axum::Router;
+use axum::extract::State;
+use axum::routing::post;
+use domain::Scope;
+use http::{HeaderMap, StatusCode};
+use platform::Store;
+use platform::http::{ApiError, ApiJson, Caller, Idempotent, Outcome};
+use serde::Deserialize;
+use serde_json::json;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
+use tests::{Backend, both_stores, call, fresh_store};
+
+#[derive(Deserialize)]
+struct Echo {
+    amount: i64,
+    note: Option<String>,
+}
+
+#[derive(Clone)]
+struct S {
+    store: Store,
+    runs: Arc<AtomicU32>,
+}
+
+impl axum::extract::FromRef<S> for Store {
+    fn from_ref(s: &S) -> Store {
+        s.store.clone()
+    }
+}
+
+/// A route shaped like every mutating route: auth, scope, JSON, idempotency.
+async fn echo(
+    State(s): State<S>,
+    caller: Caller,
+    headers: HeaderMap,
+    body: ApiJson<Echo>,
+) -> Result<axum::response::Response, ApiError> {
+    caller.require(Scope::VouchersRedeem)?;
+    let path = format!("/v1/properties/{}/echo", caller.property.id);
+    let runs = s.runs.clone();
+    Idempotent {
+        store: &s.store,
+        caller: &caller,
+        operation: "echo",
+        path: &path,
+        canonical_body: &body.canonical,
+        required: true,
+    }
+    .run(&headers, |_lease| async move {
+        let n = runs.fetch_add(1, Ordering::SeqCst) + 1;
+        if body.value.amount < 0 {
+            return Err(ApiError::rule("negative", "amount must not be negative"));
+        }
+        if body.value.note.as_deref() == Some("boom") {
+            return Err(ApiError::unavailable("injected"));
+        }
+        Ok(Outcome::json(
+            StatusCode::CREATED,
+            &json!({"run": n, "amount": body.value.amount, "id": uuid::Uuid::new_v4()}),
+        ))
+    })
+    .await
+}
+
+struct App {
+    router: Router,
+    key_a: String,
+    key_readonly: String,
+    runs: Arc<AtomicU32>,
+    _t: tests::TestStore,
+}
+
+async fn app(b: Backend) -> App {
+    let t = fresh_store(b).await;
+    let s = &t.store;
+    guesthub::admin::add_property(s, "castle", "Castle Winery", "Europe/Vienna", "EUR")
+        .await
+        .unwrap();
+    guesthub::admin::add_property(s, "abbey", "Abbey Hotel", "Europe/Berlin", "EUR")
+        .await
+        .unwrap();
+    let (_, key_a) =
+        guesthub::admin::add_partner(s, "ASA", &["castle".into()], &["vouchers:redeem".into()])
+            .await
+            .unwrap();
+    let (_, key_readonly) =
+        guesthub::admin::add_partner(s, "Reader", &["castle".into()], &["vouchers:read".into()])
+            .await
+            .unwrap();
+    let runs = Arc::new(AtomicU32::new(0));
+    let state = S {
+        store: s.clone(),
+        runs: runs.clone(),
+    };
+    let router = platform::http::serve_layers(
+        Router::new()
+            .route("/v1/properties/{property}/echo", post(echo))
+            .with_state(state),
+        1024,
+    );
+    App {
+        router,
+        key_a,
+        key_readonly,
+        runs,
+        _t: t,
+    }
+}
+
+const URI: &str = "/v1/properties/castle/echo";
+
+async fn auth_order(b: Backend) {
+    let a = app(b).await;
+    let body = || Some(r#"{"amount": 5}"#.to_owned());
+    let idem = [("idempotency-key", "k-auth")];
+    // No key, malformed key, unknown key, right id with wrong secret → 401.
+    let r = call(&a.router, "POST", URI, None, &idem, body()).await;
+    assert_eq!(
+        (r.status, r.code().as_str()),
+        (StatusCode::UNAUTHORIZED, "unauthorized")
+    );
+    assert_eq!(r.headers["www-authenticate"], "Bearer");
+    for bad in [
+        "nonsense",
+        "ghk_0011223344556677_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA",
+    ] {
+        let r = call(&a.router, "POST", URI, Some(bad), &idem, body()).await;
+        assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+    }
+    let (id_part, _) = a.key_a.rsplit_once('_').unwrap();
+    let forged = format!("{id_part}_{}", "B".repeat(43));
+    assert_eq!(
+        call(&a.router, "POST", URI, Some(&forged), &idem, body())
+            .await
+            .status,
+        StatusCode::UNAUTHORIZED
+    );
+    // Another property (existing or not) → 404, the same answer.
+    for other in ["abbey", "ghost", "Bad%20Id"] {
+        let r = call(
+            &a.router,
+            "POST",
+            &format!("/v1/properties/{other}/echo"),
+            Some(&a.key_a),
+            &idem,
+            body(),
+        )
+        .await;
+        assert_eq!(
+            (r.status, r.code().as_str()),
+            (StatusCode::NOT_FOUND, "property_not_found"),
+            "{other}"
+        );
+    }
+    // Missing scope → 403.
+    let r = call(&a.router, "POST", URI, Some(&a.key_readonly), &idem, body()).await;
+    assert_eq!(
+        (r.status, r.code().as_str()),
+        (StatusCode::FORBIDDEN, "missing_scope")
+    );
+    // And the right key works.
+    assert_eq!(
+        call(&a.router, "POST", URI, Some(&a.key_a), &idem, body())
+            .await
+            .status,
+        StatusCode::CREATED
+    );
+}
+
+async fn idempotent_route(b: Backend) {
+    let a = app(b).await;
+    let k = Some(a.key_a.as_str());
+    let first = call(
+        &a.router,
+        "POST",
+        URI,
+        k,
+        &[("idempotency-key", "k1")],
+        Some(r#"{"amount": 5, "note": "x"}"#.into()),
+    )
+    .await;
+    assert_eq!(first.status, StatusCode::CREATED);
+    // Same JSON, other spacing and key order → byte-identical replay, op not re-run.
+    let again = call(
+        &a.router,
+        "POST",
+        URI,
+        k,
+        &[("idempotency-key", "k1")],
+        Some(r#"{ "note":"x","amount":5 }"#.into()),
+    )
+    .await;
+    assert_eq!(
+        (again.status, &again.body),
+        (StatusCode::CREATED, &first.body)
+    );
+    assert_eq!(again.headers["idempotency-replayed"], "true");
+    assert_eq!(a.runs.load(Ordering::SeqCst), 1);
+    // Same key, other body → 422.
+    let reused = call(
+        &a.router,
+        "POST",
+        URI,
+        k,
+        &[("idempotency-key", "k1")],
+        Some(r#"{"amount": 6}"#.into()),
+    )
+    .await;
+    assert_eq!(
+        (reused.status, reused.code().as_str()),
+        (StatusCode::UNPROCESSABLE_ENTITY, "idempotency_key_reused")
+    );
+    // No key on a route that needs one → 400.
+    let none = call(
+        &a.router,
+        "POST",
+        URI,
+        k,
+        &[],
+        Some(r#"{"amount": 5}"#.into()),
+    )
+    .await;
+    assert_eq!(
+        (none.status, none.code().as_str()),
+        (StatusCode::BAD_REQUEST, "idempotency_key_required")
+    );
+    // A rule violation is stored and replayed too.
+    let neg = call(
+        &a.router,
+        "POST",
+        URI,
+        k,
+        &[("idempotency-key", "k2")],
+        Some(r#"{"amount": -1}"#.into()),
+    )
+    .await;
+    let neg2 = call(
+        &a.router,
+        "POST",
+        URI,
+        k,
+        &[("idempotency-key", "k2")],
+        Some(r#"{"amount": -1}"#.into()),
+    )
+    .await;
+    assert_eq!(
+        (neg.status, neg2.status),
+        (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            StatusCode::UNPROCESSABLE_ENTITY
+        )
+    );
+    assert_eq!(neg.body, neg2.body);
+    // A 503 releases the key: the retry runs again and can succeed.
+    let runs_before = a.runs.load(Ordering::SeqCst);
+    let failed = call(
+        &a.router,
+        "POST",
+        URI,
+        k,
+        &[("idempotency-key", "k3")],
+        Some(r#"{"amount": 1, "note": "boom"}"#.into()),
+    )
+    .await;
+    assert_eq!(failed.status, StatusCode::SERVICE_UNAVAILABLE);
+    assert!(
+        !failed.body.contains("injected"),
+        "no internal text leaks: {}",
+        failed.body
+    );
+    let retried = call(
+        &a.router,
+        "POST",
+        URI,
+        k,
+        &[("idempotency-key", "k3")],
+        Some(r#"{"amount": 1, "note": "boom"}"#.into()),
+    )
+    .await;
+    assert_eq!(retried.status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(a.runs.load(Ordering::SeqCst), runs_before + 2);
+}
+
+async fn bad_bodies(b: Backend) {
+    let a = app(b).await;
+    let k = Some(a.key_a.as_str());
+    let h = [("idempotency-key", "kb")];
+    let r = call(&a.router, "POST", URI, k, &h, Some("{\"amount\": ".into())).await;
+    assert_eq!(
+        (r.status, r.code().as_str()),
+        (StatusCode::BAD_REQUEST, "malformed_json")
+    );
+    let r = call(
+        &a.router,
+        "POST",
+        URI,
+        k,
+        &h,
+        Some(r#"{"amount": "five"}"#.into()),
+    )
+    .await;
+    assert_eq!(
+        (r.status, r.code().as_str()),
+        (StatusCode::BAD_REQUEST, "invalid_field")
+    );
+    assert_eq!(r.json()["error"]["details"]["field"], "amount");
+    let big = format!(r#"{{"amount": 1, "note": "{}"}}"#, "x".repeat(2000));
+    let r = call(&a.router, "POST", URI, k, &h, Some(big)).await;
+    assert_eq!(
+        (r.status, r.code().as_str()),
+        (StatusCode::PAYLOAD_TOO_LARGE, "body_too_large")
+    );
+    let r = call(&a.router, "GET", "/nowhere", k, &[], None).await;
+    assert_eq!(
+        (r.status, r.code().as_str()),
+        (StatusCode::NOT_FOUND, "route_not_found")
+    );
+    assert!(!r.headers["x-request-id"].is_empty());
+}
+
+async fn concurrent_same_key(b: Backend) {
+    let a = app(b).await;
+    let tasks: Vec<_> = (0..20)
+        .map(|_| {
+            let router = a.router.clone();
+            let key = a.key_a.clone();
+            tokio::spawn(async move {
+                call(
+                    &router,
+                    "POST",
+                    URI,
+                    Some(&key),
+                    &[("idempotency-key", "same")],
+                    Some(r#"{"amount": 3}"#.into()),
+                )
+                .await
+            })
+        })
+        .collect();
+    let replies: Vec<_> = futures::future::join_all(tasks)
+        .await
+        .into_iter()
+        .map(Result::unwrap)
+        .collect();
+    let created: Vec<_> = replies
+        .iter()
+        .filter(|r| r.status == StatusCode::CREATED)
+        .collect();
+    assert!(
+        replies
+            .iter()
+            .all(|r| r.status == StatusCode::CREATED || r.code() == "idempotency_key_in_flight")
+    );
+    assert!(
+        created.windows(2).all(|w| w[0].body == w[1].body),
+        "every success is the same answer"
+    );
+    assert_eq!(a.runs.load(Ordering::SeqCst), 1, "the operation ran once");
+}
+
+both_stores! {
+    auth => auth_order;
+    idempotency => idempotent_route;
+    bodies => bad_bodies;
+    same_key_race => concurrent_same_key;
+}
