@@ -92,10 +92,17 @@ fn template_matches_the_code() {
     assert_eq!(tables, Table::ALL.len(), "one template table per Table");
     for t in Table::ALL {
         let name = format!("TableName: !Sub \"${{AWS::StackName}}-{}\"", t.suffix());
-        let start = template.find(&name).unwrap_or_else(|| panic!("template lacks {name}"));
+        let start = template
+            .find(&name)
+            .unwrap_or_else(|| panic!("template lacks {name}"));
         // The table's block: from its name to the end of its TTL line.
-        let ttl = template[start..].find("TimeToLiveSpecification").expect("a TTL line") + start;
-        let end = template[ttl..].find('\n').map_or(template.len(), |i| ttl + i);
+        let ttl = template[start..]
+            .find("TimeToLiveSpecification")
+            .expect("a TTL line")
+            + start;
+        let end = template[ttl..]
+            .find('\n')
+            .map_or(template.len(), |i| ttl + i);
         let block_full = &template[start..end];
         for needle in [
             "AttributeName: pk, KeyType: HASH",
@@ -108,15 +115,33 @@ fn template_matches_the_code() {
             "SSEEnabled: true",
             "AttributeName: expires_at, Enabled: true",
         ] {
-            assert!(block_full.contains(needle), "{} table lacks `{needle}`", t.suffix());
+            assert!(
+                block_full.contains(needle),
+                "{} table lacks `{needle}`",
+                t.suffix()
+            );
         }
     }
     // Every deployed binary is a crate under functions/ with a main.rs.
-    for line in template.lines().filter(|l| l.trim_start().starts_with("Binary:")) {
+    for line in template
+        .lines()
+        .filter(|l| l.trim_start().starts_with("Binary:"))
+    {
         let bin = line.trim().trim_start_matches("Binary:").trim();
         let main = repo().join("functions").join(bin).join("src/main.rs");
-        assert!(main.exists(), "template deploys {bin} but {} is missing", main.display());
-        let logical: String = bin.split('-').map(|w| w[..1].to_uppercase() + &w[1..]).collect::<String>() + "Function";
-        assert!(template.contains(&format!("  {logical}:\n")), "the logical id of {bin} should be {logical}");
+        assert!(
+            main.exists(),
+            "template deploys {bin} but {} is missing",
+            main.display()
+        );
+        let logical: String = bin
+            .split('-')
+            .map(|w| w[..1].to_uppercase() + &w[1..])
+            .collect::<String>()
+            + "Function";
+        assert!(
+            template.contains(&format!("  {logical}:\n")),
+            "the logical id of {bin} should be {logical}"
+        );
     }
 }

@@ -16,10 +16,20 @@ pub enum Table {
     Vouchers,
     /// Club roster generations, import reports, tiers.
     Roster,
+    /// Catalogue, orders, memberships, capacity counters.
+    Commerce,
+    /// Guest profiles, notes, screening, CRM and loyalty state, stays.
+    Guests,
 }
 
 impl Table {
-    pub const ALL: [Table; 3] = [Table::Platform, Table::Vouchers, Table::Roster];
+    pub const ALL: [Table; 5] = [
+        Table::Platform,
+        Table::Vouchers,
+        Table::Roster,
+        Table::Commerce,
+        Table::Guests,
+    ];
 
     /// The suffix after the deployment prefix: `<prefix>-platform`.
     pub fn suffix(self) -> &'static str {
@@ -27,6 +37,8 @@ impl Table {
             Table::Platform => "platform",
             Table::Vouchers => "vouchers",
             Table::Roster => "roster",
+            Table::Commerce => "commerce",
+            Table::Guests => "guests",
         }
     }
 }
