@@ -5,6 +5,8 @@
 //! in `GUESTHUB_TEST_MOTO`. Without it the DynamoDB half of a test fails
 //! loudly rather than being skipped.
 
+pub mod cloudbeds_standin;
+
 use std::sync::Arc;
 use std::sync::Mutex;
 
@@ -17,6 +19,7 @@ use http_body_util::BodyExt;
 use platform::Store;
 use platform::store::ItemStore;
 use platform::store::dynamo::DynamoItems;
+use platform::store::items::{Item, Page, Query, Table, TxError, Write};
 use platform::store::sqlite::SqliteItems;
 use serde_json::Value;
 
@@ -60,6 +63,64 @@ impl Clock for TestClock {
     }
 }
 
+/// moto applies a transaction by deep-copying the tables it touches, writing
+/// item by item and restoring the copy when a condition fails — without a
+/// lock, so under concurrency a request can read a half-applied transaction
+/// or have its committed writes undone by another request's rollback. Real
+/// DynamoDB transactions are atomic. This gate gives moto that atomicity
+/// back for the tests: no read overlaps a write (reads still overlap each
+/// other, and the application's read-decide-write races are untouched).
+pub struct MotoGate {
+    inner: Arc<dyn ItemStore>,
+    gate: tokio::sync::RwLock<()>,
+}
+
+impl MotoGate {
+    pub fn new(inner: Arc<dyn ItemStore>) -> Self {
+        Self {
+            inner,
+            gate: tokio::sync::RwLock::new(()),
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl ItemStore for MotoGate {
+    async fn create_tables(&self) -> Result<(), domain::StoreError> {
+        self.inner.create_tables().await
+    }
+    async fn get(
+        &self,
+        table: Table,
+        pk: &str,
+        sk: &str,
+        now: i64,
+    ) -> Result<Option<Item>, domain::StoreError> {
+        let _g = self.gate.read().await;
+        self.inner.get(table, pk, sk, now).await
+    }
+    async fn query(&self, q: &Query, now: i64) -> Result<Page, domain::StoreError> {
+        let _g = self.gate.read().await;
+        self.inner.query(q, now).await
+    }
+    async fn transact(&self, writes: Vec<Write>, now: i64) -> Result<(), TxError> {
+        let _g = self.gate.write().await;
+        self.inner.transact(writes, now).await
+    }
+    async fn batch_put(&self, table: Table, items: Vec<Item>) -> Result<(), domain::StoreError> {
+        let _g = self.gate.write().await;
+        self.inner.batch_put(table, items).await
+    }
+    async fn batch_delete(
+        &self,
+        table: Table,
+        keys: Vec<(String, String)>,
+    ) -> Result<(), domain::StoreError> {
+        let _g = self.gate.write().await;
+        self.inner.batch_delete(table, keys).await
+    }
+}
+
 /// A fresh, empty store. Keeps its temporary folder alive.
 pub struct TestStore {
     pub backend: Backend,
@@ -92,7 +153,7 @@ pub async fn fresh_items(backend: Backend) -> (Arc<dyn ItemStore>, Option<tempfi
             let prefix = format!("t{}", uuid::Uuid::new_v4().simple());
             let items = DynamoItems::connect(&prefix, Some(&moto_endpoint())).await;
             items.create_tables().await.unwrap();
-            (Arc::new(items), None)
+            (Arc::new(MotoGate::new(Arc::new(items))), None)
         }
     }
 }

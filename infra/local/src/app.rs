@@ -9,16 +9,24 @@ use utoipa_axum::router::OpenApiRouter;
 
 /// Every HTTP function's routes, bound to the store.
 fn routes(store: Store) -> OpenApiRouter {
-    let _ = store;
     OpenApiRouter::new()
+        .merge(guests_api::routes().with_state(store.clone()))
+        .merge(checkout_api::routes().with_state(store.clone()))
+        .merge(vouchers_api::routes().with_state(vouchers_api::AppState::new(store.clone())))
 }
 
 /// The OpenAPI 3.1 document for the whole hub (checked in as
 /// `infra/openapi.json`; a test fails when they drift).
 pub fn openapi() -> OpenApi {
     let mut api = OpenApiRouter::<()>::new().split_for_parts().1;
+    api.merge(guests_api::routes().split_for_parts().1);
+    api.merge(checkout_api::routes().split_for_parts().1);
+    api.merge(vouchers_api::openapi());
     api.info.title = "GuestHub".into();
     api.info.version = env!("CARGO_PKG_VERSION").into();
+    // utoipa fills these from its own package metadata otherwise.
+    api.info.contact = None;
+    api.info.license = None;
     api.info.description = Some(
         "Integration hub for hotels, wineries and attractions: vouchers, club rosters, \
          membership checkout, CRM sync and loyalty export. Authenticate with \

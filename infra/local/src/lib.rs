@@ -4,8 +4,11 @@
 //! Layout:
 //! - [`app`]: the merged router of every HTTP function, `/health` and
 //!   `/openapi.json` — what `guesthub serve` listens with.
+//! - [`crm`]: `crm connect`, `crm sync` and the local sync scheduler.
 //! - [`admin`]: the admin commands (properties, partners, tables).
 //! - `main.rs`: argument parsing and wiring only.
 
 pub mod admin;
 pub mod app;
+pub mod crm;
+pub mod roster;

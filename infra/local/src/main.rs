@@ -38,6 +38,15 @@ struct Cli {
         env = "GUESTHUB_TABLE_PREFIX"
     )]
     table_prefix: String,
+    /// Seconds between scheduled Cloudbeds syncs under `serve` (0 = off;
+    /// nothing runs while no property is connected).
+    #[arg(
+        long,
+        global = true,
+        default_value_t = 900,
+        env = "GUESTHUB_CRM_SYNC_INTERVAL"
+    )]
+    crm_sync_interval: u64,
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -70,8 +79,47 @@ enum Command {
         #[command(subcommand)]
         command: TablesCommand,
     },
+    /// Cloudbeds CRM connection and sync.
+    Crm {
+        #[command(subcommand)]
+        command: CrmCommand,
+    },
+    /// Import one AMS club file into a property's roster (as a drop would).
+    Import {
+        file: PathBuf,
+        #[arg(long)]
+        property: String,
+    },
     /// Print the OpenAPI document.
     Openapi,
+}
+
+#[derive(Subcommand)]
+enum CrmCommand {
+    /// Connect a property to Cloudbeds. Prints the webhook path (with its
+    /// secret token) once.
+    Connect {
+        property: String,
+        #[arg(long)]
+        cloudbeds_property_id: String,
+        /// Name of the environment variable holding the API key (never the key).
+        #[arg(long)]
+        api_key_env: String,
+        /// In AWS: SSM parameter (SecureString) holding the key.
+        #[arg(long)]
+        ssm_parameter: Option<String>,
+        #[arg(long)]
+        base_url: Option<String>,
+        /// preference=Field name:shortcode (repeatable); default room,
+        /// smoking, dietary, wine.
+        #[arg(long = "map")]
+        mappings: Vec<String>,
+        /// Write screening outcomes to a custom field instead of a note.
+        #[arg(long)]
+        screening_custom_field: bool,
+    },
+    /// Run the sync now for one property or every connected one.
+    Sync { property: Option<String> },
 }
 
 #[derive(Subcommand)]
@@ -240,6 +288,59 @@ async fn run_admin(cli: &Cli, store: &platform::Store) -> anyhow::Result<()> {
                 StoreArg::Dynamodb => println!("tables ready with prefix {}", cli.table_prefix),
             }
         }
+        Command::Crm { command } => match command {
+            CrmCommand::Connect {
+                property,
+                cloudbeds_property_id,
+                api_key_env,
+                ssm_parameter,
+                base_url,
+                mappings,
+                screening_custom_field,
+            } => {
+                let c = guesthub::crm::connect(
+                    store,
+                    property,
+                    cloudbeds_property_id,
+                    api_key_env,
+                    ssm_parameter.as_deref(),
+                    base_url.as_deref(),
+                    mappings,
+                    *screening_custom_field,
+                )
+                .await?;
+                let conn = &c.connection;
+                println!(
+                    "connected {} to Cloudbeds property {} at {} (key from ${})",
+                    conn.property, conn.cloudbeds_property_id, conn.base_url, conn.api_key_env
+                );
+                for m in &conn.field_map {
+                    println!(
+                        "  preference {} -> custom field {:?} ({})",
+                        m.preference, m.name, m.shortcode
+                    );
+                }
+                println!("register this webhook path with postWebhook; it is shown only now:");
+                println!("/v1/webhooks/cloudbeds/{}", c.webhook_token);
+            }
+            CrmCommand::Sync { property } => {
+                let all = guesthub::crm::sync(store, property.as_deref()).await?;
+                if all.is_empty() {
+                    println!("no property is connected to Cloudbeds");
+                }
+                let failed = all.iter().filter(|s| !s.errors.is_empty()).count();
+                for s in &all {
+                    println!("{s}");
+                }
+                if failed > 0 {
+                    anyhow::bail!("{failed} of {} properties had errors", all.len());
+                }
+            }
+        },
+        Command::Import { file, property } => {
+            let report = guesthub::roster::import_file(store, property, file).await?;
+            print!("{}", guesthub::roster::summary(&report));
+        }
         Command::Serve { .. } | Command::Openapi => {}
     }
     Ok(())
@@ -248,6 +349,11 @@ async fn run_admin(cli: &Cli, store: &platform::Store) -> anyhow::Result<()> {
 async fn serve(cli: &Cli, store: platform::Store, addr: SocketAddr) -> anyhow::Result<()> {
     std::fs::create_dir_all(&cli.data_dir)
         .with_context(|| format!("creating {}", cli.data_dir.display()))?;
+    let scheduler = guesthub::crm::spawn_scheduler(
+        store.clone(),
+        std::time::Duration::from_secs(cli.crm_sync_interval),
+    );
+    let drop_watcher = guesthub::roster::spawn_drop_watcher(store.clone(), &cli.data_dir);
     let router = app::router(store, DEFAULT_MAX_BODY_BYTES);
     let listener = tokio::net::TcpListener::bind(addr)
         .await
@@ -260,6 +366,10 @@ async fn serve(cli: &Cli, store: platform::Store, addr: SocketAddr) -> anyhow::R
     axum::serve(listener, router)
         .with_graceful_shutdown(shutdown_signal())
         .await?;
+    if let Some(s) = scheduler {
+        s.abort();
+    }
+    drop_watcher.abort();
     println!("GuestHub stopped");
     Ok(())
 }

@@ -6,13 +6,18 @@
 //! - [`idempotency`]: the record kept per `Idempotency-Key`.
 //! - [`ports`]: the storage and clock traits the platform crate implements
 //!   (a DynamoDB and a SQLite adapter for every store port).
+//! - [`guest`]: guest profiles, notes, stays, screening, and the Cloudbeds
+//!   sync rules and ports.
 //! - [`roster`]: club roster files (AMS drops): parsing and validation.
+//! - [`voucher`]: vouchers and gift cards: codes, the ledger, the rules,
+//!   pickup, settlement, and the voucher store port.
 //!
 //! Invariant: this crate never depends on `aws-*`, `lambda_*`, `rusqlite`,
 //! `tokio` networking or any HTTP crate. `tests/` checks it with `cargo tree`.
 
 pub mod email;
 pub mod error;
+pub mod guest;
 pub mod idempotency;
 pub mod money;
 pub mod partner;
@@ -20,6 +25,7 @@ pub mod ports;
 pub mod property;
 pub mod roster;
 pub mod time;
+pub mod voucher;
 
 pub use email::Email;
 pub use error::{StoreError, ValidationError};

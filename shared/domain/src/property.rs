@@ -75,6 +75,10 @@ pub struct Property {
     /// Issuers whose vouchers this property accepts (portal systems).
     #[serde(default)]
     pub accepts_vouchers_of: Vec<PropertyId>,
+    /// Hold a club file that would shrink the roster by this share or more
+    /// (percent; 50 when unset).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub roster_hold_shrink_percent: Option<u8>,
 }
 
 impl Property {
@@ -94,6 +98,7 @@ impl Property {
             time_zone,
             currency,
             accepts_vouchers_of: Vec::new(),
+            roster_hold_shrink_percent: None,
         })
     }
 }

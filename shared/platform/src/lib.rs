@@ -4,6 +4,7 @@
 //! - [`store`]: the item-store primitive, its DynamoDB and SQLite backends,
 //!   a fault-injecting wrapper, and the repositories implementing the
 //!   domain's store ports.
+//! - [`cloudbeds`]: the Cloudbeds API v1.2 client (rate limit, retries).
 //! - [`auth`]: partner API keys (generation, hashing, constant-time checks).
 //! - [`http`]: the error type and its one mapping to JSON responses, the JSON
 //!   extractor, the caller (auth) extractor, the idempotency wrapper, and the
@@ -12,8 +13,10 @@
 //! - [`telemetry`]: tracing setup (JSON in Lambda, readable locally).
 
 pub mod auth;
+pub mod cloudbeds;
 pub mod config;
 pub mod http;
+pub mod secrets;
 pub mod store;
 pub mod telemetry;
 

@@ -36,8 +36,12 @@ use thiserror::Error;
 pub mod columns;
 pub mod dates;
 pub mod delimited;
+pub mod discount;
+pub mod import;
 pub mod row;
+pub mod service;
 pub mod spreadsheet;
+pub mod store;
 
 pub use columns::{ColumnMap, Field};
 pub use delimited::{RosterRows, TextEncoding, open_delimited};

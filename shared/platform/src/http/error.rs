@@ -2,7 +2,6 @@
 //! `{"error": {"code": "snake_case", "message": "...", "details": {...}}}`.
 //! 5xx answers say nothing internal; their cause chain goes to the log.
 
-use axum::Json;
 use axum::response::{IntoResponse, Response};
 use domain::idempotency::IdempotencyError;
 use domain::{StoreError, ValidationError};
@@ -138,9 +137,15 @@ impl IntoResponse for ApiError {
                 "request failed"
             );
         }
+        // The body exactly as `body()` writes it, which is also what an
+        // idempotent replay sends: a re-parsed Value would reorder its keys.
         let mut resp = (
             self.status,
-            Json(serde_json::from_str::<Value>(&self.body()).unwrap_or_default()),
+            [(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            )],
+            self.body(),
         )
             .into_response();
         if self.status == StatusCode::UNAUTHORIZED {
@@ -183,6 +188,74 @@ impl From<IdempotencyError> for ApiError {
                 "a request with this Idempotency-Key is still being processed; retry later",
             ),
             IdempotencyError::Store(s) => s.into(),
+        }
+    }
+}
+
+impl From<domain::voucher::VoucherError> for ApiError {
+    fn from(e: domain::voucher::VoucherError) -> Self {
+        use domain::voucher::VoucherError as V;
+        let code = e.code();
+        let message = e.to_string();
+        match e {
+            V::Invalid(v) => v.into(),
+            V::Store(s) => s.into(),
+            V::NotFound { mistyped } => {
+                let err = ApiError::not_found(code, message);
+                if mistyped {
+                    err.with_details(json!({ "hint": "the code's check character does not match: it is probably mistyped" }))
+                } else {
+                    err
+                }
+            }
+            V::RedemptionNotFound | V::HoldNotFound => ApiError::not_found(code, message),
+            // The same answers as the idempotency wrapper's own.
+            V::IdempotencyKeyInFlight => IdempotencyError::InFlight.into(),
+            V::IdempotencyKeyReused => IdempotencyError::Reused.into(),
+            V::CodeTaken => ApiError::conflict(code, message),
+            V::InsufficientBalance { available } => {
+                ApiError::rule(code, message).with_details(json!({ "available": available }))
+            }
+            V::Expired { valid_until } => {
+                ApiError::rule(code, message).with_details(json!({ "valid_until": valid_until }))
+            }
+            V::CurrencyMismatch { expected } => {
+                ApiError::rule(code, message).with_details(json!({ "expected": expected }))
+            }
+            V::PackageRequiresFullRedemption { balance } => {
+                ApiError::rule(code, message).with_details(json!({ "balance": balance }))
+            }
+            V::TestModeMismatch { voucher_test_mode } => ApiError::rule(code, message)
+                .with_details(json!({ "voucher_test_mode": voucher_test_mode })),
+            V::ReversalExceedsRedemption { reversible } => {
+                ApiError::rule(code, message).with_details(json!({ "reversible": reversible }))
+            }
+            V::CaptureExceedsHold { held } => {
+                ApiError::rule(code, message).with_details(json!({ "held": held }))
+            }
+            V::CursorOutOfRange { last } => ApiError::rule(code, message)
+                .with_details(json!({ "last_cursor": last.to_string() })),
+            V::Blocked
+            | V::Cancelled
+            | V::NotRedeemableHere
+            | V::ZeroValue
+            | V::NotIssuer
+            | V::NotAGiftCard
+            | V::HoldClosed
+            | V::HoldExpired
+            | V::TooManyHolds => ApiError::rule(code, message),
+        }
+    }
+}
+
+impl From<domain::roster::service::RosterError> for ApiError {
+    fn from(e: domain::roster::service::RosterError) -> Self {
+        use domain::roster::service::RosterError as R;
+        match e {
+            R::ImportNotFound => ApiError::not_found("import_not_found", e.to_string()),
+            R::NotHeld(_) => ApiError::rule("import_not_held", e.to_string()),
+            R::Superseded => ApiError::conflict("import_superseded", e.to_string()),
+            R::Store(s) => s.into(),
         }
     }
 }

@@ -374,11 +374,11 @@ impl ItemStore for DynamoItems {
         }
         let mut start: Option<Attrs> = q.after.as_ref().map(|c| {
             let mut k = key(&c.pk, &c.sk);
-            if q.on_gsi1 {
-                if let Some((a, b)) = &c.gsi1 {
-                    k.insert("gsi1pk".into(), s(a.clone()));
-                    k.insert("gsi1sk".into(), s(b.clone()));
-                }
+            if q.on_gsi1
+                && let Some((a, b)) = &c.gsi1
+            {
+                k.insert("gsi1pk".into(), s(a.clone()));
+                k.insert("gsi1sk".into(), s(b.clone()));
             }
             k
         });

@@ -6,9 +6,12 @@
 
 pub mod dynamo;
 pub mod faults;
+pub mod guest_repo;
 pub mod items;
 pub mod platform_repo;
+pub mod roster_repo;
 pub mod sqlite;
+pub mod voucher_repo;
 
 use std::sync::Arc;
 

@@ -1,0 +1,17 @@
+//! `ams-import`: a club-management system (AMS) drops a member file; the
+//! property's club roster is wiped and replaced, safely (DESIGN §5.1).
+//!
+//! Layout:
+//! - [`pipeline`]: one import, whatever the file came from: duplicate and
+//!   order checks, streaming parse on a blocking thread, the generation
+//!   written in chunks, the apply/hold/reject decision, the pointer flip,
+//!   the sweep of retired generations.
+//! - [`s3`]: the S3 event handler (Lambda) and object reading.
+//!
+//! The local runner uses [`pipeline::import`] for its drop folder and the
+//! `guesthub import` command.
+
+pub mod pipeline;
+pub mod s3;
+
+pub use pipeline::{ImportError, ImportRequest, Input, import};

@@ -1,0 +1,397 @@
+//! One roster import. Memory stays flat however large the file: rows stream
+//! from the parser (on a blocking thread) through a bounded channel to the
+//! store in chunks; only counters and 8-byte hashes of emails are kept (to
+//! count distinct members), never the rows.
+
+use std::collections::hash_map::DefaultHasher;
+use std::collections::{BTreeMap, HashSet};
+use std::hash::{Hash, Hasher};
+use std::io::Read;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Instant;
+
+use chrono::{Duration, NaiveDate};
+use domain::roster::import::{
+    ActiveRoster, FileFacts, ImportPolicy, ImportReport, ImportSource, ImportStatus,
+    MAX_REPORTED_REJECTS, RejectedRow, decide,
+};
+use domain::roster::store::{Flip, GenerationMember, RosterStore};
+use domain::roster::{FileError, FileKind, RowOutcome};
+use domain::time::local_date;
+use domain::{Property, StoreError};
+use platform::Store;
+use tokio::sync::mpsc;
+
+/// Rows per chunk sent to the store.
+const CHUNK: usize = 2_000;
+/// How long a retired generation stays readable after the flip.
+const RETIRED_GRACE_MINUTES: i64 = 5;
+/// Builds abandoned this long ago (a crash whose retry never came) are swept.
+const ABANDONED_HOURS: i64 = 24;
+
+/// The file's bytes.
+pub enum Input {
+    /// A delimited stream (an S3 body, a local file).
+    Stream(Box<dyn Read + Send>),
+    /// A file on disk; spreadsheets need one (they are read with seeks).
+    File(PathBuf),
+}
+
+pub struct ImportRequest {
+    pub property: Property,
+    pub source: ImportSource,
+    pub kind: FileKind,
+    pub input: Input,
+}
+
+/// Called with the rows read so far, now and then.
+pub type Progress = Arc<dyn Fn(u64) + Send + Sync>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ImportError {
+    /// The store failed; a retry of the same delivery will complete it.
+    #[error("the store failed during the import: {0}")]
+    Store(#[from] StoreError),
+    /// The file could not be read to its end (network, disk); retry.
+    #[error("the file could not be read: {0}")]
+    Read(std::io::Error),
+}
+
+impl ImportError {
+    /// Whether retrying the same delivery can help (always, today: bad
+    /// files are not errors but rejected or held reports).
+    pub fn is_retryable(&self) -> bool {
+        true
+    }
+}
+
+/// What reading the file yielded.
+#[derive(Default)]
+struct Parsed {
+    rows: u64,
+    members: u64,
+    former: u64,
+    rejected: u64,
+    rejects: Vec<RejectedRow>,
+    tier_counts: BTreeMap<String, u64>,
+    truncated: bool,
+    /// Set when the file is unusable as a whole.
+    unusable: Option<String>,
+}
+
+enum ParseEnd {
+    Done(Parsed),
+    Io(std::io::Error),
+    /// The writer side stopped (store error): its error is the one to report.
+    WriterGone,
+}
+
+fn hash_of(parts: &[&str]) -> u64 {
+    let mut h = DefaultHasher::new();
+    for p in parts {
+        p.hash(&mut h);
+    }
+    h.finish()
+}
+
+/// Reads the file, sending member entries in chunks. Runs on a blocking thread.
+fn parse(
+    input: Input,
+    kind: FileKind,
+    as_of: NaiveDate,
+    tx: mpsc::Sender<Vec<GenerationMember>>,
+    progress: Option<Progress>,
+) -> ParseEnd {
+    let opened = match (input, kind) {
+        (Input::Stream(r), FileKind::Delimited) => {
+            domain::roster::open_delimited(r, as_of).map(Rows::Stream)
+        }
+        (Input::File(path), kind) => match std::fs::File::open(&path) {
+            Ok(f) => domain::roster::open(kind, std::io::BufReader::new(f), as_of).map(Rows::File),
+            Err(e) => return ParseEnd::Io(e),
+        },
+        (Input::Stream(_), FileKind::Spreadsheet(_)) => {
+            return ParseEnd::Io(std::io::Error::other(
+                "a spreadsheet must be read from a file",
+            ));
+        }
+    };
+    let mut out = Parsed::default();
+    let mut rows = match opened {
+        Ok(rows) => rows,
+        Err(FileError::Empty) => return ParseEnd::Done(out),
+        Err(FileError::Io(e)) => return ParseEnd::Io(e),
+        Err(e) => {
+            out.unusable = Some(e.to_string());
+            return ParseEnd::Done(out);
+        }
+    };
+    let mut emails: HashSet<u64> = HashSet::new();
+    let mut entries: HashSet<u64> = HashSet::new();
+    let mut chunk = Vec::with_capacity(CHUNK);
+    for outcome in rows.by_ref() {
+        out.rows += 1;
+        match outcome {
+            RowOutcome::Member(row) => {
+                let email = row.email.as_str();
+                emails.insert(hash_of(&[email]));
+                let tier = row.tier.clone();
+                if entries.insert(hash_of(&[email, tier.as_deref().unwrap_or("")]))
+                    && let Some(t) = &tier
+                {
+                    *out.tier_counts.entry(t.clone()).or_default() += 1;
+                }
+                chunk.push(GenerationMember {
+                    email: row.email,
+                    tier,
+                    member_id: row.member_id,
+                    since: row.join_date,
+                });
+                if chunk.len() == CHUNK && tx.blocking_send(std::mem::take(&mut chunk)).is_err() {
+                    return ParseEnd::WriterGone;
+                }
+            }
+            RowOutcome::NotMember { .. } => out.former += 1,
+            RowOutcome::Reject {
+                line,
+                column,
+                reason,
+            } => {
+                out.rejected += 1;
+                if out.rejects.len() < MAX_REPORTED_REJECTS {
+                    out.rejects.push(RejectedRow {
+                        line,
+                        column: column.to_owned(),
+                        reason,
+                    });
+                }
+            }
+            RowOutcome::Failed(e) => return ParseEnd::Io(e),
+        }
+        if out.rows % 10_000 == 0
+            && let Some(p) = &progress
+        {
+            p(out.rows);
+        }
+    }
+    if !chunk.is_empty() && tx.blocking_send(chunk).is_err() {
+        return ParseEnd::WriterGone;
+    }
+    if let Some(p) = &progress {
+        p(out.rows);
+    }
+    out.members = emails.len() as u64;
+    out.truncated = rows.truncated();
+    ParseEnd::Done(out)
+}
+
+/// The reader of either input, kept concrete so truncation can be asked
+/// once the rows are exhausted.
+enum Rows {
+    Stream(domain::roster::RosterRows<Box<dyn Read + Send>>),
+    File(domain::roster::Roster<std::io::BufReader<std::fs::File>>),
+}
+
+impl Rows {
+    fn truncated(&self) -> bool {
+        match self {
+            Rows::Stream(r) => r.truncated(),
+            Rows::File(r) => r.truncated(),
+        }
+    }
+}
+
+impl Iterator for Rows {
+    type Item = RowOutcome;
+    fn next(&mut self) -> Option<RowOutcome> {
+        match self {
+            Rows::Stream(r) => r.next(),
+            Rows::File(r) => r.next(),
+        }
+    }
+}
+
+/// Imports one delivered file into the property's roster.
+pub async fn import(
+    store: &Store,
+    req: ImportRequest,
+    progress: Option<Progress>,
+) -> Result<ImportReport, ImportError> {
+    let started = Instant::now();
+    let now = store.clock().now();
+    let p = req.property.id.clone();
+    let identity = req.source.identity(p.as_str());
+    // A repeated delivery of the same object: the first import's report.
+    if let Some(done) = store.import_by_source(&p, &identity).await? {
+        tracing::info!(import = %done.id, "repeat delivery; already imported");
+        return Ok(done);
+    }
+    let order = req.source.order();
+    let active = store.active_roster(&p).await?;
+    let mut report = ImportReport {
+        id: uuid::Uuid::now_v7().to_string(),
+        property: p.to_string(),
+        file: req.source.file_name().to_owned(),
+        status: ImportStatus::Skipped,
+        reason: None,
+        rows: 0,
+        members: 0,
+        former_members: 0,
+        rejected_rows: 0,
+        rejects: Vec::new(),
+        tier_counts: BTreeMap::new(),
+        truncated: false,
+        started_at: now,
+        duration_ms: 0,
+        generation: None,
+        source: req.source.clone(),
+        previous_members: active.as_ref().map_or(0, |(a, _)| a.members),
+    };
+    // Older than what is active: nothing to read.
+    if let Some((a, _)) = &active
+        && order.is_older_than(&a.order)
+    {
+        report.reason = Some("older than the file of the active roster".into());
+        return record(store, &p, report, &identity, started).await;
+    }
+
+    let generation = identity.clone();
+    store.start_generation(&p, &generation).await?;
+    let as_of = local_date(req.property.time_zone, now);
+    let (tx, mut rx) = mpsc::channel::<Vec<GenerationMember>>(4);
+    let (input, kind) = (req.input, req.kind);
+    let parser = tokio::task::spawn_blocking(move || parse(input, kind, as_of, tx, progress));
+    let mut write_result = Ok(());
+    while let Some(chunk) = rx.recv().await {
+        if let Err(e) = store.put_members(&p, &generation, chunk).await {
+            write_result = Err(e);
+            break;
+        }
+    }
+    drop(rx);
+    let end = parser
+        .await
+        .map_err(|e| ImportError::Read(std::io::Error::other(e)))?;
+    write_result?;
+    let parsed = match end {
+        ParseEnd::Done(parsed) => parsed,
+        ParseEnd::Io(e) => return Err(ImportError::Read(e)),
+        ParseEnd::WriterGone => {
+            return Err(ImportError::Store(StoreError::Unavailable(
+                "writer stopped".into(),
+            )));
+        }
+    };
+
+    report.rows = parsed.rows;
+    report.members = parsed.members;
+    report.former_members = parsed.former;
+    report.rejected_rows = parsed.rejected;
+    report.rejects = parsed.rejects;
+    report.tier_counts = parsed.tier_counts;
+    report.truncated = parsed.truncated;
+    report.generation = Some(generation.clone());
+    if let Some(why) = parsed.unusable {
+        report.status = ImportStatus::Rejected;
+        report.reason = Some(why);
+        store.drop_generation(&p, &generation).await?;
+        report.generation = None;
+        return record(store, &p, report, &identity, started).await;
+    }
+
+    let policy = ImportPolicy {
+        hold_shrink_percent: req.property.roster_hold_shrink_percent.unwrap_or(50),
+        ..ImportPolicy::default()
+    };
+    let facts = FileFacts {
+        rows: parsed.rows,
+        members: parsed.members,
+        rejected_rows: parsed.rejected,
+        truncated: parsed.truncated,
+    };
+    let mut active = active;
+    for _ in 0..5 {
+        let (status, reason) = decide(facts, &order, active.as_ref().map(|(a, _)| a), policy);
+        report.status = status;
+        report.reason = reason;
+        report.previous_members = active.as_ref().map_or(0, |(a, _)| a.members);
+        report.duration_ms = started.elapsed().as_millis() as u64;
+        let flip = (status == ImportStatus::Applied).then(|| Flip {
+            expected_version: active.as_ref().map(|(_, v)| *v),
+            previous_generation: active.as_ref().map(|(a, _)| a.generation.clone()),
+            active: ActiveRoster {
+                generation: generation.clone(),
+                import_id: report.id.clone(),
+                applied_at: store.clock().now(),
+                members: report.members,
+                tier_counts: report.tier_counts.clone(),
+                order: order.clone(),
+            },
+        });
+        if matches!(status, ImportStatus::Rejected | ImportStatus::Skipped) {
+            store.drop_generation(&p, &generation).await?;
+            report.generation = None;
+        }
+        match store.finish_import(&p, &report, &identity, flip).await {
+            Ok(()) => {
+                log_outcome(&report);
+                sweep(store, &p).await;
+                return Ok(report);
+            }
+            Err(StoreError::Conflict) => {
+                // Either the same delivery finished meanwhile, or another
+                // file was applied: look again and decide again.
+                if let Some(done) = store.import_by_source(&p, &identity).await? {
+                    return Ok(done);
+                }
+                active = store.active_roster(&p).await?;
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Err(ImportError::Store(StoreError::Conflict))
+}
+
+async fn record(
+    store: &Store,
+    p: &domain::PropertyId,
+    mut report: ImportReport,
+    identity: &str,
+    started: Instant,
+) -> Result<ImportReport, ImportError> {
+    report.duration_ms = started.elapsed().as_millis() as u64;
+    match store.finish_import(p, &report, identity, None).await {
+        Ok(()) => {
+            log_outcome(&report);
+            Ok(report)
+        }
+        Err(StoreError::Conflict) => match store.import_by_source(p, identity).await? {
+            Some(done) => Ok(done),
+            None => Err(ImportError::Store(StoreError::Conflict)),
+        },
+        Err(e) => Err(e.into()),
+    }
+}
+
+fn log_outcome(r: &ImportReport) {
+    tracing::info!(
+        import = %r.id,
+        status = ?r.status,
+        rows = r.rows,
+        members = r.members,
+        rejected = r.rejected_rows,
+        ms = r.duration_ms,
+        "roster import finished"
+    );
+}
+
+/// Deletes generations retired a while ago; failures only delay cleanup.
+async fn sweep(store: &Store, p: &domain::PropertyId) {
+    let now = store.clock().now();
+    let retired = now - Duration::minutes(RETIRED_GRACE_MINUTES);
+    let abandoned = now - Duration::hours(ABANDONED_HOURS);
+    if let Err(e) = store.sweep_generations(p, retired, abandoned).await {
+        tracing::warn!(error = %e, "sweeping old roster generations failed; the next import retries");
+    }
+}

@@ -1,0 +1,192 @@
+//! Club routes: recognise a member by email, list and enable tiers, list
+//! roster imports and approve a held one. Thin: scope, parse, delegate.
+
+use axum::Json;
+use axum::extract::{Path, Query, State};
+use chrono::NaiveDate;
+use domain::roster::import::ImportReport;
+use domain::roster::service::{self, TierView};
+use domain::roster::store::RosterStore;
+use domain::{Email, Scope};
+use platform::Store;
+use platform::http::{ApiError, ApiJson, Caller};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+
+/// `GET /club-members/{email}`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct MemberView {
+    pub member: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub member_id: Option<String>,
+    pub tiers: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub since: Option<NaiveDate>,
+}
+
+/// Is this email a club member of the property (active roster)?
+#[utoipa::path(
+    get,
+    path = "/v1/properties/{property}/club-members/{email}",
+    params(("property" = String, Path), ("email" = String, Path, description = "matched trimmed and case-insensitively")),
+    responses(
+        (status = 200, body = MemberView, description = "`member: false` for non-members"),
+        (status = 400, body = platform::http::error::ErrorBody),
+        (status = 401, body = platform::http::error::ErrorBody),
+        (status = 403, body = platform::http::error::ErrorBody),
+        (status = 404, body = platform::http::error::ErrorBody),
+    ),
+    security(("partner_key" = [])),
+    tag = "club"
+)]
+pub async fn member(
+    State(store): State<Store>,
+    caller: Caller,
+    Path(path): Path<(String, String)>,
+) -> Result<Json<MemberView>, ApiError> {
+    caller.require(Scope::ClubRead)?;
+    let email = Email::parse(&path.1)?;
+    let found = store.lookup_member(&caller.property.id, &email).await?;
+    Ok(Json(match found {
+        Some(m) => MemberView {
+            member: true,
+            member_id: m.member_id,
+            tiers: m.tiers,
+            since: m.since,
+        },
+        None => MemberView {
+            member: false,
+            member_id: None,
+            tiers: Vec::new(),
+            since: None,
+        },
+    }))
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TiersView {
+    pub tiers: Vec<TierView>,
+}
+
+/// The tiers seen in the active roster, with member counts and whether
+/// each is enabled for event discounts.
+#[utoipa::path(
+    get,
+    path = "/v1/properties/{property}/club-tiers",
+    params(("property" = String, Path)),
+    responses((status = 200, body = TiersView), (status = 401, body = platform::http::error::ErrorBody)),
+    security(("partner_key" = [])),
+    tag = "club"
+)]
+pub async fn tiers(
+    State(store): State<Store>,
+    caller: Caller,
+) -> Result<Json<TiersView>, ApiError> {
+    caller.require(Scope::ClubRead)?;
+    Ok(Json(TiersView {
+        tiers: service::tiers(&store, &caller.property.id).await?,
+    }))
+}
+
+#[derive(Debug, Deserialize, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TierSettingBody {
+    pub enabled: bool,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TierSettingView {
+    pub tier: String,
+    pub enabled: bool,
+}
+
+/// Enables or disables a tier for event discounts (CellarPass "Account Types").
+#[utoipa::path(
+    put,
+    path = "/v1/properties/{property}/club-tiers/{tier}",
+    params(("property" = String, Path), ("tier" = String, Path)),
+    request_body = TierSettingBody,
+    responses((status = 200, body = TierSettingView), (status = 400, body = platform::http::error::ErrorBody), (status = 403, body = platform::http::error::ErrorBody)),
+    security(("partner_key" = [])),
+    tag = "club"
+)]
+pub async fn set_tier(
+    State(store): State<Store>,
+    caller: Caller,
+    Path(path): Path<(String, String)>,
+    body: ApiJson<TierSettingBody>,
+) -> Result<Json<TierSettingView>, ApiError> {
+    caller.require(Scope::ClubAdmin)?;
+    let tier = path.1.trim();
+    if tier.is_empty() || tier.len() > 100 {
+        return Err(ApiError::bad_request(
+            "invalid_field",
+            "tier: must be 1-100 characters",
+        ));
+    }
+    store
+        .set_tier(&caller.property.id, tier, body.value.enabled)
+        .await?;
+    Ok(Json(TierSettingView {
+        tier: tier.to_owned(),
+        enabled: body.value.enabled,
+    }))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+pub struct ImportsQuery {
+    /// At most this many (default 50, max 500).
+    pub limit: Option<usize>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ImportsView {
+    pub imports: Vec<ImportReport>,
+}
+
+/// Roster imports, newest first, with their reports (no personal data).
+#[utoipa::path(
+    get,
+    path = "/v1/properties/{property}/roster-imports",
+    params(("property" = String, Path), ImportsQuery),
+    responses((status = 200, body = ImportsView)),
+    security(("partner_key" = [])),
+    tag = "club"
+)]
+pub async fn imports(
+    State(store): State<Store>,
+    caller: Caller,
+    Query(q): Query<ImportsQuery>,
+) -> Result<Json<ImportsView>, ApiError> {
+    caller.require(Scope::ClubRead)?;
+    let limit = q.limit.unwrap_or(50).clamp(1, 500);
+    Ok(Json(ImportsView {
+        imports: store.import_reports(&caller.property.id, limit).await?,
+    }))
+}
+
+/// Applies a held import (empty, truncated or mass-drop files wait for this).
+#[utoipa::path(
+    post,
+    path = "/v1/properties/{property}/roster-imports/{id}/approve",
+    params(("property" = String, Path), ("id" = String, Path)),
+    responses(
+        (status = 200, body = ImportReport),
+        (status = 404, body = platform::http::error::ErrorBody),
+        (status = 409, body = platform::http::error::ErrorBody, description = "import_superseded"),
+        (status = 422, body = platform::http::error::ErrorBody, description = "import_not_held"),
+    ),
+    security(("partner_key" = [])),
+    tag = "club"
+)]
+pub async fn approve(
+    State(store): State<Store>,
+    caller: Caller,
+    Path(path): Path<(String, String)>,
+) -> Result<Json<ImportReport>, ApiError> {
+    caller.require(Scope::ClubAdmin)?;
+    let now = store.clock().now();
+    Ok(Json(
+        service::approve(&store, &caller.property.id, &path.1, now).await?,
+    ))
+}

@@ -1,0 +1,811 @@
+//! The scheduled Cloudbeds sync, one property at a time.
+//!
+//! Layout:
+//! - [`sync_property`]: one property's run — custom fields, pull
+//!   (reservations modified since the cursor, page by page), webhook
+//!   refetches, push (profiles, notes, screening write-back, erasures).
+//! - [`sync_all`]: every connected property, each isolated from the
+//!   others' failures.
+//! - [`keys`]: where a connection's API key comes from (env var or SSM).
+//!
+//! The conflict and no-duplicate rules are pure and live in
+//! `domain::guest::sync`.
+
+pub mod keys;
+
+use std::collections::{BTreeMap, HashSet};
+use std::fmt;
+use std::time::Duration;
+
+use chrono::{DateTime, Timelike, Utc};
+use domain::guest::ports::{
+    CrmClient, CrmError, GuestStore, GuestUpdate, RemoteGuest, RemoteReservation, ScreeningProvider,
+};
+use domain::guest::screening::{ScreeningSubject, record_outcome};
+use domain::guest::sync::{self, SyncedFields, Winner};
+use domain::guest::{
+    CrmConnection, Guest, GuestId, Note, NoteSource, RefetchTarget, SCREENING_FIELD,
+    ScreeningStatus, ScreeningWriteBack, Stay, StayStatus,
+};
+use domain::{Email, PropertyId, StoreError};
+use platform::Store;
+use platform::cloudbeds::{ApiKey, CloudbedsClient, CloudbedsConfig};
+use serde::Serialize;
+
+/// Knobs of a run. Defaults fit Cloudbeds; tests speed them up.
+#[derive(Debug, Clone)]
+pub struct SyncOptions {
+    /// Reservations per page (Cloudbeds allows ≤ 100).
+    pub page_size: u32,
+    /// Requests per second per property (Cloudbeds allows 5).
+    pub rate_per_second: f64,
+    pub max_attempts: u32,
+    pub backoff_base: Duration,
+    pub timeout: Duration,
+    /// A window ends this long before now, so records Cloudbeds is still
+    /// writing fall into the next window rather than being missed.
+    pub settle: chrono::Duration,
+    /// How often a window restarts when its total changes under the cursor.
+    pub max_restarts: u32,
+    /// How long a run may hold a property's lease.
+    pub lease: chrono::Duration,
+}
+
+impl Default for SyncOptions {
+    fn default() -> Self {
+        Self {
+            page_size: 100,
+            rate_per_second: 5.0,
+            max_attempts: 5,
+            backoff_base: Duration::from_millis(500),
+            timeout: Duration::from_secs(20),
+            settle: chrono::Duration::seconds(60),
+            max_restarts: 3,
+            lease: chrono::Duration::minutes(14),
+        }
+    }
+}
+
+/// What one property's run did.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct SyncSummary {
+    pub property: String,
+    pub fields_created: u32,
+    pub reservations_pulled: u32,
+    pub guests_pulled: u32,
+    pub guests_pushed: u32,
+    pub notes_pulled: u32,
+    pub notes_pushed: u32,
+    pub screened: u32,
+    pub flagged: u32,
+    pub erasures_sent: u32,
+    pub skipped_busy: bool,
+    /// Short reasons, no personal data.
+    pub errors: Vec<String>,
+}
+
+impl fmt::Display for SyncSummary {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{}: pulled {} reservations / {} guests, pushed {} guests, notes {} pulled / {} pushed, screened {} ({} flagged), erasures {}, fields created {}, errors {}",
+            self.property,
+            self.reservations_pulled,
+            self.guests_pulled,
+            self.guests_pushed,
+            self.notes_pulled,
+            self.notes_pushed,
+            self.screened,
+            self.flagged,
+            self.erasures_sent,
+            self.fields_created,
+            self.errors.len()
+        )?;
+        if self.skipped_busy {
+            write!(f, " (skipped: another run holds the property)")?;
+        }
+        for e in &self.errors {
+            write!(f, "\n  error: {e}")?;
+        }
+        Ok(())
+    }
+}
+
+/// Why a step stopped.
+#[derive(Debug)]
+enum StepError {
+    Crm(CrmError),
+    Store(StoreError),
+    Other(String),
+}
+
+impl fmt::Display for StepError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            StepError::Crm(e) => write!(f, "cloudbeds: {e}"),
+            StepError::Store(e) => write!(f, "store: {e}"),
+            StepError::Other(e) => f.write_str(e),
+        }
+    }
+}
+
+impl From<CrmError> for StepError {
+    fn from(e: CrmError) -> Self {
+        StepError::Crm(e)
+    }
+}
+
+impl From<StoreError> for StepError {
+    fn from(e: StoreError) -> Self {
+        StepError::Store(e)
+    }
+}
+
+/// Whether the rest of the run can still work (vs. Cloudbeds being down
+/// or refusing the key).
+fn fatal(e: &StepError) -> bool {
+    matches!(
+        e,
+        StepError::Crm(CrmError::Unauthorized | CrmError::Unavailable(_))
+            | StepError::Store(StoreError::Unavailable(_))
+    )
+}
+
+struct Run<'a> {
+    store: &'a Store,
+    conn: &'a CrmConnection,
+    crm: &'a dyn CrmClient,
+    screening: &'a dyn ScreeningProvider,
+    opts: &'a SyncOptions,
+    summary: SyncSummary,
+    /// Cloudbeds guests applied this run (a guest on many reservations is
+    /// fetched once).
+    seen: HashSet<String>,
+}
+
+/// One property's run. Never fails as a whole: errors are in the summary,
+/// and whatever was applied stays applied (the cursor only moves past
+/// fully applied pages).
+pub async fn sync_property(
+    store: &Store,
+    conn: &CrmConnection,
+    crm: &dyn CrmClient,
+    screening: &dyn ScreeningProvider,
+    opts: &SyncOptions,
+) -> SyncSummary {
+    let p = &conn.property;
+    let mut run = Run {
+        store,
+        conn,
+        crm,
+        screening,
+        opts,
+        summary: SyncSummary {
+            property: p.to_string(),
+            ..Default::default()
+        },
+        seen: HashSet::new(),
+    };
+    let holder = uuid::Uuid::now_v7().to_string();
+    let until = (store.clock().now() + opts.lease).timestamp();
+    match store.take_sync_lease(p, &holder, until).await {
+        Ok(true) => {}
+        Ok(false) => {
+            run.summary.skipped_busy = true;
+            return run.summary;
+        }
+        Err(e) => {
+            run.summary.errors.push(format!("lease: {e}"));
+            return run.summary;
+        }
+    }
+    let steps: [&str; 4] = ["custom fields", "pull", "refetch", "push"];
+    for step in steps {
+        let r = match step {
+            "custom fields" => run.ensure_fields().await,
+            "pull" => run.pull().await,
+            "refetch" => run.refetch().await,
+            _ => run.push().await,
+        };
+        if let Err(e) = r {
+            tracing::warn!(property = %p, step, error = %e, "sync step failed");
+            let stop = fatal(&e);
+            run.summary.errors.push(format!("{step}: {e}"));
+            if stop {
+                break;
+            }
+        }
+    }
+    if let Err(e) = store.release_sync_lease(p, &holder).await {
+        tracing::warn!(property = %p, error = %e, "could not release the sync lease; it expires");
+    }
+    tracing::info!(
+        property = %p,
+        pulled = run.summary.guests_pulled,
+        pushed = run.summary.guests_pushed,
+        notes_pushed = run.summary.notes_pushed,
+        screened = run.summary.screened,
+        errors = run.summary.errors.len(),
+        "sync finished"
+    );
+    run.summary
+}
+
+impl Run<'_> {
+    fn p(&self) -> &PropertyId {
+        &self.conn.property
+    }
+
+    fn now(&self) -> DateTime<Utc> {
+        self.store.clock().now()
+    }
+
+    /// 1. Every mapped custom field exists, created once.
+    async fn ensure_fields(&mut self) -> Result<(), StepError> {
+        let mut wanted: Vec<(String, String)> = self
+            .conn
+            .field_map
+            .iter()
+            .map(|m| (m.name.clone(), m.shortcode.clone()))
+            .collect();
+        if self.conn.screening_write_back == ScreeningWriteBack::CustomField {
+            wanted.push((SCREENING_FIELD.0.into(), SCREENING_FIELD.1.into()));
+        }
+        let existing = self.crm.custom_fields().await?;
+        let mut cursor = self.store.sync_cursor(self.p()).await?;
+        for (name, shortcode) in wanted {
+            let present = existing
+                .iter()
+                .any(|f| f.shortcode == shortcode || f.name == name);
+            if present || cursor.created_fields.contains(&shortcode) {
+                continue;
+            }
+            // Ambiguous: do not record; the next run's getCustomFields tells.
+            self.crm.create_custom_field(&name, &shortcode).await?;
+            cursor.created_fields.push(shortcode);
+            self.store.save_sync_cursor(self.p(), &cursor).await?;
+            self.summary.fields_created += 1;
+        }
+        Ok(())
+    }
+
+    /// 2. Reservations modified since the cursor, page by page.
+    async fn pull(&mut self) -> Result<(), StepError> {
+        let mut cursor = self.store.sync_cursor(self.p()).await?;
+        let to = match cursor.window_to {
+            Some(t) => t,
+            None => {
+                // Whole seconds: Cloudbeds filters and stamps in seconds.
+                let to = self.now() - self.opts.settle;
+                cursor.window_to = Some(to.with_nanosecond(0).unwrap_or(to));
+                cursor.next_page = 1;
+                cursor.window_total = None;
+                cursor.window_to.unwrap_or_else(Utc::now)
+            }
+        };
+        let size = self.opts.page_size.clamp(1, 100);
+        let mut restarts = 0;
+        loop {
+            let page = self
+                .crm
+                .reservations(cursor.window_from, to, cursor.next_page, size)
+                .await?;
+            if let Some(total) = cursor.window_total.filter(|t| *t != page.total) {
+                // Records left the window (modified after `to`) or came in:
+                // page numbers shifted, so re-read the window from page 1.
+                // Applying is idempotent; the leavers return next window.
+                restarts += 1;
+                tracing::info!(property = %self.p(), before = total, after = page.total, "window changed under the cursor; restarting it");
+                if restarts > self.opts.max_restarts {
+                    return Err(StepError::Other(
+                        "reservations kept changing under the cursor; will resume".into(),
+                    ));
+                }
+                cursor.next_page = 1;
+                cursor.window_total = Some(page.total);
+                self.store.save_sync_cursor(self.p(), &cursor).await?;
+                continue;
+            }
+            cursor.window_total = Some(page.total);
+            for r in &page.reservations {
+                self.apply_reservation(r).await?;
+            }
+            self.summary.reservations_pulled += page.reservations.len() as u32;
+            let last = page.reservations.len() < size as usize
+                || cursor.next_page.saturating_mul(size) >= page.total;
+            if last {
+                cursor.window_from = Some(to);
+                cursor.window_to = None;
+                cursor.next_page = 1;
+                cursor.window_total = None;
+                cursor.last_run_at = Some(self.now());
+                self.store.save_sync_cursor(self.p(), &cursor).await?;
+                return Ok(());
+            }
+            // Only now, with the page applied in full.
+            cursor.next_page += 1;
+            self.store.save_sync_cursor(self.p(), &cursor).await?;
+        }
+    }
+
+    async fn apply_reservation(&mut self, r: &RemoteReservation) -> Result<(), StepError> {
+        let mut main = None;
+        for (i, gid) in r.guest_ids.iter().enumerate() {
+            let local = if self.seen.contains(gid) {
+                self.store.guest_by_cloudbeds_id(self.p(), gid).await?
+            } else {
+                let remote = self.crm.guest(gid).await?;
+                self.seen.insert(gid.clone());
+                self.apply_guest(&remote, r.modified_at, false).await?
+            };
+            if i == 0 {
+                main = local;
+            }
+        }
+        let (Some(g), Some(status)) = (main, StayStatus::parse(&r.status)) else {
+            return Ok(());
+        };
+        if g.erased {
+            return Ok(());
+        }
+        let stay = Stay {
+            reservation_id: r.reservation_id.clone(),
+            guest: g.id.clone(),
+            property: self.p().clone(),
+            arrival: r.arrival,
+            departure: r.departure,
+            status,
+            updated_at: r.modified_at,
+        };
+        self.store.save_stay(&stay).await?;
+        Ok(())
+    }
+
+    /// The remote record as our synced fields: mapped custom fields become
+    /// preferences; preferences Cloudbeds does not carry stay as they are.
+    fn remote_fields(&self, local: &Guest, r: &RemoteGuest) -> SyncedFields {
+        let mut prefs: BTreeMap<String, String> = local.preferences.clone();
+        for m in &self.conn.field_map {
+            prefs.remove(&m.preference);
+            if let Some(v) = r
+                .custom_fields
+                .get(&m.name)
+                .filter(|v| !v.trim().is_empty())
+            {
+                prefs.insert(m.preference.clone(), v.trim().to_owned());
+            }
+        }
+        SyncedFields {
+            email: r
+                .email
+                .as_deref()
+                .and_then(|e| Email::parse(e).ok())
+                .map(String::from),
+            first_name: r.first_name.clone(),
+            last_name: r.last_name.clone(),
+            phone: r.phone.clone(),
+            preferences: prefs,
+        }
+    }
+
+    /// Upserts one Cloudbeds guest under the conflict rule; screens it when
+    /// it is new or its screened data changed (or `force`).
+    async fn apply_guest(
+        &mut self,
+        r: &RemoteGuest,
+        modified: DateTime<Utc>,
+        force_screen: bool,
+    ) -> Result<Option<Guest>, StepError> {
+        let p = self.p().clone();
+        if let Some(target) = &r.merged_into {
+            // Cloudbeds merged this guest: follow it once.
+            if target != &r.guest_id && !self.seen.contains(target) {
+                self.seen.insert(target.clone());
+                let merged = self.crm.guest(target).await?;
+                return Box::pin(self.apply_guest(&merged, modified, force_screen)).await;
+            }
+            return Ok(None);
+        }
+        for _ in 0..3 {
+            let email = r.email.as_deref().and_then(|e| Email::parse(e).ok());
+            let mut local = match self.store.guest_by_cloudbeds_id(&p, &r.guest_id).await? {
+                Some(g) => g,
+                None => match &email {
+                    Some(e) => match self.store.guest_by_email(&p, e).await? {
+                        Some(g) if g.crm.cloudbeds_guest_id.is_none() => g,
+                        _ => Guest::new(
+                            GuestId(uuid::Uuid::now_v7().to_string()),
+                            p.clone(),
+                            modified,
+                        ),
+                    },
+                    None => Guest::new(
+                        GuestId(uuid::Uuid::now_v7().to_string()),
+                        p.clone(),
+                        modified,
+                    ),
+                },
+            };
+            if local.erased {
+                // Never re-import what was erased here.
+                return Ok(Some(local));
+            }
+            let is_new = local.revision == 0;
+            local.crm.cloudbeds_guest_id = Some(r.guest_id.clone());
+            let remote = self.remote_fields(&local, r);
+            match sync::decide(&local, &remote, modified) {
+                Winner::Same => {}
+                Winner::Local => {}
+                Winner::Remote => {
+                    local.email = remote.email.as_deref().and_then(|e| Email::parse(e).ok());
+                    local.first_name = remote.first_name.clone();
+                    local.last_name = remote.last_name.clone();
+                    local.phone = remote.phone.clone();
+                    local.preferences = remote.preferences.clone();
+                    local.updated_at = local.updated_at.max(modified);
+                }
+            }
+            if sync::profile_hash(&local) == remote.hash() {
+                local.crm.synced_hash = Some(remote.hash());
+            } else if local.crm.synced_hash.is_none() {
+                // First contact and ours differ: the agreed base is theirs.
+                local.crm.synced_hash = Some(remote.hash());
+            }
+            local.crm.remote_modified_at = Some(modified);
+            local.opt_in = r.opt_in;
+            local.birth_date = r.birth_date.or(local.birth_date);
+            local.document_number = r.document_number.clone().or(local.document_number);
+            self.screen_if_needed(&mut local, force_screen).await?;
+            let saved = if is_new {
+                // Another guest may hold this address: keep the new one
+                // without it rather than failing the page.
+                if let Some(e) = &local.email
+                    && self.store.guest_by_email(&p, e).await?.is_some()
+                {
+                    local.email = None;
+                }
+                self.store.create_guest(&local).await
+            } else {
+                self.store.save_guest(&local).await
+            };
+            match saved {
+                Ok(g) => {
+                    self.summary.guests_pulled += 1;
+                    let g = self.pull_notes(g).await?;
+                    return Ok(Some(g));
+                }
+                // Someone edited it meanwhile (HTTP): read again, decide again.
+                Err(StoreError::Conflict) => continue,
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(StepError::Other(
+            "a guest kept changing while it was being applied".into(),
+        ))
+    }
+
+    async fn screen_if_needed(&mut self, g: &mut Guest, force: bool) -> Result<(), StepError> {
+        let subject = ScreeningSubject::of(g);
+        let hash = subject.hash();
+        let stale = g.screening.subject_hash.as_deref() != Some(hash.as_str());
+        let queued = g.screening.status == Some(ScreeningStatus::InProgress);
+        if !(force || stale || queued) {
+            return Ok(());
+        }
+        match self.screening.screen(&subject).await {
+            Ok(outcome) => {
+                record_outcome(g, &outcome, hash, self.now());
+                self.summary.screened += 1;
+                if outcome.status == ScreeningStatus::Flagged {
+                    self.summary.flagged += 1;
+                }
+            }
+            Err(e) => {
+                // Stays in progress; the next run tries again.
+                g.screening.status = Some(ScreeningStatus::InProgress);
+                self.summary.errors.push(format!("screening: {e}"));
+            }
+        }
+        Ok(())
+    }
+
+    /// Cloudbeds notes not known here are added; local notes matching a
+    /// Cloudbeds note by content are linked to it (a post that succeeded
+    /// before a crash is adopted, not repeated).
+    async fn pull_notes(&mut self, g: Guest) -> Result<Guest, StepError> {
+        let Some(cb) = g.crm.cloudbeds_guest_id.clone() else {
+            return Ok(g);
+        };
+        let remote = self.crm.guest_notes(&cb).await?;
+        let mut local = self.store.notes(self.p(), &g.id).await?;
+        for rn in remote {
+            if local
+                .iter()
+                .any(|n| n.cloudbeds_note_id.as_deref() == Some(&rn.note_id))
+            {
+                continue;
+            }
+            let h = sync::note_hash(&rn.text);
+            if let Some(n) = local
+                .iter_mut()
+                .find(|n| n.cloudbeds_note_id.is_none() && sync::note_hash(&n.text) == h)
+            {
+                n.cloudbeds_note_id = Some(rn.note_id.clone());
+                self.store.save_note(self.p(), n).await?;
+                continue;
+            }
+            let note = Note {
+                id: uuid::Uuid::now_v7().to_string(),
+                guest: g.id.clone(),
+                text: rn.text.clone(),
+                author: None,
+                source: NoteSource::Cloudbeds,
+                created_at: self.now(),
+                cloudbeds_note_id: Some(rn.note_id.clone()),
+            };
+            self.store.add_note(self.p(), &note).await?;
+            local.push(note);
+            self.summary.notes_pulled += 1;
+        }
+        Ok(g)
+    }
+
+    /// 3. Guests and reservations webhooks asked for.
+    async fn refetch(&mut self) -> Result<(), StepError> {
+        for (t, mark) in self.store.refetch_targets(self.p()).await? {
+            match &t {
+                RefetchTarget::Guest(id) => {
+                    let remote = self.crm.guest(id).await?;
+                    self.seen.insert(id.clone());
+                    let now = self.now();
+                    self.apply_guest(&remote, now, true).await?;
+                }
+                // The pull's window already covered it: a changed
+                // reservation's dateModified lies inside the window.
+                RefetchTarget::Reservation(_) => {}
+            }
+            self.store.clear_refetch(self.p(), &t, mark).await?;
+        }
+        Ok(())
+    }
+
+    /// 4. Profiles, notes, screening outcomes and erasures to Cloudbeds.
+    async fn push(&mut self) -> Result<(), StepError> {
+        for g in self.store.guests_needing_sync(self.p()).await? {
+            if let Err(e) = self.push_guest(g).await {
+                if fatal(&e) {
+                    return Err(e);
+                }
+                self.summary.errors.push(format!("push: {e}"));
+            }
+        }
+        Ok(())
+    }
+
+    fn mapped_fields(&self, g: &Guest) -> Vec<(String, String)> {
+        self.conn
+            .field_map
+            .iter()
+            .map(|m| {
+                let v = g
+                    .preferences
+                    .get(&m.preference)
+                    .cloned()
+                    .unwrap_or_default();
+                (m.name.clone(), v)
+            })
+            .collect()
+    }
+
+    async fn push_guest(&mut self, mut g: Guest) -> Result<(), StepError> {
+        let Some(cb) = g.crm.cloudbeds_guest_id.clone() else {
+            // Not in Cloudbeds (created here): only screening applies.
+            self.screen_if_needed(&mut g, false).await?;
+            self.store.save_guest(&g).await?;
+            return Ok(());
+        };
+        if g.erased {
+            // Cloudbeds v1.2 cannot delete a guest: overwrite what it lets
+            // us write (names, mapped custom fields) and record that we did.
+            let update = GuestUpdate {
+                first_name: Some("Erased".into()),
+                last_name: Some("Erased".into()),
+                custom_fields: self.mapped_fields(&g),
+                ..Default::default()
+            };
+            self.crm.put_guest(&cb, &update).await?;
+            g.crm.erasure_sent = true;
+            self.store.save_guest(&g).await?;
+            self.summary.erasures_sent += 1;
+            return Ok(());
+        }
+        self.screen_if_needed(&mut g, false).await?;
+        let hash = sync::profile_hash(&g);
+        if g.crm.synced_hash.as_deref() != Some(hash.as_str()) {
+            let update = GuestUpdate {
+                first_name: g.first_name.clone(),
+                last_name: g.last_name.clone(),
+                email: g.email.as_ref().map(|e| e.as_str().to_owned()),
+                phone: g.phone.clone(),
+                custom_fields: self.mapped_fields(&g),
+            };
+            self.crm.put_guest(&cb, &update).await?;
+            g.crm.synced_hash = Some(hash);
+            self.summary.guests_pushed += 1;
+            // Saved at once: a later failure must not make us push again.
+            g = self.store.save_guest(&g).await?;
+        }
+        let outcome_hash = sync::screening_hash(&g.screening);
+        let decided = matches!(
+            g.screening.status,
+            Some(ScreeningStatus::Passed | ScreeningStatus::Flagged)
+        );
+        if decided && g.crm.screening_written_hash.as_deref() != Some(outcome_hash.as_str()) {
+            let text = sync::screening_note_text(&g.screening);
+            match self.conn.screening_write_back {
+                ScreeningWriteBack::Note => {
+                    let note = Note {
+                        id: uuid::Uuid::now_v7().to_string(),
+                        guest: g.id.clone(),
+                        text,
+                        author: Some("GuestHub screening".into()),
+                        source: NoteSource::Screening,
+                        created_at: self.now(),
+                        cloudbeds_note_id: None,
+                    };
+                    self.store.add_note(self.p(), &note).await?;
+                    g.crm.notes_pending = true;
+                }
+                ScreeningWriteBack::CustomField => {
+                    let update = GuestUpdate {
+                        custom_fields: vec![(SCREENING_FIELD.0.into(), text)],
+                        ..Default::default()
+                    };
+                    self.crm.put_guest(&cb, &update).await?;
+                }
+            }
+            g.crm.screening_written_hash = Some(outcome_hash);
+            g = self.store.save_guest(&g).await?;
+        }
+        if g.crm.notes_pending {
+            self.push_notes(&g, &cb).await?;
+            g.crm.notes_pending = false;
+            self.store.save_guest(&g).await?;
+        }
+        Ok(())
+    }
+
+    /// Posts the notes Cloudbeds lacks. Before posting, Cloudbeds' notes
+    /// are read and a note with the same content is adopted instead; an
+    /// ambiguous post is followed by a re-read, never a blind repeat.
+    async fn push_notes(&mut self, g: &Guest, cb: &str) -> Result<(), StepError> {
+        let pending: Vec<Note> = self
+            .store
+            .notes(self.p(), &g.id)
+            .await?
+            .into_iter()
+            .filter(|n| n.cloudbeds_note_id.is_none())
+            .collect();
+        if pending.is_empty() {
+            return Ok(());
+        }
+        let linked: HashSet<String> = self
+            .store
+            .notes(self.p(), &g.id)
+            .await?
+            .into_iter()
+            .filter_map(|n| n.cloudbeds_note_id)
+            .collect();
+        for mut note in pending {
+            let h = sync::note_hash(&note.text);
+            let mut id = None;
+            for _ in 0..3 {
+                let remote = self.crm.guest_notes(cb).await?;
+                if let Some(r) = remote
+                    .iter()
+                    .find(|r| !linked.contains(&r.note_id) && sync::note_hash(&r.text) == h)
+                {
+                    id = Some(r.note_id.clone());
+                    break;
+                }
+                match self.crm.post_guest_note(cb, &note.text).await {
+                    Ok(nid) => {
+                        id = Some(nid);
+                        self.summary.notes_pushed += 1;
+                        break;
+                    }
+                    Err(CrmError::Ambiguous(why)) => {
+                        tracing::info!(why, "note post ambiguous; re-reading before any retry");
+                        tokio::time::sleep(self.opts.backoff_base).await;
+                    }
+                    Err(e) => return Err(e.into()),
+                }
+            }
+            let Some(id) = id else {
+                return Err(StepError::Other(
+                    "a note could not be confirmed in Cloudbeds; will retry".into(),
+                ));
+            };
+            note.cloudbeds_note_id = Some(id);
+            self.store.save_note(self.p(), &note).await?;
+        }
+        Ok(())
+    }
+}
+
+/// Builds the Cloudbeds client of one connection.
+pub fn client_for(
+    conn: &CrmConnection,
+    key: ApiKey,
+    opts: &SyncOptions,
+) -> Result<CloudbedsClient, CrmError> {
+    let mut cfg = CloudbedsConfig::new(&conn.base_url, &conn.cloudbeds_property_id, key);
+    cfg.rate_per_second = opts.rate_per_second;
+    cfg.max_attempts = opts.max_attempts;
+    cfg.backoff_base = opts.backoff_base;
+    cfg.timeout = opts.timeout;
+    CloudbedsClient::new(cfg)
+}
+
+/// Where API keys come from: the environment / SSM in production; tests
+/// pass their own.
+#[async_trait::async_trait]
+pub trait KeySource: Send + Sync {
+    async fn api_key(&self, conn: &CrmConnection) -> anyhow::Result<ApiKey>;
+}
+
+/// The production source: the env var the connection names, else its SSM
+/// parameter.
+pub struct EnvKeys;
+
+#[async_trait::async_trait]
+impl KeySource for EnvKeys {
+    async fn api_key(&self, conn: &CrmConnection) -> anyhow::Result<ApiKey> {
+        keys::api_key(conn).await
+    }
+}
+
+/// Syncs one connected property with its real client and watchlist.
+pub async fn sync_connection(
+    store: &Store,
+    conn: &CrmConnection,
+    keys: &dyn KeySource,
+    opts: &SyncOptions,
+) -> SyncSummary {
+    let failed = |e: String| SyncSummary {
+        property: conn.property.to_string(),
+        errors: vec![e],
+        ..Default::default()
+    };
+    let key = match keys.api_key(conn).await {
+        Ok(k) => k,
+        Err(e) => return failed(format!("api key: {e}")),
+    };
+    let client = match client_for(conn, key, opts) {
+        Ok(c) => c,
+        Err(e) => return failed(e.to_string()),
+    };
+    let watchlist = match store.watchlist(&conn.property).await {
+        Ok(w) => w,
+        Err(e) => return failed(format!("watchlist: {e}")),
+    };
+    sync_property(store, conn, &client, &watchlist, opts).await
+}
+
+/// Every connected property (or only `only`), one after another; one
+/// property's failure never stops the others.
+pub async fn sync_all(
+    store: &Store,
+    only: Option<&PropertyId>,
+    keys: &dyn KeySource,
+    opts: &SyncOptions,
+) -> Result<Vec<SyncSummary>, StoreError> {
+    let mut out = Vec::new();
+    for conn in store.connections().await? {
+        if only.is_some_and(|p| p != &conn.property) {
+            continue;
+        }
+        out.push(sync_connection(store, &conn, keys, opts).await);
+    }
+    Ok(out)
+}

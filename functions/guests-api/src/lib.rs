@@ -1,0 +1,41 @@
+//! The guests API: guest profiles, notes, the screening watchlist, and the
+//! Cloudbeds webhook. An axum router served by `lambda_http` in AWS and by
+//! the local runner.
+//!
+//! Layout:
+//! - [`routes`]: the router with its OpenAPI description.
+//! - `profiles`: upsert, read, patch, erase, notes.
+//! - `screening`: the watchlist route and the immediate screening of
+//!   profiles edited here.
+//! - `webhook`: Cloudbeds deliveries (no Bearer; a secret path token).
+
+mod profiles;
+mod screening;
+mod webhook;
+
+use platform::Store;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+pub use webhook::webhook_token_hash;
+
+/// Every route of this function, with its OpenAPI description. The state
+/// is the store.
+pub fn routes() -> OpenApiRouter<Store> {
+    OpenApiRouter::new()
+        .routes(routes!(profiles::upsert_guest, profiles::find_guests))
+        .routes(routes!(
+            profiles::get_guest,
+            profiles::patch_guest,
+            profiles::erase_guest
+        ))
+        .routes(routes!(profiles::add_note, profiles::list_notes))
+        .routes(routes!(screening::put_watchlist))
+        .routes(routes!(webhook::cloudbeds_webhook))
+}
+
+/// The router bound to a store, with the shared middleware.
+pub fn router(store: Store, max_body_bytes: usize) -> axum::Router {
+    let (router, _) = routes().with_state(store).split_for_parts();
+    platform::http::serve_layers(router, max_body_bytes)
+}

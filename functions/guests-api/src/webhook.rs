@@ -1,0 +1,94 @@
+//! Cloudbeds webhooks. Cloudbeds does not sign deliveries, retries them and
+//! sends them in no particular order, so: the secret token in the path
+//! names and authenticates the property; a delivery is recorded once (its
+//! body's hash) together with what to refetch; the answer is immediate;
+//! the next sync run fetches the canonical record and screens the guest.
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use domain::guest::RefetchTarget;
+use domain::guest::ports::GuestStore;
+use platform::Store;
+use platform::http::ApiError;
+use serde::Serialize;
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+use utoipa::ToSchema;
+
+/// The stored form of a webhook token.
+pub fn webhook_token_hash(token: &str) -> String {
+    hex::encode(Sha256::digest(token.as_bytes()))
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct WebhookAck {
+    pub accepted: bool,
+    /// The same delivery was received before (a Cloudbeds retry).
+    pub duplicate: bool,
+}
+
+fn field(v: &Value, names: &[&str]) -> Option<String> {
+    names.iter().find_map(|n| match v.get(*n)? {
+        Value::String(s) if !s.trim().is_empty() => Some(s.trim().to_owned()),
+        Value::Number(n) => Some(n.to_string()),
+        _ => None,
+    })
+}
+
+fn not_found() -> ApiError {
+    ApiError::not_found("webhook_not_found", "no such webhook")
+}
+
+/// Receive a Cloudbeds webhook delivery.
+#[utoipa::path(
+    post,
+    path = "/v1/webhooks/cloudbeds/{token}",
+    tag = "webhooks",
+    params(("token" = String, Path, description = "The property's secret webhook token")),
+    request_body(content = Object, description = "Cloudbeds' event envelope: event, timestamp, propertyID/propertyId, guestID, reservationID"),
+    responses(
+        (status = 200, description = "Accepted (or a duplicate)", body = WebhookAck),
+        (status = 400, description = "Not a Cloudbeds event", body = platform::http::error::ErrorBody),
+        (status = 404, description = "Unknown token or property", body = platform::http::error::ErrorBody),
+    )
+)]
+pub async fn cloudbeds_webhook(
+    State(store): State<Store>,
+    Path(token): Path<String>,
+    body: Bytes,
+) -> Result<Json<WebhookAck>, ApiError> {
+    if token.len() < 16 || token.len() > 128 {
+        return Err(not_found());
+    }
+    let property = store
+        .property_by_webhook_token(&webhook_token_hash(&token))
+        .await?
+        .ok_or_else(not_found)?;
+    let v: Value = serde_json::from_slice(&body)
+        .map_err(|_| ApiError::bad_request("malformed_json", "the body is not a JSON event"))?;
+    let event = field(&v, &["event"])
+        .ok_or_else(|| ApiError::bad_request("invalid_event", "the event has no `event` name"))?;
+    if let Some(pid) = field(&v, &["propertyID", "propertyId", "propertyID_str"]) {
+        let conn = store.connection(&property).await?.ok_or_else(not_found)?;
+        if pid != conn.cloudbeds_property_id {
+            // A token used for another property's events: refuse quietly.
+            return Err(not_found());
+        }
+    }
+    let target = if let Some(g) = field(&v, &["guestID", "guestId", "newGuestID"]) {
+        Some(RefetchTarget::Guest(g))
+    } else {
+        field(&v, &["reservationID", "reservationId"]).map(RefetchTarget::Reservation)
+    };
+    // Cloudbeds retries with the same body: its hash is the delivery's id.
+    let delivery = hex::encode(Sha256::digest(&body));
+    let fresh = store
+        .record_webhook(&property, &delivery, target.as_ref())
+        .await?;
+    tracing::info!(property = %property, event, duplicate = !fresh, "cloudbeds webhook");
+    Ok(Json(WebhookAck {
+        accepted: true,
+        duplicate: !fresh,
+    }))
+}

@@ -1,0 +1,680 @@
+//! What each route does, between the HTTP layer and the store: find the
+//! voucher the caller may see, run the domain rule through the store, and
+//! render the answer (committed with the change when a key was sent).
+
+use std::collections::{BTreeMap, HashSet};
+
+use domain::idempotency::Lease;
+use domain::voucher::pickup::{self, ArticleMapping, MAX_PAGE};
+use domain::voucher::ports::{Committed, Receipt, Rule, VoucherStore};
+use domain::voucher::rules::{
+    self, CaptureRequest, HoldRequest, ImportLine, IssueRequest, LoadRequest, RedeemRequest,
+    ReverseRequest,
+};
+use domain::voucher::settlement::{self, SettlementLine};
+use domain::voucher::{Actor, Change, Redemption, Voucher, VoucherCode, VoucherError};
+use domain::{Currency, Money, PropertyId};
+use http::StatusCode;
+use platform::Store;
+use platform::http::{ApiError, Caller, Outcome};
+
+use crate::AppState;
+use crate::views::{
+    ActivitiesView, CaptureView, HoldView, ImportLineResult, ImportView, IssuedView, LineError,
+    LoadView, OrderView, OrdersView, RedemptionView, ReleaseView, ReversalView, SettlementView,
+    VoucherView, WriteOffLine, WriteOffRequest, WriteOffSkipped, WriteOffView, to_json,
+};
+
+/// Most lines one import takes.
+pub const MAX_IMPORT_LINES: usize = 500;
+
+fn new_id() -> String {
+    uuid::Uuid::now_v7().to_string()
+}
+
+/// The canonical form of a code in a route, for idempotency fingerprints.
+pub fn code_key(raw: &str) -> String {
+    VoucherCode::lookup(raw).map_or_else(|_| raw.to_owned(), |c| c.key().to_owned())
+}
+
+fn not_found(raw: &str) -> VoucherError {
+    VoucherError::NotFound {
+        mistyped: VoucherCode::looks_mistyped(raw),
+    }
+}
+
+/// The voucher behind a code as typed, if the caller may know it exists:
+/// issued or accepted at the caller's property, or issued by another
+/// property of the same partner. Everything else is "not found".
+async fn locate(
+    store: &Store,
+    caller: &Caller,
+    raw: &str,
+) -> Result<(PropertyId, VoucherCode), VoucherError> {
+    let code = VoucherCode::lookup(raw).map_err(|_| not_found(raw))?;
+    let issuer = store
+        .issuer_of(&code)
+        .await?
+        .ok_or_else(|| not_found(raw))?;
+    if !rules::visible_to(&issuer, &caller.property, &caller.partner) {
+        return Err(VoucherError::NotFound { mistyped: false });
+    }
+    Ok((issuer, code))
+}
+
+fn actor<'a>(caller: &'a Caller, now: chrono::DateTime<chrono::Utc>) -> Actor<'a> {
+    Actor {
+        partner: &caller.partner.id,
+        property: &caller.property,
+        now,
+    }
+}
+
+/// This partner's pickup cursor, when the voucher could be in its feed.
+async fn acked(store: &Store, caller: &Caller, issuer: &PropertyId) -> Result<u64, VoucherError> {
+    if *issuer != caller.property.id {
+        return Ok(0);
+    }
+    Ok(store
+        .pickup_cursor(&caller.property.id, &caller.partner.id)
+        .await?)
+}
+
+/// The answer of a committed (or replayed) change.
+fn answer<T>(
+    committed: Committed<T>,
+    status: StatusCode,
+    render: &(dyn Fn(&T) -> String + Send + Sync),
+    stored: bool,
+) -> Outcome {
+    match committed {
+        Committed::Applied(t) => Outcome {
+            status,
+            body: render(&t),
+            already_stored: stored,
+        },
+        Committed::Replayed(r) => Outcome {
+            status: StatusCode::from_u16(r.status).unwrap_or(StatusCode::OK),
+            body: r.body,
+            already_stored: true,
+        },
+    }
+}
+
+/// Runs `rule` on the voucher through the store, committing `render`'s
+/// answer with it when there is a lease.
+#[allow(clippy::too_many_arguments)]
+async fn apply(
+    app: &AppState,
+    issuer: &PropertyId,
+    code: &VoucherCode,
+    redemption: Option<&str>,
+    rule: &Rule<'_>,
+    status: StatusCode,
+    render: &(dyn Fn(&Change) -> String + Send + Sync),
+    lease: Option<&Lease>,
+) -> Result<Outcome, ApiError> {
+    let receipt = lease.map(|lease| Receipt {
+        lease,
+        status: status.as_u16(),
+        render,
+    });
+    let _turn = app.gates.enter(&format!("{issuer}#{}", code.key())).await;
+    let done = app
+        .store
+        .change(issuer, code, redemption, rule, receipt)
+        .await?;
+    Ok(answer(done, status, render, lease.is_some()))
+}
+
+pub async fn issue(
+    store: &Store,
+    caller: &Caller,
+    req: IssueRequest,
+    lease: Option<Lease>,
+) -> Result<Outcome, ApiError> {
+    let now = store.clock().now();
+    let change = rules::issue(req, VoucherCode::generate(), &actor(caller, now))?;
+    let in_feed = rules::in_pickup_feed(&change.voucher);
+    let render = |v: &Voucher| to_json(&IssuedView::of(v, &caller.property, now));
+    let receipt = lease.as_ref().map(|lease| Receipt {
+        lease,
+        status: StatusCode::CREATED.as_u16(),
+        render: &render,
+    });
+    let done = store.create(&change, in_feed, receipt).await?;
+    tracing::info!(code = %change.voucher.code.masked(), "voucher issued");
+    Ok(answer(done, StatusCode::CREATED, &render, lease.is_some()))
+}
+
+pub async fn status(store: &Store, caller: &Caller, raw: &str) -> Result<VoucherView, ApiError> {
+    let (issuer, code) = locate(store, caller, raw).await?;
+    let v = store
+        .voucher(&issuer, &code)
+        .await?
+        .ok_or_else(|| not_found(raw))?;
+    let picked = rules::picked_up(
+        &v,
+        &caller.property.id,
+        acked(store, caller, &issuer).await?,
+    );
+    Ok(VoucherView::of(
+        &v,
+        &caller.property,
+        picked,
+        store.clock().now(),
+    ))
+}
+
+pub async fn load(
+    app: &AppState,
+    caller: &Caller,
+    raw: &str,
+    req: LoadRequest,
+    lease: Option<Lease>,
+) -> Result<Outcome, ApiError> {
+    let store = &app.store;
+    let (issuer, code) = locate(store, caller, raw).await?;
+    let rule = |v: &Voucher, _: Option<&Redemption>, now| rules::load(v, &req, &actor(caller, now));
+    let render = |c: &Change| to_json(&LoadView::of(c));
+    apply(
+        app,
+        &issuer,
+        &code,
+        None,
+        &rule,
+        StatusCode::CREATED,
+        &render,
+        lease.as_ref(),
+    )
+    .await
+}
+
+pub async fn redeem(
+    app: &AppState,
+    caller: &Caller,
+    raw: &str,
+    req: RedeemRequest,
+    lease: Option<Lease>,
+) -> Result<Outcome, ApiError> {
+    let store = &app.store;
+    let (issuer, code) = locate(store, caller, raw).await?;
+    let acked = acked(store, caller, &issuer).await?;
+    let id = new_id();
+    let rule =
+        |v: &Voucher, _: Option<&Redemption>, now| rules::redeem(v, &req, &id, &actor(caller, now));
+    let render = |c: &Change| {
+        let picked = rules::picked_up(&c.voucher, &caller.property.id, acked);
+        to_json(&RedemptionView::of(c, picked))
+    };
+    let out = apply(
+        app,
+        &issuer,
+        &code,
+        None,
+        &rule,
+        StatusCode::CREATED,
+        &render,
+        lease.as_ref(),
+    )
+    .await?;
+    tracing::info!(code = %code.masked(), "voucher redeemed");
+    Ok(out)
+}
+
+pub async fn reverse(
+    app: &AppState,
+    caller: &Caller,
+    raw: &str,
+    redemption_id: &str,
+    req: ReverseRequest,
+    lease: Option<Lease>,
+) -> Result<Outcome, ApiError> {
+    let store = &app.store;
+    let (issuer, code) = locate(store, caller, raw).await?;
+    let rule = |v: &Voucher, r: Option<&Redemption>, now| match r {
+        Some(r) => rules::reverse(v, r, &req, &actor(caller, now)),
+        None => Err(VoucherError::RedemptionNotFound),
+    };
+    let render = |c: &Change| to_json(&ReversalView::of(c));
+    apply(
+        app,
+        &issuer,
+        &code,
+        Some(redemption_id),
+        &rule,
+        StatusCode::CREATED,
+        &render,
+        lease.as_ref(),
+    )
+    .await
+}
+
+pub async fn hold(
+    app: &AppState,
+    caller: &Caller,
+    raw: &str,
+    req: HoldRequest,
+    lease: Option<Lease>,
+) -> Result<Outcome, ApiError> {
+    let store = &app.store;
+    let (issuer, code) = locate(store, caller, raw).await?;
+    let id = new_id();
+    let rule = |v: &Voucher, _: Option<&Redemption>, now| {
+        rules::place_hold(v, &req, &id, &actor(caller, now))
+    };
+    let now = store.clock().now();
+    let render = |c: &Change| to_json(&HoldView::of(c, now));
+    apply(
+        app,
+        &issuer,
+        &code,
+        None,
+        &rule,
+        StatusCode::CREATED,
+        &render,
+        lease.as_ref(),
+    )
+    .await
+}
+
+async fn locate_hold(
+    store: &Store,
+    caller: &Caller,
+    hold_id: &str,
+) -> Result<(PropertyId, VoucherCode), VoucherError> {
+    store
+        .hold_location(&caller.property.id, hold_id)
+        .await?
+        .ok_or(VoucherError::HoldNotFound)
+}
+
+pub async fn capture(
+    app: &AppState,
+    caller: &Caller,
+    hold_id: &str,
+    req: CaptureRequest,
+    lease: Option<Lease>,
+) -> Result<Outcome, ApiError> {
+    let store = &app.store;
+    let (issuer, code) = locate_hold(store, caller, hold_id).await?;
+    let id = new_id();
+    let rule = |v: &Voucher, _: Option<&Redemption>, now| {
+        rules::capture(v, hold_id, &req, &id, &actor(caller, now))
+    };
+    let render = |c: &Change| to_json(&CaptureView::of(c, hold_id));
+    apply(
+        app,
+        &issuer,
+        &code,
+        None,
+        &rule,
+        StatusCode::CREATED,
+        &render,
+        lease.as_ref(),
+    )
+    .await
+}
+
+pub async fn release(
+    app: &AppState,
+    caller: &Caller,
+    hold_id: &str,
+    lease: Option<Lease>,
+) -> Result<Outcome, ApiError> {
+    let store = &app.store;
+    let (issuer, code) = locate_hold(store, caller, hold_id).await?;
+    let rule =
+        |v: &Voucher, _: Option<&Redemption>, now| rules::release(v, hold_id, &actor(caller, now));
+    let now = store.clock().now();
+    let render = |c: &Change| to_json(&ReleaseView::of(c, hold_id, now));
+    apply(
+        app,
+        &issuer,
+        &code,
+        None,
+        &rule,
+        StatusCode::OK,
+        &render,
+        lease.as_ref(),
+    )
+    .await
+}
+
+/// Block, unblock or cancel.
+#[derive(Debug, Clone, Copy)]
+pub enum Lifecycle {
+    Block,
+    Unblock,
+    Cancel,
+}
+
+pub async fn lifecycle(
+    app: &AppState,
+    caller: &Caller,
+    raw: &str,
+    what: Lifecycle,
+    lease: Option<Lease>,
+) -> Result<Outcome, ApiError> {
+    let store = &app.store;
+    let (issuer, code) = locate(store, caller, raw).await?;
+    let rule = |v: &Voucher, _: Option<&Redemption>, now| {
+        let a = actor(caller, now);
+        match what {
+            Lifecycle::Block => rules::set_blocked(v, true, &a),
+            Lifecycle::Unblock => rules::set_blocked(v, false, &a),
+            Lifecycle::Cancel => rules::cancel(v, &a),
+        }
+    };
+    let acked = acked(store, caller, &issuer).await?;
+    let now = store.clock().now();
+    let render = |c: &Change| {
+        let picked = rules::picked_up(&c.voucher, &caller.property.id, acked);
+        to_json(&VoucherView::of(&c.voucher, &caller.property, picked, now))
+    };
+    apply(
+        app,
+        &issuer,
+        &code,
+        None,
+        &rule,
+        StatusCode::OK,
+        &render,
+        lease.as_ref(),
+    )
+    .await
+}
+
+pub async fn activities(
+    store: &Store,
+    caller: &Caller,
+    raw: &str,
+    after: Option<&str>,
+    limit: Option<usize>,
+) -> Result<ActivitiesView, ApiError> {
+    let (issuer, code) = locate(store, caller, raw).await?;
+    let v = store
+        .voucher(&issuer, &code)
+        .await?
+        .ok_or_else(|| not_found(raw))?;
+    let after = after.map(pickup::parse_cursor).transpose()?.unwrap_or(0);
+    let limit = limit.unwrap_or(100).clamp(1, 500);
+    let mut acts = store.activities(&issuer, &code, after, limit).await?;
+    // Other hotels' guests are theirs: only the issuer and the property
+    // where it happened see a reservation and the acting partner.
+    if issuer != caller.property.id {
+        for a in &mut acts {
+            if a.accepting_property.as_ref() != Some(&caller.property.id) {
+                a.reservation = None;
+                a.partner = None;
+            }
+        }
+    }
+    let next = (acts.len() == limit)
+        .then(|| acts.last().map(|a| a.id.to_string()))
+        .flatten();
+    Ok(ActivitiesView {
+        code: v.code,
+        activities: acts,
+        next,
+    })
+}
+
+pub async fn orders(
+    store: &Store,
+    caller: &Caller,
+    after: Option<&str>,
+    limit: Option<usize>,
+) -> Result<OrdersView, ApiError> {
+    let (property, partner) = (&caller.property.id, &caller.partner.id);
+    let after = match after {
+        Some(raw) => pickup::parse_cursor(raw)?,
+        None => store.pickup_cursor(property, partner).await?,
+    };
+    let limit = limit.unwrap_or(50).clamp(1, MAX_PAGE);
+    let mut orders = store.orders_after(property, after, limit + 1).await?;
+    let more = orders.len() > limit;
+    orders.truncate(limit);
+    let mapping = store.article_mapping(property, partner).await?;
+    let cursor = orders.last().map_or(after, |o| o.seq).to_string();
+    Ok(OrdersView {
+        orders: orders.iter().map(|o| OrderView::of(o, &mapping)).collect(),
+        cursor,
+        more,
+    })
+}
+
+pub async fn acknowledge(store: &Store, caller: &Caller, raw: &str) -> Result<u64, ApiError> {
+    let cursor = pickup::parse_cursor(raw)?;
+    Ok(store
+        .acknowledge(&caller.property.id, &caller.partner.id, cursor)
+        .await?)
+}
+
+pub async fn save_mapping(
+    store: &Store,
+    caller: &Caller,
+    mapping: ArticleMapping,
+) -> Result<ArticleMapping, ApiError> {
+    mapping.validate()?;
+    store
+        .save_article_mapping(&caller.property.id, &caller.partner.id, &mapping)
+        .await?;
+    Ok(mapping)
+}
+
+pub async fn mapping(store: &Store, caller: &Caller) -> Result<ArticleMapping, ApiError> {
+    Ok(store
+        .article_mapping(&caller.property.id, &caller.partner.id)
+        .await?)
+}
+
+pub async fn settlement(
+    store: &Store,
+    caller: &Caller,
+    from: chrono::NaiveDate,
+    to: chrono::NaiveDate,
+) -> Result<SettlementView, ApiError> {
+    let p = &caller.property;
+    let (start, end) = settlement::period(from, to, p.time_zone)?;
+    let entries = store.settlement_entries(&p.id, start, end).await?;
+    let lines: Vec<SettlementLine> = entries.iter().filter_map(SettlementLine::of).collect();
+    let s = settlement::settle(&lines);
+    Ok(SettlementView {
+        property: p.id.clone(),
+        from,
+        to,
+        groups: s.groups,
+        totals: s.totals,
+        lines,
+    })
+}
+
+/// The settlement groups as CSV, amounts in minor units.
+pub fn settlement_csv(s: &SettlementView) -> Result<String, ApiError> {
+    let mut w = csv::Writer::from_writer(Vec::new());
+    let header = [
+        "accepting_property",
+        "issuing_property",
+        "currency",
+        "redemptions",
+        "reversals",
+        "redeemed_minor",
+        "reversed_minor",
+        "net_minor",
+    ];
+    w.write_record(header).map_err(ApiError::internal)?;
+    for g in &s.groups {
+        w.write_record([
+            g.accepting_property.as_str(),
+            g.issuing_property.as_str(),
+            g.currency.as_str(),
+            &g.redemptions.to_string(),
+            &g.reversals.to_string(),
+            &g.redeemed.amount.to_string(),
+            &g.reversed.amount.to_string(),
+            &g.net.amount.to_string(),
+        ])
+        .map_err(ApiError::internal)?;
+    }
+    let bytes = w.into_inner().map_err(ApiError::internal)?;
+    String::from_utf8(bytes).map_err(ApiError::internal)
+}
+
+pub async fn write_off(
+    store: &Store,
+    caller: &Caller,
+    req: WriteOffRequest,
+) -> Result<WriteOffView, ApiError> {
+    let p = &caller.property;
+    let now = store.clock().now();
+    let excluded: HashSet<String> = req.exclude.iter().map(|c| code_key(c)).collect();
+    // Validity ends with its local day: anything valid until yesterday or
+    // before may be expired (the rule checks the exact instant).
+    let through = domain::time::local_date(p.time_zone, now)
+        .pred_opt()
+        .unwrap_or_default();
+    let mut view = WriteOffView {
+        dry_run: req.dry_run,
+        written_off: Vec::new(),
+        excluded: Vec::new(),
+        skipped: Vec::new(),
+        totals: Vec::new(),
+    };
+    let mut totals: BTreeMap<Currency, i64> = BTreeMap::new();
+    for code in store.valid_until_through(&p.id, through).await? {
+        let Some(v) = store.voucher(&p.id, &code).await? else {
+            continue;
+        };
+        let due = match rules::write_off_due(&v, now) {
+            Ok(amount) => amount,
+            Err(rules::WriteOffSkip::LiveHolds) => {
+                view.skipped.push(WriteOffSkipped {
+                    code: v.code,
+                    reason: rules::WriteOffSkip::LiveHolds.as_str(),
+                });
+                continue;
+            }
+            Err(_) => continue,
+        };
+        if excluded.contains(v.code.key()) {
+            view.excluded.push(v.code);
+            continue;
+        }
+        let amount = if req.dry_run {
+            due
+        } else {
+            // Nothing due any more (it moved meanwhile): write nothing.
+            let rule = |v: &Voucher, _: Option<&Redemption>, now| {
+                Ok(
+                    rules::write_off(v, &actor(caller, now)).unwrap_or_else(|_| Change {
+                        voucher: v.clone(),
+                        activities: Vec::new(),
+                        redemption: None,
+                        new_hold: None,
+                    }),
+                )
+            };
+            let done = store.change(&p.id, &code, None, &rule, None).await?;
+            let Committed::Applied(c) = done else {
+                continue;
+            };
+            match c
+                .activities
+                .iter()
+                .find(|a| a.kind == domain::voucher::ActivityKind::WriteOff)
+            {
+                Some(a) => Money::new(-a.amount.amount, a.amount.currency),
+                None => {
+                    view.skipped.push(WriteOffSkipped {
+                        code: v.code,
+                        reason: "changed",
+                    });
+                    continue;
+                }
+            }
+        };
+        *totals.entry(amount.currency).or_default() += amount.amount;
+        view.written_off.push(WriteOffLine {
+            code: v.code,
+            amount,
+            valid_until: v.valid_until,
+        });
+    }
+    view.totals = totals.into_iter().map(|(c, a)| Money::new(a, c)).collect();
+    if !req.dry_run && !view.written_off.is_empty() {
+        tracing::info!(
+            count = view.written_off.len(),
+            "expired open value written off"
+        );
+    }
+    Ok(view)
+}
+
+pub async fn import(
+    store: &Store,
+    caller: &Caller,
+    lines: Vec<serde_json::Value>,
+) -> Result<ImportView, ApiError> {
+    if lines.len() > MAX_IMPORT_LINES {
+        return Err(ApiError::bad_request(
+            "too_many_lines",
+            format!("an import takes at most {MAX_IMPORT_LINES} vouchers; split the file"),
+        ));
+    }
+    let mut view = ImportView {
+        imported: 0,
+        failed: 0,
+        lines: Vec::with_capacity(lines.len()),
+    };
+    for (i, raw) in lines.into_iter().enumerate() {
+        let code = raw.get("code").and_then(|c| c.as_str()).map(|c| {
+            VoucherCode::external(c).map_or_else(|_| c.to_owned(), |c| c.as_str().to_owned())
+        });
+        let result = match serde_json::from_value::<ImportLine>(raw) {
+            Err(e) => Err(LineError {
+                code: "invalid_field",
+                message: e.to_string(),
+            }),
+            Ok(line) => {
+                let now = store.clock().now();
+                match rules::import(&line, &actor(caller, now)) {
+                    Err(e) => Err(LineError {
+                        code: e.code(),
+                        message: e.to_string(),
+                    }),
+                    Ok(change) => match store.create(&change, false, None).await {
+                        Ok(_) => Ok(()),
+                        Err(VoucherError::Store(e)) => return Err(e.into()),
+                        Err(e) => Err(LineError {
+                            code: e.code(),
+                            message: e.to_string(),
+                        }),
+                    },
+                }
+            }
+        };
+        let (status, error) = match result {
+            Ok(()) => {
+                view.imported += 1;
+                ("imported", None)
+            }
+            Err(e) => {
+                view.failed += 1;
+                ("failed", Some(e))
+            }
+        };
+        view.lines.push(ImportLineResult {
+            line: i + 1,
+            code,
+            status,
+            error,
+        });
+    }
+    tracing::info!(
+        imported = view.imported,
+        failed = view.failed,
+        "vouchers imported"
+    );
+    Ok(view)
+}

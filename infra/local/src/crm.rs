@@ -1,0 +1,156 @@
+//! `guesthub crm ...`: connecting a property to Cloudbeds, running the sync
+//! on demand, and the local scheduler standing in for EventBridge.
+
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use domain::PropertyId;
+use domain::guest::ports::GuestStore;
+use domain::guest::{
+    CrmConnection, DEFAULT_CLOUDBEDS_BASE_URL, FieldMapping, ScreeningWriteBack, default_field_map,
+};
+use domain::ports::PropertyStore;
+use platform::Store;
+
+/// What `crm connect` reports; the token is shown only now.
+pub struct Connected {
+    pub connection: CrmConnection,
+    pub webhook_token: String,
+}
+
+/// Parses `pref=Name:shortcode` mappings (`wine=Wine preference:gh_wine`).
+pub fn parse_mapping(raw: &str) -> anyhow::Result<FieldMapping> {
+    let (pref, rest) = raw
+        .split_once('=')
+        .context("a mapping is preference=Field name:shortcode")?;
+    let (name, shortcode) = rest
+        .rsplit_once(':')
+        .context("a mapping is preference=Field name:shortcode")?;
+    let m = FieldMapping {
+        preference: pref.trim().to_owned(),
+        name: name.trim().to_owned(),
+        shortcode: shortcode.trim().to_owned(),
+    };
+    let prefs = [(m.preference.clone(), String::new())]
+        .into_iter()
+        .collect();
+    domain::guest::validate_preferences(&prefs)?;
+    if m.name.is_empty() || m.shortcode.is_empty() {
+        bail!("a mapping needs a field name and a shortcode");
+    }
+    Ok(m)
+}
+
+#[allow(clippy::too_many_arguments)]
+pub async fn connect(
+    store: &Store,
+    property: &str,
+    cloudbeds_property_id: &str,
+    api_key_env: &str,
+    ssm_parameter: Option<&str>,
+    base_url: Option<&str>,
+    mappings: &[String],
+    screening_custom_field: bool,
+) -> anyhow::Result<Connected> {
+    let id = PropertyId::parse(property)?;
+    store
+        .property(&id)
+        .await?
+        .with_context(|| format!("no property {id}; add it first"))?;
+    if cloudbeds_property_id.trim().is_empty() {
+        bail!("--cloudbeds-property-id is empty");
+    }
+    let env_ok = !api_key_env.is_empty()
+        && api_key_env
+            .bytes()
+            .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_');
+    if !env_ok {
+        bail!("--api-key-env names an environment variable (A-Z, 0-9, _), not the key itself");
+    }
+    let base_url = base_url
+        .unwrap_or(DEFAULT_CLOUDBEDS_BASE_URL)
+        .trim_end_matches('/');
+    if !(base_url.starts_with("https://") || base_url.starts_with("http://")) {
+        bail!("--base-url must be an http(s) URL");
+    }
+    let field_map = if mappings.is_empty() {
+        default_field_map()
+    } else {
+        mappings
+            .iter()
+            .map(|m| parse_mapping(m))
+            .collect::<anyhow::Result<Vec<_>>>()?
+    };
+    let token = format!(
+        "{}{}",
+        uuid::Uuid::new_v4().simple(),
+        uuid::Uuid::new_v4().simple()
+    );
+    let connection = CrmConnection {
+        property: id,
+        cloudbeds_property_id: cloudbeds_property_id.trim().to_owned(),
+        api_key_env: api_key_env.to_owned(),
+        api_key_ssm_parameter: ssm_parameter.map(str::to_owned),
+        base_url: base_url.to_owned(),
+        field_map,
+        screening_write_back: if screening_custom_field {
+            ScreeningWriteBack::CustomField
+        } else {
+            ScreeningWriteBack::Note
+        },
+        webhook_token_hash: guests_api::webhook_token_hash(&token),
+        connected_at: store.clock().now(),
+    };
+    store.save_connection(&connection).await?;
+    Ok(Connected {
+        connection,
+        webhook_token: token,
+    })
+}
+
+/// Runs the sync now for one property or all; returns the summaries.
+pub async fn sync(
+    store: &Store,
+    property: Option<&str>,
+) -> anyhow::Result<Vec<crm_sync::SyncSummary>> {
+    let only = property.map(PropertyId::parse).transpose()?;
+    if let Some(p) = &only
+        && store.connection(p).await?.is_none()
+    {
+        bail!("property {p} has no Cloudbeds connection; run `guesthub crm connect` first");
+    }
+    let opts = crm_sync::SyncOptions::default();
+    Ok(crm_sync::sync_all(store, only.as_ref(), &crm_sync::EnvKeys, &opts).await?)
+}
+
+/// The local stand-in for the EventBridge schedule: every `interval`, the
+/// sync of every connected property (nothing when none is connected).
+pub fn spawn_scheduler(store: Store, interval: Duration) -> Option<tokio::task::JoinHandle<()>> {
+    if interval.is_zero() {
+        return None;
+    }
+    Some(tokio::spawn(async move {
+        let mut tick = tokio::time::interval(interval);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+        loop {
+            tick.tick().await;
+            match store.connections().await {
+                Ok(c) if c.is_empty() => continue,
+                Ok(_) => {}
+                Err(e) => {
+                    tracing::warn!(error = %e, "scheduler: could not list connections");
+                    continue;
+                }
+            }
+            let opts = crm_sync::SyncOptions::default();
+            match crm_sync::sync_all(&store, None, &crm_sync::EnvKeys, &opts).await {
+                Ok(all) => {
+                    for s in all {
+                        tracing::info!(property = %s.property, errors = s.errors.len(), "scheduled crm sync done");
+                    }
+                }
+                Err(e) => tracing::warn!(error = %e, "scheduled crm sync failed"),
+            }
+        }
+    }))
+}

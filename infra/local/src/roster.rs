@@ -1,0 +1,279 @@
+//! Club files on the local runner: `guesthub import <file> --property <id>`
+//! and the drop folder `<data-dir>/drop/ams/<property>/<file>` standing in
+//! for the S3 bucket. A dropped file is imported once it is complete — its
+//! size and modification time unchanged across two polls, and not a
+//! temporary name — then moved to `drop/processed/` (or `drop/failed/`).
+
+use std::collections::HashMap;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime};
+
+use ams_import::{ImportRequest, Input, import};
+use anyhow::{Context, bail};
+use chrono::{DateTime, Utc};
+use domain::PropertyId;
+use domain::ports::PropertyStore;
+use domain::roster::import::{ImportReport, ImportSource};
+use domain::roster::{FileKind, file_kind};
+use indicatif::{ProgressBar, ProgressStyle};
+use platform::Store;
+
+/// How often the drop folder is looked at.
+const POLL: Duration = Duration::from_secs(2);
+
+fn source_of(key: String, meta: &std::fs::Metadata) -> ImportSource {
+    let mtime = meta.modified().unwrap_or(SystemTime::UNIX_EPOCH);
+    let nanos = mtime
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_nanos();
+    ImportSource {
+        key,
+        etag: format!("{}-{nanos}", meta.len()),
+        sequencer: None,
+        arrived_at: DateTime::<Utc>::from(mtime),
+    }
+}
+
+/// Counts bytes as the parser reads them, for the progress bar.
+struct Counting<R> {
+    inner: R,
+    bar: ProgressBar,
+}
+
+impl<R: Read> Read for Counting<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.bar.inc(n as u64);
+        Ok(n)
+    }
+}
+
+/// Imports one file from the command line, with a progress bar on stderr.
+pub async fn import_file(
+    store: &Store,
+    property: &str,
+    path: &Path,
+) -> anyhow::Result<ImportReport> {
+    let id = PropertyId::parse(property)?;
+    let property = store
+        .property(&id)
+        .await?
+        .with_context(|| format!("no property {id}"))?;
+    let name = path
+        .file_name()
+        .and_then(|n| n.to_str())
+        .context("the file has no name")?;
+    let kind =
+        file_kind(name).context("a club file must end in .csv, .txt, .tsv, .xlsx or .xls")?;
+    let meta = std::fs::metadata(path).with_context(|| format!("reading {}", path.display()))?;
+    let source = source_of(format!("ams/{id}/{name}"), &meta);
+    let bar = ProgressBar::new(meta.len());
+    bar.set_style(
+        ProgressStyle::with_template("{spinner} {bytes}/{total_bytes} {wide_bar} {eta}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    let input = match kind {
+        FileKind::Delimited => {
+            let file = std::fs::File::open(path)?;
+            Input::Stream(Box::new(Counting {
+                inner: std::io::BufReader::with_capacity(256 * 1024, file),
+                bar: bar.clone(),
+            }))
+        }
+        FileKind::Spreadsheet(_) => Input::File(path.to_path_buf()),
+    };
+    let report = import(
+        store,
+        ImportRequest {
+            property,
+            source,
+            kind,
+            input,
+        },
+        None,
+    )
+    .await;
+    bar.finish_and_clear();
+    Ok(report?)
+}
+
+/// A short human summary of a report.
+pub fn summary(r: &ImportReport) -> String {
+    let mut s = format!(
+        "import {} of {}: {:?}{}\n  rows {}, members {}, former members {}, rejected rows {}, {} ms\n",
+        r.id,
+        r.file,
+        r.status,
+        r.reason
+            .as_deref()
+            .map(|x| format!(" ({x})"))
+            .unwrap_or_default(),
+        r.rows,
+        r.members,
+        r.former_members,
+        r.rejected_rows,
+        r.duration_ms
+    );
+    for (tier, n) in &r.tier_counts {
+        s.push_str(&format!("  tier {tier}: {n}\n"));
+    }
+    for rej in r.rejects.iter().take(10) {
+        s.push_str(&format!(
+            "  line {} ({}): {}\n",
+            rej.line, rej.column, rej.reason
+        ));
+    }
+    if r.rejected_rows > 10 {
+        s.push_str(&format!(
+            "  … {} more rejected rows in the report\n",
+            r.rejected_rows - 10
+        ));
+    }
+    s
+}
+
+/// One file seen in the drop folder, and whether it has stopped changing.
+#[derive(Clone, Copy, PartialEq, Eq)]
+struct Seen {
+    len: u64,
+    modified: SystemTime,
+}
+
+fn is_temporary(name: &str) -> bool {
+    name.starts_with('.')
+        || name.ends_with(".tmp")
+        || name.ends_with(".part")
+        || name.ends_with('~')
+}
+
+/// Files under `drop/ams/<property>/`, as (property, path).
+fn candidates(drop: &Path) -> Vec<(String, PathBuf)> {
+    let mut out = Vec::new();
+    let Ok(props) = std::fs::read_dir(drop.join("ams")) else {
+        return out;
+    };
+    for p in props.flatten().filter(|e| e.path().is_dir()) {
+        let Ok(files) = std::fs::read_dir(p.path()) else {
+            continue;
+        };
+        for f in files.flatten().filter(|e| e.path().is_file()) {
+            let name = f.file_name().to_string_lossy().into_owned();
+            if !is_temporary(&name) {
+                out.push((p.file_name().to_string_lossy().into_owned(), f.path()));
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+fn move_to(drop: &Path, bucket: &str, property: &str, path: &Path) {
+    let Some(name) = path.file_name() else { return };
+    let dir = drop.join(bucket).join(property);
+    let stamp = Utc::now().format("%Y%m%dT%H%M%SZ");
+    let target = dir.join(format!("{stamp}_{}", name.to_string_lossy()));
+    if let Err(e) = std::fs::create_dir_all(&dir).and_then(|_| std::fs::rename(path, &target)) {
+        tracing::warn!(error = %e, "could not move a processed club file");
+    }
+}
+
+/// Imports the complete files of one poll; returns the reports.
+async fn poll_once(
+    store: &Store,
+    drop: &Path,
+    seen: &mut HashMap<PathBuf, Seen>,
+) -> Vec<ImportReport> {
+    let mut reports = Vec::new();
+    let files = candidates(drop);
+    seen.retain(|p, _| files.iter().any(|(_, f)| f == p));
+    for (property, path) in files {
+        let Ok(meta) = std::fs::metadata(&path) else {
+            continue;
+        };
+        let now = Seen {
+            len: meta.len(),
+            modified: meta.modified().unwrap_or(SystemTime::UNIX_EPOCH),
+        };
+        // Still being written: wait for a poll that sees it unchanged.
+        if seen.insert(path.clone(), now) != Some(now) {
+            continue;
+        }
+        let name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let result = async {
+            let id = PropertyId::parse(&property)?;
+            let Some(prop) = store.property(&id).await? else {
+                bail!("unknown property {property}")
+            };
+            let kind =
+                file_kind(&name).context("not a club file (.csv, .txt, .tsv, .xlsx, .xls)")?;
+            let source = source_of(format!("ams/{property}/{name}"), &meta);
+            let input = match kind {
+                FileKind::Delimited => Input::Stream(Box::new(std::io::BufReader::with_capacity(
+                    256 * 1024,
+                    std::fs::File::open(&path)?,
+                ))),
+                FileKind::Spreadsheet(_) => Input::File(path.clone()),
+            };
+            Ok(import(
+                store,
+                ImportRequest {
+                    property: prop,
+                    source,
+                    kind,
+                    input,
+                },
+                None,
+            )
+            .await?)
+        }
+        .await;
+        seen.remove(&path);
+        match result {
+            Ok(report) => {
+                tracing::info!(file = %name, status = ?report.status, "dropped club file imported");
+                move_to(drop, "processed", &property, &path);
+                reports.push(report);
+            }
+            Err(e) => {
+                // Transient store trouble: leave the file for the next poll.
+                if e.downcast_ref::<ams_import::ImportError>().is_some() {
+                    tracing::warn!(error = %e, "importing a dropped club file failed; retrying");
+                } else {
+                    tracing::warn!(error = %e, "a dropped club file was not imported");
+                    move_to(drop, "failed", &property, &path);
+                }
+            }
+        }
+    }
+    reports
+}
+
+/// Watches `<data_dir>/drop/` until the task is aborted.
+pub fn spawn_drop_watcher(store: Store, data_dir: &Path) -> tokio::task::JoinHandle<()> {
+    let drop = data_dir.join("drop");
+    let _ = std::fs::create_dir_all(drop.join("ams"));
+    tokio::spawn(async move {
+        let mut seen = HashMap::new();
+        loop {
+            poll_once(&store, &drop, &mut seen).await;
+            tokio::time::sleep(POLL).await;
+        }
+    })
+}
+
+/// Polls until the folder is quiet (for tests): imports every complete file.
+pub async fn drain_drop_folder(store: &Store, data_dir: &Path) -> Vec<ImportReport> {
+    let drop = data_dir.join("drop");
+    let mut seen = HashMap::new();
+    let mut all = Vec::new();
+    // Two polls see a file unchanged; a third finds nothing new.
+    for _ in 0..3 {
+        all.extend(poll_once(&store.clone(), &drop, &mut seen).await);
+    }
+    all
+}

@@ -1,0 +1,268 @@
+//! Guest screening: statuses, the subject a provider sees, and the
+//! built-in provider — a per-property watchlist.
+
+use async_trait::async_trait;
+use chrono::{DateTime, NaiveDate, Utc};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use super::Guest;
+use super::ports::{ScreeningError, ScreeningProvider};
+use crate::{Email, ValidationError};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ScreeningStatus {
+    InProgress,
+    Passed,
+    Flagged,
+}
+
+impl ScreeningStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::InProgress => "in_progress",
+            Self::Passed => "passed",
+            Self::Flagged => "flagged",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct ScreeningState {
+    /// None until the guest was first queued for screening.
+    pub status: Option<ScreeningStatus>,
+    /// Which watchlist rule matched (no personal data).
+    pub reason: Option<String>,
+    pub screened_at: Option<DateTime<Utc>>,
+    /// Hash of the subject last screened: unchanged data is not rescreened.
+    pub subject_hash: Option<String>,
+}
+
+/// What a provider screens.
+#[derive(Clone, PartialEq, Eq)]
+pub struct ScreeningSubject {
+    pub email: Option<Email>,
+    pub first_name: Option<String>,
+    pub last_name: Option<String>,
+    pub birth_date: Option<NaiveDate>,
+    pub document_number: Option<String>,
+}
+
+impl std::fmt::Debug for ScreeningSubject {
+    // Personal data: never printed.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ScreeningSubject(..)")
+    }
+}
+
+impl ScreeningSubject {
+    pub fn of(g: &Guest) -> Self {
+        Self {
+            email: g.email.clone(),
+            first_name: g.first_name.clone(),
+            last_name: g.last_name.clone(),
+            birth_date: g.birth_date,
+            document_number: g.document_number.clone(),
+        }
+    }
+
+    pub fn hash(&self) -> String {
+        super::sync::hash_parts(&[
+            self.email.as_ref().map_or("", |e| e.as_str()),
+            self.first_name.as_deref().unwrap_or(""),
+            self.last_name.as_deref().unwrap_or(""),
+            &self.birth_date.map(|d| d.to_string()).unwrap_or_default(),
+            self.document_number.as_deref().unwrap_or(""),
+        ])
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScreeningOutcome {
+    pub status: ScreeningStatus,
+    pub reason: Option<String>,
+}
+
+/// One watchlist entry: by email, by full name + birth date, or by
+/// identity document number.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case", tag = "kind")]
+pub enum WatchlistEntry {
+    Email {
+        email: Email,
+    },
+    NameBirthDate {
+        first_name: String,
+        last_name: String,
+        #[schema(value_type = String, format = Date)]
+        birth_date: NaiveDate,
+    },
+    Document {
+        document_number: String,
+    },
+}
+
+impl std::fmt::Debug for WatchlistEntry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.kind())
+    }
+}
+
+fn norm(s: &str) -> String {
+    s.split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
+        .to_lowercase()
+}
+
+fn norm_doc(s: &str) -> String {
+    s.chars()
+        .filter(|c| c.is_alphanumeric())
+        .collect::<String>()
+        .to_uppercase()
+}
+
+impl WatchlistEntry {
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::Email { .. } => "email",
+            Self::NameBirthDate { .. } => "name_birth_date",
+            Self::Document { .. } => "document",
+        }
+    }
+
+    pub fn validate(&self) -> Result<(), ValidationError> {
+        match self {
+            Self::NameBirthDate {
+                first_name,
+                last_name,
+                ..
+            } if norm(first_name).is_empty() || norm(last_name).is_empty() => Err(
+                ValidationError::new("entries", "name entries need first and last name"),
+            ),
+            Self::Document { document_number } if norm_doc(document_number).is_empty() => {
+                Err(ValidationError::new("entries", "document number is empty"))
+            }
+            _ => Ok(()),
+        }
+    }
+
+    fn matches(&self, s: &ScreeningSubject) -> bool {
+        match self {
+            Self::Email { email } => s.email.as_ref() == Some(email),
+            Self::NameBirthDate {
+                first_name,
+                last_name,
+                birth_date,
+            } => {
+                s.birth_date == Some(*birth_date)
+                    && s.first_name.as_deref().map(norm) == Some(norm(first_name))
+                    && s.last_name.as_deref().map(norm) == Some(norm(last_name))
+            }
+            Self::Document { document_number } => {
+                s.document_number.as_deref().map(norm_doc) == Some(norm_doc(document_number))
+            }
+        }
+    }
+}
+
+pub const MAX_WATCHLIST_ENTRIES: usize = 2000;
+
+/// A property's watchlist; itself the built-in [`ScreeningProvider`].
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct Watchlist {
+    pub entries: Vec<WatchlistEntry>,
+    pub updated_at: Option<DateTime<Utc>>,
+}
+
+impl Watchlist {
+    pub fn check(&self, s: &ScreeningSubject) -> ScreeningOutcome {
+        match self.entries.iter().find(|e| e.matches(s)) {
+            Some(e) => ScreeningOutcome {
+                status: ScreeningStatus::Flagged,
+                reason: Some(format!("watchlist:{}", e.kind())),
+            },
+            None => ScreeningOutcome {
+                status: ScreeningStatus::Passed,
+                reason: None,
+            },
+        }
+    }
+}
+
+#[async_trait]
+impl ScreeningProvider for Watchlist {
+    async fn screen(&self, s: &ScreeningSubject) -> Result<ScreeningOutcome, ScreeningError> {
+        Ok(self.check(s))
+    }
+}
+
+/// Applies an outcome to a guest.
+pub fn record_outcome(g: &mut Guest, o: &ScreeningOutcome, hash: String, now: DateTime<Utc>) {
+    g.screening = ScreeningState {
+        status: Some(o.status),
+        reason: o.reason.clone(),
+        screened_at: Some(now),
+        subject_hash: Some(hash),
+    };
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn subject() -> ScreeningSubject {
+        ScreeningSubject {
+            email: Some(Email::parse("ana@example.com").unwrap()),
+            first_name: Some("Ana ".into()),
+            last_name: Some("López".into()),
+            birth_date: NaiveDate::from_ymd_opt(1980, 2, 3),
+            document_number: Some("ab-123 456".into()),
+        }
+    }
+
+    #[test]
+    fn matches_each_kind() {
+        let s = subject();
+        let lists = [
+            WatchlistEntry::Email {
+                email: Email::parse("ANA@example.com").unwrap(),
+            },
+            WatchlistEntry::NameBirthDate {
+                first_name: "ana".into(),
+                last_name: "lópez".into(),
+                birth_date: NaiveDate::from_ymd_opt(1980, 2, 3).unwrap(),
+            },
+            WatchlistEntry::Document {
+                document_number: "AB123456".into(),
+            },
+        ];
+        for e in lists {
+            let w = Watchlist {
+                entries: vec![e.clone()],
+                updated_at: None,
+            };
+            assert_eq!(w.check(&s).status, ScreeningStatus::Flagged, "{e:?}");
+        }
+        assert_eq!(
+            Watchlist::default().check(&s).status,
+            ScreeningStatus::Passed
+        );
+    }
+
+    #[test]
+    fn name_needs_birth_date() {
+        let mut s = subject();
+        s.birth_date = None;
+        let w = Watchlist {
+            entries: vec![WatchlistEntry::NameBirthDate {
+                first_name: "ana".into(),
+                last_name: "lópez".into(),
+                birth_date: NaiveDate::from_ymd_opt(1980, 2, 3).unwrap(),
+            }],
+            updated_at: None,
+        };
+        assert_eq!(w.check(&s).status, ScreeningStatus::Passed);
+    }
+}

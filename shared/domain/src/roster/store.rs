@@ -1,0 +1,128 @@
+//! The roster store port. Wipe & replace works by generations: a file's
+//! members are written as a new generation, then one conditional write
+//! flips the property's active-generation pointer. Readers follow the
+//! pointer, so they see the old roster or the new one, never a mix.
+
+use std::collections::BTreeMap;
+
+use async_trait::async_trait;
+use chrono::{DateTime, NaiveDate, Utc};
+use serde::{Deserialize, Serialize};
+
+use super::import::{ActiveRoster, ImportReport};
+use crate::{Email, PropertyId, StoreError};
+
+/// One (member, tier) entry of a generation. A person in several clubs has
+/// several entries, so no file ever needs grouping in memory.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GenerationMember {
+    pub email: Email,
+    pub tier: Option<String>,
+    pub member_id: Option<String>,
+    pub since: Option<NaiveDate>,
+}
+
+/// What a lookup by email finds.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MemberRecord {
+    pub member_id: Option<String>,
+    pub tiers: Vec<String>,
+    /// The earliest join date among the person's entries.
+    pub since: Option<NaiveDate>,
+}
+
+/// The pointer flip that applies an import.
+#[derive(Debug, Clone)]
+pub struct Flip {
+    /// The pointer's version as read (None: no roster yet).
+    pub expected_version: Option<i64>,
+    pub active: ActiveRoster,
+    /// The generation that stops being active (retired, deleted later).
+    pub previous_generation: Option<String>,
+}
+
+/// A tier as the property configures it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TierSetting {
+    /// As the AMS spells it (first seen).
+    pub tier: String,
+    pub enabled: bool,
+}
+
+#[async_trait]
+pub trait RosterStore: Send + Sync {
+    /// The active roster and the pointer's version.
+    async fn active_roster(
+        &self,
+        p: &PropertyId,
+    ) -> Result<Option<(ActiveRoster, i64)>, StoreError>;
+    /// The person's entries in the active roster (`None`: not a member).
+    async fn lookup_member(
+        &self,
+        p: &PropertyId,
+        email: &Email,
+    ) -> Result<Option<MemberRecord>, StoreError>;
+    /// Registers a generation being built (so a crash leaves it findable).
+    async fn start_generation(&self, p: &PropertyId, generation: &str) -> Result<(), StoreError>;
+    /// Writes members into a generation (idempotent; not yet visible).
+    async fn put_members(
+        &self,
+        p: &PropertyId,
+        generation: &str,
+        members: Vec<GenerationMember>,
+    ) -> Result<(), StoreError>;
+    /// The report of an earlier import of the same delivery, if any.
+    async fn import_by_source(
+        &self,
+        p: &PropertyId,
+        identity: &str,
+    ) -> Result<Option<ImportReport>, StoreError>;
+    /// Records the import's report and its source marker, and — with a
+    /// `flip` — makes its generation active, all in one transaction.
+    /// `Err(Conflict)` when the delivery was recorded meanwhile or the
+    /// pointer moved (re-read and decide again).
+    async fn finish_import(
+        &self,
+        p: &PropertyId,
+        report: &ImportReport,
+        identity: &str,
+        flip: Option<Flip>,
+    ) -> Result<(), StoreError>;
+    /// Applies a held import: `Err(Conflict)` when it changed meanwhile.
+    async fn approve_import(
+        &self,
+        p: &PropertyId,
+        report: &ImportReport,
+        report_version: i64,
+        flip: Flip,
+    ) -> Result<(), StoreError>;
+    /// Imports, newest first.
+    async fn import_reports(
+        &self,
+        p: &PropertyId,
+        limit: usize,
+    ) -> Result<Vec<ImportReport>, StoreError>;
+    /// One report and its version.
+    async fn import_report(
+        &self,
+        p: &PropertyId,
+        id: &str,
+    ) -> Result<Option<(ImportReport, i64)>, StoreError>;
+    /// Tier settings by normalised name.
+    async fn tier_settings(
+        &self,
+        p: &PropertyId,
+    ) -> Result<BTreeMap<String, TierSetting>, StoreError>;
+    async fn set_tier(&self, p: &PropertyId, tier: &str, enabled: bool) -> Result<(), StoreError>;
+    /// Deletes a generation's members and registry entry.
+    async fn drop_generation(&self, p: &PropertyId, generation: &str) -> Result<(), StoreError>;
+    /// Deletes generations retired before `retired_before` and builds
+    /// started before `abandoned_before` (a crash whose retry never came;
+    /// a running import's build is younger); returns how many went.
+    async fn sweep_generations(
+        &self,
+        p: &PropertyId,
+        retired_before: DateTime<Utc>,
+        abandoned_before: DateTime<Utc>,
+    ) -> Result<u64, StoreError>;
+}

@@ -1,0 +1,156 @@
+//! The voucher store port. `platform::store::voucher_repo` implements it
+//! once on the item store, so DynamoDB and SQLite answer alike.
+//!
+//! Money-moving methods take an optional [`Receipt`]: the idempotent
+//! response is committed in the same transaction as the balance change, so a
+//! crash after the commit can never make a retry spend twice.
+
+use async_trait::async_trait;
+use chrono::{DateTime, NaiveDate, Utc};
+
+use super::VoucherError;
+use super::code::VoucherCode;
+use super::model::{Activity, LedgerEntry, Redemption, Voucher};
+use super::pickup::{ArticleMapping, Order};
+use super::rules::Change;
+use crate::idempotency::{Lease, StoredResponse};
+use crate::{PartnerId, PropertyId, StoreError};
+
+/// The response to store with a change, rendered from what was committed.
+pub struct Receipt<'a, T: ?Sized> {
+    pub lease: &'a Lease,
+    pub status: u16,
+    pub render: &'a (dyn Fn(&T) -> String + Send + Sync),
+}
+
+/// What a money-moving call did.
+#[derive(Debug)]
+pub enum Committed<T> {
+    /// This call committed `T`.
+    Applied(T),
+    /// An earlier attempt with the same idempotency key committed; this is
+    /// its stored answer.
+    Replayed(StoredResponse),
+}
+
+/// A rule run against the voucher's current state (and the redemption it
+/// names, if any) at the store's `now`. Run again on every retry.
+pub type Rule<'a> = dyn Fn(&Voucher, Option<&Redemption>, DateTime<Utc>) -> Result<Change, VoucherError>
+    + Send
+    + Sync
+    + 'a;
+
+#[async_trait]
+pub trait VoucherStore: Send + Sync {
+    /// Which property issued `code` (the one global lookup; no personal data).
+    async fn issuer_of(&self, code: &VoucherCode) -> Result<Option<PropertyId>, StoreError>;
+
+    async fn voucher(
+        &self,
+        issuer: &PropertyId,
+        code: &VoucherCode,
+    ) -> Result<Option<Voucher>, StoreError>;
+
+    async fn redemption(
+        &self,
+        issuer: &PropertyId,
+        code: &VoucherCode,
+        id: &str,
+    ) -> Result<Option<Redemption>, StoreError>;
+
+    /// The ledger after activity `after`, oldest first.
+    async fn activities(
+        &self,
+        issuer: &PropertyId,
+        code: &VoucherCode,
+        after: u64,
+        limit: usize,
+    ) -> Result<Vec<Activity>, StoreError>;
+
+    /// Creates a voucher with its opening activities and, when `in_feed`,
+    /// its order at the end of the issuer's pickup feed (the store assigns
+    /// the sequence). `Err(CodeTaken)` when the code exists anywhere.
+    async fn create(
+        &self,
+        change: &Change,
+        in_feed: bool,
+        receipt: Option<Receipt<'_, Voucher>>,
+    ) -> Result<Committed<Voucher>, VoucherError>;
+
+    /// Applies `rule` to the voucher's current state and commits the new
+    /// state with its activities, retrying when another change won the
+    /// race. `Err(NotFound)` / `Err(RedemptionNotFound)` when they are
+    /// missing; the rule's own refusal otherwise.
+    async fn change(
+        &self,
+        issuer: &PropertyId,
+        code: &VoucherCode,
+        redemption: Option<&str>,
+        rule: &Rule<'_>,
+        receipt: Option<Receipt<'_, Change>>,
+    ) -> Result<Committed<Change>, VoucherError>;
+
+    /// Where the hold `hold_id` placed by `property` lives.
+    async fn hold_location(
+        &self,
+        property: &PropertyId,
+        hold_id: &str,
+    ) -> Result<Option<(PropertyId, VoucherCode)>, StoreError>;
+
+    /// Orders of `issuer`'s feed after sequence `after`, oldest first.
+    async fn orders_after(
+        &self,
+        issuer: &PropertyId,
+        after: u64,
+        limit: usize,
+    ) -> Result<Vec<Order>, StoreError>;
+
+    /// The sequence of the newest order in `issuer`'s feed (0 when none).
+    async fn last_order(&self, issuer: &PropertyId) -> Result<u64, StoreError>;
+
+    /// The last order `partner` acknowledged in `property`'s feed.
+    async fn pickup_cursor(
+        &self,
+        property: &PropertyId,
+        partner: &PartnerId,
+    ) -> Result<u64, StoreError>;
+
+    /// Moves the cursor forward to `cursor` (never back). Returns the cursor
+    /// now stored. `Err(CursorOutOfRange)` beyond the newest order, which
+    /// would skip orders not written yet.
+    async fn acknowledge(
+        &self,
+        property: &PropertyId,
+        partner: &PartnerId,
+        cursor: u64,
+    ) -> Result<u64, VoucherError>;
+
+    async fn article_mapping(
+        &self,
+        property: &PropertyId,
+        partner: &PartnerId,
+    ) -> Result<ArticleMapping, StoreError>;
+
+    async fn save_article_mapping(
+        &self,
+        property: &PropertyId,
+        partner: &PartnerId,
+        mapping: &ArticleMapping,
+    ) -> Result<(), StoreError>;
+
+    /// Settled activities in `[from, to)` where `property` accepted the
+    /// voucher or issued it.
+    async fn settlement_entries(
+        &self,
+        property: &PropertyId,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> Result<Vec<LedgerEntry>, StoreError>;
+
+    /// Codes of `issuer`'s vouchers whose validity ended on or before `through`.
+    async fn valid_until_through(
+        &self,
+        issuer: &PropertyId,
+        through: NaiveDate,
+    ) -> Result<Vec<VoucherCode>, StoreError>;
+}

@@ -1,0 +1,541 @@
+//! The Cloudbeds API v1.2 client: the domain's `CrmClient` over HTTPS.
+//!
+//! Shapes follow Cloudbeds' published OpenAPI (`pms-v1.2`): `x-api-key`
+//! header, GET parameters in the query, POST/PUT bodies form-urlencoded
+//! (arrays as `name[i][field]`), answers `{"success": bool, "data": ..}`.
+//!
+//! Every request of one client goes through its property's rate limiter
+//! (evenly spaced: never more than `rate_per_second` in any second) and,
+//! when it may be retried, through exponential backoff with jitter on 429,
+//! 5xx, timeouts and connection errors. Non-idempotent calls (posting a
+//! note or a custom field) are retried only when the request provably did
+//! not run (429, connection refused); otherwise the caller gets
+//! `CrmError::Ambiguous` and re-reads before trying again. The API key is
+//! never logged: its `Debug` is masked and its header marked sensitive.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
+use domain::guest::ports::{
+    CrmClient, CrmError, GuestUpdate, RemoteCustomField, RemoteGuest, RemoteNote,
+    RemoteReservation, ReservationPage,
+};
+use http::{HeaderValue, Method, StatusCode};
+use serde_json::Value;
+use tokio::sync::Mutex;
+use tokio::time::Instant;
+
+/// An API key: never printed.
+#[derive(Clone)]
+pub struct ApiKey(String);
+
+impl ApiKey {
+    pub fn new(key: impl Into<String>) -> Self {
+        Self(key.into())
+    }
+}
+
+impl std::fmt::Debug for ApiKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ApiKey(***)")
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct CloudbedsConfig {
+    /// `https://api.cloudbeds.com/api/v1.2` (no trailing method).
+    pub base_url: String,
+    /// Cloudbeds' `propertyID`.
+    pub property_id: String,
+    pub api_key: ApiKey,
+    /// Cloudbeds allows 5 requests/s per property; exceeding it risks
+    /// suspension. Tests raise it to run fast.
+    pub rate_per_second: f64,
+    /// Attempts per call, the first included.
+    pub max_attempts: u32,
+    pub backoff_base: Duration,
+    pub backoff_max: Duration,
+    pub timeout: Duration,
+}
+
+impl CloudbedsConfig {
+    pub fn new(base_url: &str, property_id: &str, api_key: ApiKey) -> Self {
+        Self {
+            base_url: base_url.trim_end_matches('/').to_owned(),
+            property_id: property_id.to_owned(),
+            api_key,
+            rate_per_second: 5.0,
+            max_attempts: 5,
+            backoff_base: Duration::from_millis(500),
+            backoff_max: Duration::from_secs(20),
+            timeout: Duration::from_secs(20),
+        }
+    }
+}
+
+/// Spaces request starts at least `interval` apart (a token bucket of
+/// size one). A small margin keeps a receiver's measurement of "requests in
+/// any second" under the limit despite network jitter.
+#[derive(Debug)]
+pub struct RateLimiter {
+    interval: Duration,
+    next: Mutex<Instant>,
+}
+
+impl RateLimiter {
+    pub fn per_second(rate: f64) -> Self {
+        let rate = if rate.is_finite() && rate > 0.0 {
+            rate
+        } else {
+            5.0
+        };
+        let interval = Duration::from_secs_f64(1.0 / rate) + Duration::from_millis(5);
+        Self {
+            interval,
+            next: Mutex::new(Instant::now()),
+        }
+    }
+
+    pub async fn acquire(&self) {
+        let at = {
+            let mut next = self.next.lock().await;
+            let at = (*next).max(Instant::now());
+            *next = at + self.interval;
+            at
+        };
+        tokio::time::sleep_until(at).await;
+    }
+}
+
+pub struct CloudbedsClient {
+    cfg: CloudbedsConfig,
+    http: reqwest::Client,
+    limiter: RateLimiter,
+}
+
+/// Whether a call may be repeated blindly.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Repeat {
+    Safe,
+    Unsafe,
+}
+
+enum Attempt {
+    Done(Value),
+    Retry(String, Option<Duration>),
+    Fail(CrmError),
+}
+
+impl CloudbedsClient {
+    pub fn new(cfg: CloudbedsConfig) -> Result<Self, CrmError> {
+        let http = reqwest::Client::builder()
+            .timeout(cfg.timeout)
+            .connect_timeout(Duration::from_secs(5))
+            .build()
+            .map_err(|e| CrmError::Unavailable(format!("http client: {e}")))?;
+        let limiter = RateLimiter::per_second(cfg.rate_per_second);
+        Ok(Self { cfg, http, limiter })
+    }
+
+    fn backoff(&self, attempt: u32) -> Duration {
+        let exp = self
+            .cfg
+            .backoff_base
+            .saturating_mul(1u32 << attempt.min(16))
+            .min(self.cfg.backoff_max);
+        // "Equal jitter": half fixed, half random, so clients spread out
+        // but never retry at once.
+        let half = exp / 2;
+        half + half.mul_f64(rand::random::<f64>())
+    }
+
+    async fn call(
+        &self,
+        method: Method,
+        name: &str,
+        mut params: Vec<(String, String)>,
+        repeat: Repeat,
+    ) -> Result<Value, CrmError> {
+        params.insert(0, ("propertyID".into(), self.cfg.property_id.clone()));
+        let url = format!("{}/{name}", self.cfg.base_url);
+        let mut last = String::new();
+        for attempt in 0..self.cfg.max_attempts.max(1) {
+            self.limiter.acquire().await;
+            match self.attempt(&method, &url, &params, repeat).await {
+                Attempt::Done(v) => return Ok(v),
+                Attempt::Fail(e) => {
+                    tracing::warn!(method = name, error = %e, "cloudbeds call failed");
+                    return Err(e);
+                }
+                Attempt::Retry(why, after) => {
+                    let wait = after
+                        .map(|a| a.min(self.cfg.backoff_max))
+                        .unwrap_or_else(|| self.backoff(attempt));
+                    tracing::info!(
+                        method = name,
+                        attempt,
+                        why,
+                        wait_ms = wait.as_millis() as u64,
+                        "retrying cloudbeds call"
+                    );
+                    last = why;
+                    if attempt + 1 < self.cfg.max_attempts {
+                        tokio::time::sleep(wait).await;
+                    }
+                }
+            }
+        }
+        Err(CrmError::Unavailable(format!("{name}: {last}")))
+    }
+
+    async fn attempt(
+        &self,
+        method: &Method,
+        url: &str,
+        params: &[(String, String)],
+        repeat: Repeat,
+    ) -> Attempt {
+        let mut key = match HeaderValue::from_str(&self.cfg.api_key.0) {
+            Ok(k) => k,
+            Err(_) => return Attempt::Fail(CrmError::Unauthorized),
+        };
+        key.set_sensitive(true);
+        let req = self
+            .http
+            .request(method.clone(), url)
+            .header("x-api-key", key);
+        let req = if *method == Method::GET {
+            req.query(params)
+        } else {
+            req.form(params)
+        };
+        let resp = match req.send().await {
+            Ok(r) => r,
+            // Never connected: nothing ran, any call may retry.
+            Err(e) if e.is_connect() => return Attempt::Retry("connect".into(), None),
+            Err(e) if repeat == Repeat::Unsafe => {
+                return Attempt::Fail(CrmError::Ambiguous(kind_of(&e)));
+            }
+            Err(e) => return Attempt::Retry(kind_of(&e), None),
+        };
+        let status = resp.status();
+        if status == StatusCode::TOO_MANY_REQUESTS {
+            let after = resp
+                .headers()
+                .get(http::header::RETRY_AFTER)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.trim().parse::<u64>().ok())
+                .map(Duration::from_secs);
+            return Attempt::Retry("429".into(), after);
+        }
+        if status.is_server_error() {
+            return match repeat {
+                Repeat::Safe => Attempt::Retry(status.as_u16().to_string(), None),
+                Repeat::Unsafe => Attempt::Fail(CrmError::Ambiguous(status.to_string())),
+            };
+        }
+        if status == StatusCode::UNAUTHORIZED || status == StatusCode::FORBIDDEN {
+            return Attempt::Fail(CrmError::Unauthorized);
+        }
+        let body = match resp.bytes().await {
+            Ok(b) => b,
+            Err(e) if repeat == Repeat::Safe => return Attempt::Retry(kind_of(&e), None),
+            Err(e) => return Attempt::Fail(CrmError::Ambiguous(kind_of(&e))),
+        };
+        if !status.is_success() {
+            return Attempt::Fail(CrmError::Rejected(status.to_string()));
+        }
+        let v: Value = match serde_json::from_slice(&body) {
+            Ok(v) => v,
+            Err(e) => return Attempt::Fail(CrmError::Malformed(e.to_string())),
+        };
+        if v.get("success").and_then(Value::as_bool) != Some(true) {
+            // Cloudbeds' messages name fields, not values; keep them short.
+            let msg = v
+                .get("message")
+                .and_then(Value::as_str)
+                .unwrap_or("success=false");
+            return Attempt::Fail(CrmError::Rejected(msg.chars().take(200).collect()));
+        }
+        Attempt::Done(v)
+    }
+}
+
+fn kind_of(e: &reqwest::Error) -> String {
+    if e.is_timeout() {
+        "timeout".into()
+    } else if e.is_request() {
+        "request".into()
+    } else {
+        "network".into()
+    }
+}
+
+/// A string field; Cloudbeds sends some ids as numbers.
+fn text(v: &Value, k: &str) -> Option<String> {
+    match v.get(k)? {
+        Value::String(s) if !s.trim().is_empty() => Some(s.trim().to_owned()),
+        Value::Number(n) => Some(n.to_string()),
+        _ => None,
+    }
+}
+
+fn flag(v: &Value, k: &str) -> bool {
+    match v.get(k) {
+        Some(Value::Bool(b)) => *b,
+        Some(Value::String(s)) => matches!(s.as_str(), "true" | "1"),
+        Some(Value::Number(n)) => n.as_i64() == Some(1),
+        _ => false,
+    }
+}
+
+fn date(v: &Value, k: &str) -> Option<NaiveDate> {
+    let s = text(v, k)?;
+    NaiveDate::parse_from_str(s.get(..10)?, "%Y-%m-%d").ok()
+}
+
+/// Cloudbeds' timestamps: `YYYY-MM-DD HH:MM:SS` (UTC) or RFC 3339.
+pub fn parse_timestamp(s: &str) -> Option<DateTime<Utc>> {
+    DateTime::parse_from_rfc3339(s)
+        .map(|d| d.with_timezone(&Utc))
+        .ok()
+        .or_else(|| {
+            NaiveDateTime::parse_from_str(s, "%Y-%m-%d %H:%M:%S")
+                .ok()
+                .map(|n| n.and_utc())
+        })
+}
+
+pub fn format_timestamp(t: DateTime<Utc>) -> String {
+    t.format("%Y-%m-%d %H:%M:%S").to_string()
+}
+
+fn data(v: &Value) -> &Value {
+    v.get("data").unwrap_or(&Value::Null)
+}
+
+fn list(v: &Value) -> Result<&Vec<Value>, CrmError> {
+    match data(v) {
+        Value::Array(a) => Ok(a),
+        _ => Err(CrmError::Malformed("data is not a list".into())),
+    }
+}
+
+fn parse_reservation(r: &Value) -> Result<RemoteReservation, CrmError> {
+    let bad = |f: &str| CrmError::Malformed(format!("reservation without {f}"));
+    let mut guest_ids: Vec<String> = text(r, "guestID").into_iter().collect();
+    if let Some(Value::Object(m)) = r.get("guestList") {
+        for (id, g) in m {
+            let id = text(g, "guestID").unwrap_or_else(|| id.clone());
+            if !guest_ids.contains(&id) {
+                guest_ids.push(id);
+            }
+        }
+    }
+    Ok(RemoteReservation {
+        reservation_id: text(r, "reservationID").ok_or_else(|| bad("reservationID"))?,
+        status: text(r, "status").unwrap_or_default(),
+        arrival: date(r, "startDate").ok_or_else(|| bad("startDate"))?,
+        departure: date(r, "endDate").ok_or_else(|| bad("endDate"))?,
+        modified_at: text(r, "dateModified")
+            .as_deref()
+            .and_then(parse_timestamp)
+            .ok_or_else(|| bad("dateModified"))?,
+        guest_ids,
+    })
+}
+
+#[async_trait]
+impl CrmClient for CloudbedsClient {
+    async fn custom_fields(&self) -> Result<Vec<RemoteCustomField>, CrmError> {
+        let v = self
+            .call(Method::GET, "getCustomFields", vec![], Repeat::Safe)
+            .await?;
+        Ok(list(&v)?
+            .iter()
+            .map(|f| RemoteCustomField {
+                name: text(f, "name").unwrap_or_default(),
+                shortcode: text(f, "shortcode").unwrap_or_default(),
+                apply_to: text(f, "applyTo").unwrap_or_default(),
+            })
+            .collect())
+    }
+
+    async fn create_custom_field(&self, name: &str, shortcode: &str) -> Result<(), CrmError> {
+        let form = [
+            ("name", name),
+            ("shortcode", shortcode),
+            ("applyTo", "guest"),
+            ("type", "input"),
+            ("required", "false"),
+            ("isPersonal", "true"),
+            ("maxCharacters", "255"),
+            ("displayed[]", "reservation"),
+        ];
+        let params = form
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        self.call(Method::POST, "postCustomField", params, Repeat::Unsafe)
+            .await
+            .map(|_| ())
+    }
+
+    async fn reservations(
+        &self,
+        from: Option<DateTime<Utc>>,
+        to: DateTime<Utc>,
+        page: u32,
+        page_size: u32,
+    ) -> Result<ReservationPage, CrmError> {
+        let mut q = vec![
+            ("modifiedTo".to_owned(), format_timestamp(to)),
+            ("includeGuestsDetails".to_owned(), "true".to_owned()),
+            ("pageNumber".to_owned(), page.max(1).to_string()),
+            ("pageSize".to_owned(), page_size.clamp(1, 100).to_string()),
+        ];
+        if let Some(f) = from {
+            q.insert(0, ("modifiedFrom".to_owned(), format_timestamp(f)));
+        }
+        let v = self
+            .call(Method::GET, "getReservations", q, Repeat::Safe)
+            .await?;
+        let reservations = list(&v)?
+            .iter()
+            .map(parse_reservation)
+            .collect::<Result<Vec<_>, _>>()?;
+        let total = v
+            .get("total")
+            .and_then(|t| t.as_u64().or_else(|| t.as_str()?.parse().ok()))
+            .unwrap_or(reservations.len() as u64) as u32;
+        Ok(ReservationPage {
+            reservations,
+            total,
+        })
+    }
+
+    async fn guest(&self, guest_id: &str) -> Result<RemoteGuest, CrmError> {
+        let q = vec![("guestID".to_owned(), guest_id.to_owned())];
+        let v = self.call(Method::GET, "getGuest", q, Repeat::Safe).await?;
+        let g = data(&v);
+        if !g.is_object() {
+            return Err(CrmError::Malformed("getGuest data is not an object".into()));
+        }
+        let mut custom_fields = BTreeMap::new();
+        if let Some(Value::Array(fs)) = g.get("customFields") {
+            for f in fs {
+                if let Some(name) = text(f, "customFieldName") {
+                    custom_fields.insert(name, text(f, "customFieldValue").unwrap_or_default());
+                }
+            }
+        }
+        let merged_into = if flag(g, "isMerged") {
+            text(g, "newGuestID")
+        } else {
+            None
+        };
+        Ok(RemoteGuest {
+            guest_id: guest_id.to_owned(),
+            email: text(g, "email"),
+            first_name: text(g, "firstName"),
+            last_name: text(g, "lastName"),
+            phone: text(g, "phone").or_else(|| text(g, "cellPhone")),
+            birth_date: date(g, "birthDate"),
+            document_number: text(g, "documentNumber"),
+            custom_fields,
+            opt_in: flag(g, "guestOptIn"),
+            anonymized: flag(g, "isAnonymized"),
+            merged_into,
+        })
+    }
+
+    async fn guest_notes(&self, guest_id: &str) -> Result<Vec<RemoteNote>, CrmError> {
+        let q = vec![("guestID".to_owned(), guest_id.to_owned())];
+        let v = self
+            .call(Method::GET, "getGuestNotes", q, Repeat::Safe)
+            .await?;
+        Ok(list(&v)?
+            .iter()
+            .filter_map(|n| {
+                Some(RemoteNote {
+                    note_id: text(n, "guestNoteID")?,
+                    text: text(n, "guestNote").unwrap_or_default(),
+                })
+            })
+            .collect())
+    }
+
+    async fn put_guest(&self, guest_id: &str, u: &GuestUpdate) -> Result<(), CrmError> {
+        let mut p = vec![("guestID".to_owned(), guest_id.to_owned())];
+        let fields = [
+            ("guestFirstName", &u.first_name),
+            ("guestLastName", &u.last_name),
+            ("guestEmail", &u.email),
+            ("guestPhone", &u.phone),
+        ];
+        for (k, v) in fields {
+            if let Some(v) = v {
+                p.push((k.to_owned(), v.clone()));
+            }
+        }
+        for (i, (name, value)) in u.custom_fields.iter().enumerate() {
+            p.push((
+                format!("guestCustomFields[{i}][customFieldName]"),
+                name.clone(),
+            ));
+            p.push((
+                format!("guestCustomFields[{i}][customFieldValue]"),
+                value.clone(),
+            ));
+        }
+        self.call(Method::PUT, "putGuest", p, Repeat::Safe)
+            .await
+            .map(|_| ())
+    }
+
+    async fn post_guest_note(&self, guest_id: &str, note: &str) -> Result<String, CrmError> {
+        let p = vec![
+            ("guestID".to_owned(), guest_id.to_owned()),
+            ("guestNote".to_owned(), note.to_owned()),
+        ];
+        let v = self
+            .call(Method::POST, "postGuestNote", p, Repeat::Unsafe)
+            .await?;
+        // The published shape puts the id at the top; accept it under data too.
+        text(&v, "guestNoteID")
+            .or_else(|| text(data(&v), "guestNoteID"))
+            .ok_or_else(|| CrmError::Malformed("postGuestNote without guestNoteID".into()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn key_is_masked() {
+        let k = ApiKey::new("cbat_secret");
+        assert!(!format!("{k:?}").contains("secret"));
+        let cfg = CloudbedsConfig::new("http://x/", "1", k);
+        assert!(!format!("{cfg:?}").contains("secret"));
+    }
+
+    #[test]
+    fn timestamps_both_ways() {
+        let t = parse_timestamp("2025-03-04 05:06:07").unwrap();
+        assert_eq!(format_timestamp(t), "2025-03-04 05:06:07");
+        assert_eq!(parse_timestamp("2025-03-04T05:06:07Z"), Some(t));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn limiter_spaces_requests() {
+        let l = RateLimiter::per_second(5.0);
+        let start = Instant::now();
+        for _ in 0..6 {
+            l.acquire().await;
+        }
+        assert!(start.elapsed() >= Duration::from_millis(1000));
+    }
+}
