@@ -100,15 +100,18 @@ async fn recognition_and_wipe_replace(b: Backend) {
     let first = csv(&[
         ("Ana@Example.com", "Gold", "Active"),
         ("ana@example.com", "Wine Club", "Active"),
+        ("ANA@example.com", "Gold", "Active"),
         ("bo@example.com", "Silver", "Active"),
         ("cy@example.com", "Gold", "Cancelled"),
     ]);
     let r = run(&t.store, "m1.csv", "e1", t0(), first).await.unwrap();
     assert_eq!(
         (r.status, r.rows, r.members, r.former_members),
-        (ImportStatus::Applied, 4, 2, 1)
+        (ImportStatus::Applied, 5, 2, 1)
     );
+    // Ana's Gold row twice counts once.
     assert_eq!(r.tier_counts.get("Gold"), Some(&1));
+    assert_eq!(r.tier_counts.get("Wine Club"), Some(&1));
     assert_eq!(
         member(&t.store, "  ANA@example.COM ").await,
         Some(vec!["Gold".into(), "Wine Club".into()])
