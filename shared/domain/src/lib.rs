@@ -15,6 +15,7 @@
 //! Invariant: this crate never depends on `aws-*`, `lambda_*`, `rusqlite`,
 //! `tokio` networking or any HTTP crate. `tests/` checks it with `cargo tree`.
 
+pub mod checkout;
 pub mod email;
 pub mod error;
 pub mod guest;

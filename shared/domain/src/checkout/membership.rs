@@ -1,0 +1,188 @@
+//! Memberships sold through checkout: a reference per member ticket, valid
+//! from a chosen date through Expires On (end of day, property zone).
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, NaiveDate, Utc};
+use chrono_tz::Tz;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use super::error::CheckoutError;
+use crate::time::{end_of_local_day, local_date};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum MembershipStatus {
+    Active,
+    Cancelled,
+    /// Replaced by a renewal; its reference resolves to the new one.
+    Renewed,
+}
+
+/// A member's contact (prefilled into orders that redeem the membership).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct Contact {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub email: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub first_name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phone: Option<String>,
+}
+
+impl Contact {
+    /// `self` with blanks filled from `fallback` (a request overrides the
+    /// membership's contact field by field).
+    pub fn or(&self, fallback: &Contact) -> Contact {
+        Contact {
+            email: self.email.clone().or_else(|| fallback.email.clone()),
+            first_name: self
+                .first_name
+                .clone()
+                .or_else(|| fallback.first_name.clone()),
+            last_name: self
+                .last_name
+                .clone()
+                .or_else(|| fallback.last_name.clone()),
+            phone: self.phone.clone().or_else(|| fallback.phone.clone()),
+        }
+    }
+
+    /// The named fields that are missing (for `member_fields`).
+    pub fn missing<'a>(&self, fields: &'a [String]) -> Vec<&'a str> {
+        fields
+            .iter()
+            .filter(|f| {
+                let v = match f.as_str() {
+                    "email" => &self.email,
+                    "first_name" => &self.first_name,
+                    "last_name" => &self.last_name,
+                    "phone" => &self.phone,
+                    _ => return false,
+                };
+                v.as_deref().is_none_or(|s| s.trim().is_empty())
+            })
+            .map(String::as_str)
+            .collect()
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct Membership {
+    pub reference: String,
+    pub product_id: String,
+    pub order_id: String,
+    pub valid_from: NaiveDate,
+    pub expires_on: NaiveDate,
+    pub contact: Contact,
+    pub test_mode: bool,
+    pub status: MembershipStatus,
+    /// The reference this one renewed, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub renews: Option<String>,
+    /// The reference that renewed this one, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub renewed_by: Option<String>,
+    /// Tickets used per benefit (by its position in the product).
+    #[serde(default)]
+    pub benefit_uses: BTreeMap<usize, u32>,
+}
+
+impl Membership {
+    /// May this membership be used for a visit on `visit` (a local date in
+    /// the property's zone; the order time's local date for lines without
+    /// one)?
+    pub fn check_use(&self, visit: NaiveDate, test_order: bool) -> Result<(), CheckoutError> {
+        if self.test_mode != test_order {
+            return Err(CheckoutError::TestModeMismatch);
+        }
+        if self.status == MembershipStatus::Cancelled {
+            return Err(CheckoutError::MembershipCancelled);
+        }
+        if visit < self.valid_from {
+            return Err(CheckoutError::MembershipNotYetValid);
+        }
+        if visit > self.expires_on {
+            return Err(CheckoutError::MembershipExpired);
+        }
+        Ok(())
+    }
+
+    /// Valid right now (through the end of Expires On in `tz`)?
+    pub fn is_current(&self, tz: Tz, now: DateTime<Utc>) -> bool {
+        self.status != MembershipStatus::Cancelled
+            && local_date(tz, now) >= self.valid_from
+            && now < end_of_local_day(self.expires_on, tz)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn m() -> Membership {
+        Membership {
+            reference: "MEM-1".into(),
+            product_id: "club".into(),
+            order_id: "o".into(),
+            valid_from: NaiveDate::from_ymd_opt(2027, 1, 15).unwrap(),
+            expires_on: NaiveDate::from_ymd_opt(2027, 2, 14).unwrap(),
+            contact: Contact::default(),
+            test_mode: false,
+            status: MembershipStatus::Active,
+            renews: None,
+            renewed_by: None,
+            benefit_uses: BTreeMap::new(),
+        }
+    }
+
+    #[test]
+    fn checks_the_visit_date_not_the_order_date() {
+        let d = |s: &str| NaiveDate::parse_from_str(s, "%Y-%m-%d").unwrap();
+        assert_eq!(
+            m().check_use(d("2027-01-14"), false),
+            Err(CheckoutError::MembershipNotYetValid)
+        );
+        assert!(m().check_use(d("2027-01-15"), false).is_ok());
+        assert!(m().check_use(d("2027-02-14"), false).is_ok());
+        assert_eq!(
+            m().check_use(d("2027-02-15"), false),
+            Err(CheckoutError::MembershipExpired)
+        );
+        assert_eq!(
+            m().check_use(d("2027-02-01"), true),
+            Err(CheckoutError::TestModeMismatch)
+        );
+        let cancelled = Membership {
+            status: MembershipStatus::Cancelled,
+            ..m()
+        };
+        assert_eq!(
+            cancelled.check_use(d("2027-02-01"), false),
+            Err(CheckoutError::MembershipCancelled)
+        );
+    }
+
+    #[test]
+    fn contact_prefill_and_required_fields() {
+        let member = Contact {
+            email: Some("a@x.com".into()),
+            first_name: Some("Ana".into()),
+            ..Default::default()
+        };
+        let request = Contact {
+            first_name: Some("Anna".into()),
+            ..Default::default()
+        };
+        let merged = request.or(&member);
+        assert_eq!(merged.first_name.as_deref(), Some("Anna"));
+        assert_eq!(merged.email.as_deref(), Some("a@x.com"));
+        assert_eq!(
+            merged.missing(&["email".into(), "phone".into()]),
+            vec!["phone"]
+        );
+    }
+}
