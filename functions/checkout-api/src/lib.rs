@@ -4,8 +4,14 @@
 //! Layout:
 //! - [`club`]: `club-members/{email}`, `club-tiers`, `roster-imports` — thin
 //!   handlers over the roster store port.
+//! - [`catalogue`]: products. [`orders`]: orders, payments, cancellation —
+//!   each one store transaction with its seats, memberships and gift-card
+//!   ledger writes. [`memberships`]: lookup and member activity.
 
+pub mod catalogue;
 pub mod club;
+pub mod memberships;
+pub mod orders;
 
 use axum::Router;
 use platform::Store;
@@ -20,6 +26,14 @@ pub fn routes() -> OpenApiRouter<Store> {
         .routes(routes!(club::set_tier))
         .routes(routes!(club::imports))
         .routes(routes!(club::approve))
+        .routes(routes!(catalogue::put_product, catalogue::get_product))
+        .routes(routes!(catalogue::list_products))
+        .routes(routes!(orders::place_order))
+        .routes(routes!(orders::get_order))
+        .routes(routes!(orders::pay))
+        .routes(routes!(orders::cancel))
+        .routes(routes!(memberships::get_membership))
+        .routes(routes!(memberships::bookings))
 }
 
 /// The Lambda's router.

@@ -6,6 +6,7 @@
 pub mod catalogue;
 pub mod error;
 pub mod membership;
+pub mod order;
 pub mod payment;
 pub mod pricing;
 pub mod validity;

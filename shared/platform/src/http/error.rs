@@ -259,3 +259,15 @@ impl From<domain::roster::service::RosterError> for ApiError {
         }
     }
 }
+
+impl From<domain::checkout::CheckoutError> for ApiError {
+    fn from(e: domain::checkout::CheckoutError) -> Self {
+        use domain::checkout::CheckoutError as C;
+        let message = e.to_string();
+        match e {
+            C::UnknownProduct(_) | C::UnknownUnit { .. } => ApiError::rule(e.code(), message),
+            C::InvalidOrder(_) | C::InvalidPayment(_) => ApiError::bad_request(e.code(), message),
+            _ => ApiError::rule(e.code(), message),
+        }
+    }
+}

@@ -4,6 +4,7 @@
 //! Key patterns live next to the repository that writes them and are listed
 //! in ARCHITECTURE.md.
 
+pub mod checkout_repo;
 pub mod dynamo;
 pub mod faults;
 pub mod guest_repo;

@@ -177,6 +177,62 @@ impl Store {
     }
 }
 
+impl Store {
+    /// Reads the voucher (and redemption), runs `rule` and returns the new
+    /// state with the writes that commit it — without sending them, so a
+    /// caller (checkout's gift-card payments) can commit them in its own
+    /// transaction. The voucher write is conditioned on the version read.
+    pub async fn plan_change(
+        &self,
+        issuer: &PropertyId,
+        code: &VoucherCode,
+        redemption: Option<&str>,
+        rule: &Rule<'_>,
+    ) -> Result<(Change, Vec<Write>), VoucherError> {
+        let pk = voucher_pk(issuer, code);
+        let (voucher, version) = self
+            .voucher_item(issuer, code)
+            .await?
+            .ok_or(VoucherError::NotFound { mistyped: false })?;
+        let red = match redemption {
+            Some(id) => {
+                let item = self
+                    .get_item(&pk, &format!("RED#{id}"))
+                    .await?
+                    .ok_or(VoucherError::RedemptionNotFound)?;
+                Some((decode::<Redemption>(&item)?, item.version))
+            }
+            None => None,
+        };
+        let change = rule(&voucher, red.as_ref().map(|(r, _)| r), self.clock().now())?;
+        let mut writes = vec![Write::put(
+            T,
+            voucher_item(&change.voucher, version + 1),
+            Cond::Version(version),
+        )];
+        for a in &change.activities {
+            writes.extend(ledger_writes(&change.voucher, a));
+        }
+        if let Some(r) = &change.redemption {
+            let (cond, v) = match &red {
+                Some((old, v)) if old.id == r.id => (Cond::Version(*v), v + 1),
+                _ => (Cond::Absent, 1),
+            };
+            let item = Item::new(pk.clone(), format!("RED#{}", r.id), encode(r)).with_version(v);
+            writes.push(Write::put(T, item, cond));
+        }
+        if let Some(h) = &change.new_hold {
+            let rec = HoldRecord {
+                issuer: issuer.clone(),
+                code: code.clone(),
+            };
+            let item = Item::new(hold_pk(&h.property, &h.id), "HOLD", encode(&rec));
+            writes.push(Write::put(T, item, Cond::Absent));
+        }
+        Ok((change, writes))
+    }
+}
+
 #[async_trait]
 impl VoucherStore for Store {
     async fn issuer_of(&self, code: &VoucherCode) -> Result<Option<PropertyId>, StoreError> {
@@ -323,48 +379,8 @@ impl VoucherStore for Store {
         rule: &Rule<'_>,
         receipt: Option<Receipt<'_, Change>>,
     ) -> Result<Committed<Change>, VoucherError> {
-        let pk = voucher_pk(issuer, code);
         for attempt in 0..MAX_ATTEMPTS {
-            let (voucher, version) = self
-                .voucher_item(issuer, code)
-                .await?
-                .ok_or(VoucherError::NotFound { mistyped: false })?;
-            let red = match redemption {
-                Some(id) => {
-                    let item = self
-                        .get_item(&pk, &format!("RED#{id}"))
-                        .await?
-                        .ok_or(VoucherError::RedemptionNotFound)?;
-                    Some((decode::<Redemption>(&item)?, item.version))
-                }
-                None => None,
-            };
-            let change = rule(&voucher, red.as_ref().map(|(r, _)| r), self.clock().now())?;
-            let mut writes = vec![Write::put(
-                T,
-                voucher_item(&change.voucher, version + 1),
-                Cond::Version(version),
-            )];
-            for a in &change.activities {
-                writes.extend(ledger_writes(&change.voucher, a));
-            }
-            if let Some(r) = &change.redemption {
-                let (cond, v) = match &red {
-                    Some((old, v)) if old.id == r.id => (Cond::Version(*v), v + 1),
-                    _ => (Cond::Absent, 1),
-                };
-                let item =
-                    Item::new(pk.clone(), format!("RED#{}", r.id), encode(r)).with_version(v);
-                writes.push(Write::put(T, item, cond));
-            }
-            if let Some(h) = &change.new_hold {
-                let rec = HoldRecord {
-                    issuer: issuer.clone(),
-                    code: code.clone(),
-                };
-                let item = Item::new(hold_pk(&h.property, &h.id), "HOLD", encode(&rec));
-                writes.push(Write::put(T, item, Cond::Absent));
-            }
+            let (change, mut writes) = self.plan_change(issuer, code, redemption, rule).await?;
             if let Some(r) = &receipt {
                 let stored = domain::idempotency::StoredResponse {
                     status: r.status,

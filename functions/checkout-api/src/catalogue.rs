@@ -1,0 +1,78 @@
+//! Catalogue routes: `PUT/GET /products/{product_id}`, `GET /products`.
+
+use axum::Json;
+use axum::extract::{Path, State};
+use domain::Scope;
+use domain::checkout::catalogue::Product;
+use platform::Store;
+use platform::http::{ApiError, ApiJson, Caller};
+use serde::Serialize;
+use utoipa::ToSchema;
+
+/// Creates or replaces a product.
+#[utoipa::path(
+    put,
+    path = "/v1/properties/{property}/products/{product_id}",
+    params(("property" = String, Path), ("product_id" = String, Path)),
+    request_body = Product,
+    responses((status = 200, body = Product), (status = 400, body = platform::http::error::ErrorBody)),
+    security(("partner_key" = [])),
+    tag = "checkout"
+)]
+pub async fn put_product(
+    State(store): State<Store>,
+    caller: Caller,
+    Path(path): Path<(String, String)>,
+    body: ApiJson<Product>,
+) -> Result<Json<Product>, ApiError> {
+    caller.require(Scope::Checkout)?;
+    let product = body.value.check(&path.1)?;
+    store.put_product(&caller.property.id, &product).await?;
+    Ok(Json(product))
+}
+
+/// One product.
+#[utoipa::path(
+    get,
+    path = "/v1/properties/{property}/products/{product_id}",
+    params(("property" = String, Path), ("product_id" = String, Path)),
+    responses((status = 200, body = Product), (status = 404, body = platform::http::error::ErrorBody)),
+    security(("partner_key" = [])),
+    tag = "checkout"
+)]
+pub async fn get_product(
+    State(store): State<Store>,
+    caller: Caller,
+    Path(path): Path<(String, String)>,
+) -> Result<Json<Product>, ApiError> {
+    caller.require(Scope::Checkout)?;
+    store
+        .product(&caller.property.id, &path.1)
+        .await?
+        .map(Json)
+        .ok_or_else(|| ApiError::not_found("product_not_found", "no such product"))
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct ProductList {
+    pub products: Vec<Product>,
+}
+
+/// The catalogue.
+#[utoipa::path(
+    get,
+    path = "/v1/properties/{property}/products",
+    params(("property" = String, Path)),
+    responses((status = 200, body = ProductList)),
+    security(("partner_key" = [])),
+    tag = "checkout"
+)]
+pub async fn list_products(
+    State(store): State<Store>,
+    caller: Caller,
+) -> Result<Json<ProductList>, ApiError> {
+    caller.require(Scope::Checkout)?;
+    Ok(Json(ProductList {
+        products: store.products(&caller.property.id).await?,
+    }))
+}

@@ -1,0 +1,757 @@
+//! Orders: `POST /orders`, `GET /orders/{id}`, `POST /orders/{id}/payments`,
+//! `POST /orders/{id}/cancel`. Each change is one store transaction (see
+//! `platform::store::checkout_repo`): seats, memberships and gift-card value
+//! move together with the order or not at all. Lost races are retried on
+//! fresh reads.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use axum::extract::{Path, State};
+use axum::response::Response;
+use chrono::{NaiveDate, Utc};
+use domain::checkout::catalogue::{Catalogue, ProductKind};
+use domain::checkout::membership::{Contact, Membership, MembershipStatus};
+use domain::checkout::order::{
+    GiftCardCharge, ItemRequest, Order, OrderLine, OrderRequest, OrderStatus, RecordedPayment,
+};
+use domain::checkout::payment::{
+    CheckedPart, PaymentMethod, PaymentMode, PaymentPart, check_payment,
+};
+use domain::checkout::pricing::{Buyer, LineRequest, Redeeming, price};
+use domain::idempotency::fingerprint;
+use domain::roster::discount::Membership as ClubMembership;
+use domain::roster::service::enabled_tiers;
+use domain::roster::store::RosterStore;
+use domain::time::local_date;
+use domain::voucher::rules::{self, Actor, RedeemRequest, ReverseRequest};
+use domain::voucher::{Redemption, Reservation, Voucher, VoucherCode, VoucherError};
+use domain::{Email, Money, PropertyId, Scope};
+use http::{HeaderMap, StatusCode};
+use platform::Store;
+use platform::http::idempotent::{Outcome, json_response};
+use platform::http::{ApiError, ApiJson, Caller, Idempotent};
+use platform::store::TxError;
+use platform::store::checkout_repo::{Booking, Seats, StoredOrder};
+use platform::store::items::Write;
+use serde::Deserialize;
+use utoipa::ToSchema;
+
+const ATTEMPTS: u32 = 40;
+
+async fn backoff(attempt: u32) {
+    let base = 2u64.saturating_pow(attempt.min(6));
+    let jitter = rand::random_range(0..=base * 2);
+    tokio::time::sleep(Duration::from_millis(base + jitter)).await;
+}
+
+fn busy() -> ApiError {
+    ApiError::unavailable("order kept losing races; retry with the same uuid")
+}
+
+fn new_reference() -> String {
+    const ALPHABET: &[u8] = b"ABCDEFGHJKMNPQRSTUVWXYZ23456789";
+    let s: String = (0..10)
+        .map(|_| ALPHABET[rand::random_range(0..ALPHABET.len())] as char)
+        .collect();
+    format!("MEM-{s}")
+}
+
+/// Follows renewals: an old reference resolves to the current membership.
+pub async fn resolve(
+    store: &Store,
+    p: &PropertyId,
+    reference: &str,
+) -> Result<Option<(Membership, i64)>, ApiError> {
+    let mut current = store.membership(p, reference).await?;
+    for _ in 0..10 {
+        match &current {
+            Some((m, _)) if m.status == MembershipStatus::Renewed => match &m.renewed_by {
+                Some(next) => current = store.membership(p, next).await?,
+                None => break,
+            },
+            _ => break,
+        }
+    }
+    Ok(current)
+}
+
+fn actor(caller: &Caller) -> Actor<'_> {
+    Actor {
+        partner: &caller.partner.id,
+        property: &caller.property,
+        now: Utc::now(),
+    }
+}
+
+/// Plans the gift-card redemptions of `parts`; returns their writes.
+async fn gift_cards(
+    store: &Store,
+    caller: &Caller,
+    order_id: &str,
+    guest: Option<String>,
+    test_mode: bool,
+    parts: &[CheckedPart],
+) -> Result<(Vec<Write>, Vec<Option<GiftCardCharge>>), ApiError> {
+    let mut writes = Vec::new();
+    let mut charges = Vec::new();
+    for part in parts {
+        let p = &part.part;
+        if p.method != PaymentMethod::GiftCard {
+            charges.push(None);
+            continue;
+        }
+        let raw = p.gift_card_code.as_deref().unwrap_or_default();
+        let code =
+            VoucherCode::lookup(raw).map_err(|_| VoucherError::NotFound { mistyped: true })?;
+        let issuer = store
+            .issuer_of(&code)
+            .await?
+            .ok_or(VoucherError::NotFound { mistyped: false })?;
+        if !rules::visible_to(&issuer, &caller.property, &caller.partner) {
+            return Err(VoucherError::NotFound { mistyped: false }.into());
+        }
+        let id = uuid::Uuid::now_v7().to_string();
+        let req = RedeemRequest {
+            amount: Some(p.amount),
+            reservation: Reservation {
+                number: order_id.to_owned(),
+                arrival: None,
+                departure: None,
+                guest_name: guest.clone(),
+            },
+            test_mode,
+        };
+        let rule = |v: &Voucher, _: Option<&Redemption>, now| {
+            let a = Actor {
+                now,
+                ..actor(caller)
+            };
+            rules::redeem(v, &req, &id, &a)
+        };
+        let (_, w) = store.plan_change(&issuer, &code, None, &rule).await?;
+        writes.extend(w);
+        charges.push(Some(GiftCardCharge {
+            issuer: issuer.to_string(),
+            code: code.as_str().to_owned(),
+            redemption_id: id,
+        }));
+    }
+    Ok((writes, charges))
+}
+
+use domain::voucher::ports::VoucherStore;
+
+fn guest_name(c: &Contact) -> Option<String> {
+    let n = [c.first_name.as_deref(), c.last_name.as_deref()]
+        .into_iter()
+        .flatten()
+        .collect::<Vec<_>>()
+        .join(" ");
+    (!n.is_empty()).then_some(n)
+}
+
+fn check_uuid(id: &str) -> Result<(), ApiError> {
+    let ok = !id.is_empty()
+        && id.len() <= 64
+        && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-');
+    if ok {
+        Ok(())
+    } else {
+        Err(ApiError::bad_request(
+            "invalid_field",
+            "uuid: 1-64 characters of A-Z, a-z, 0-9, '-'",
+        ))
+    }
+}
+
+/// Everything an order attempt decided, ready to commit.
+struct Plan {
+    order: Order,
+    writes: Vec<Write>,
+}
+
+async fn plan(store: &Store, caller: &Caller, req: &OrderRequest) -> Result<Plan, ApiError> {
+    let p = &caller.property.id;
+    let tz = caller.property.time_zone;
+    let now = store.clock().now();
+    let today = local_date(tz, now);
+    let mut catalogue = Catalogue::new();
+    for item in &req.items {
+        if !catalogue.contains_key(&item.product_id)
+            && let Some(prod) = store.product(p, &item.product_id).await?
+        {
+            catalogue.insert(prod.id.clone(), prod);
+        }
+    }
+    // The membership being redeemed, checked against each visit.
+    let redeeming = match &req.membership_reference {
+        Some(r) => {
+            let (m, v) = resolve(store, p, r)
+                .await?
+                .ok_or_else(|| ApiError::not_found("membership_not_found", "no such membership"))?;
+            for item in &req.items {
+                m.check_use(item.date.unwrap_or(today), req.test_mode)?;
+            }
+            let product = store
+                .product(p, &m.product_id)
+                .await?
+                .ok_or_else(|| ApiError::internal("membership product missing"))?;
+            Some((m, v, product))
+        }
+        None => None,
+    };
+    let contact = match &redeeming {
+        Some((m, _, _)) => req.contact.or(&m.contact),
+        None => req.contact.clone(),
+    };
+    let mut buyer = Buyer::default();
+    if let Some(email) = contact.email.as_deref().and_then(|e| Email::parse(e).ok())
+        && let Some(found) = store.lookup_member(p, &email).await?
+    {
+        buyer.club = ClubMembership {
+            member: true,
+            tiers: found.tiers.into_iter().collect(),
+        };
+        buyer.enabled_tiers = enabled_tiers(store, p).await?;
+    }
+    let lines: Vec<LineRequest> = req
+        .items
+        .iter()
+        .map(|i| LineRequest {
+            product_id: i.product_id.clone(),
+            unit_id: i.unit_id.clone(),
+            quantity: i.quantity,
+        })
+        .collect();
+    let benefit_uses = redeeming
+        .as_ref()
+        .map(|(m, _, _)| m.benefit_uses.clone())
+        .unwrap_or_default();
+    let redeem = redeeming.as_ref().map(|(_, _, prod)| Redeeming {
+        benefits: &prod.benefits,
+        uses: &benefit_uses,
+    });
+    let priced = price(
+        &catalogue,
+        &lines,
+        &buyer,
+        req.promo_code.as_deref(),
+        redeem,
+    )?;
+    let (parts, balance_due) = check_payment(req.payment.mode, &req.payment.parts, priced.total)?;
+
+    let mut writes = Vec::new();
+    // Capacity per (product, date), counted once per pair.
+    let mut wanted: BTreeMap<(String, NaiveDate), u32> = BTreeMap::new();
+    for item in &req.items {
+        if let Some(prod) = catalogue.get(&item.product_id)
+            && prod.capacity.is_some()
+        {
+            let date = item.date.ok_or_else(|| {
+                ApiError::bad_request("invalid_order", "items of events with capacity need a date")
+            })?;
+            *wanted.entry((item.product_id.clone(), date)).or_default() += item.quantity;
+        }
+    }
+    for ((product, date), qty) in &wanted {
+        let cap = catalogue
+            .get(product)
+            .and_then(|x| x.capacity)
+            .unwrap_or(u32::MAX);
+        let (seats, version) = store.seats(p, product, *date).await?;
+        if seats.sold + qty > cap {
+            return Err(ApiError::rule(
+                "sold_out",
+                format!(
+                    "only {} seats left on {date}",
+                    cap.saturating_sub(seats.sold)
+                ),
+            ));
+        }
+        writes.push(store.seats_write(
+            p,
+            product,
+            *date,
+            Seats {
+                sold: seats.sold + qty,
+            },
+            version,
+        ));
+    }
+    // Memberships sold, one per ticket.
+    let mut order_lines = Vec::with_capacity(req.items.len());
+    for (item, priced_line) in req.items.iter().zip(priced.lines) {
+        let mut sold = Vec::new();
+        if let Some(prod) = catalogue
+            .get(&item.product_id)
+            .filter(|x| x.kind == ProductKind::Membership)
+        {
+            sold = sell_memberships(store, p, req, item, prod, &contact, today).await?;
+            for (m, renewed) in &sold {
+                writes.push(store.membership_write(p, m, None));
+                if let Some((old, v)) = renewed {
+                    writes.push(store.membership_write(p, old, Some(*v)));
+                }
+            }
+        }
+        order_lines.push(OrderLine {
+            priced: priced_line,
+            date: item.date,
+            memberships: sold.into_iter().map(|(m, _)| m).collect(),
+        });
+    }
+    let (gift_writes, charges) = gift_cards(
+        store,
+        caller,
+        &req.uuid,
+        guest_name(&contact),
+        req.test_mode,
+        &parts,
+    )
+    .await?;
+    writes.extend(gift_writes);
+    let payments = parts
+        .into_iter()
+        .zip(charges)
+        .map(|(checked, gift_card)| RecordedPayment {
+            checked,
+            at: now,
+            gift_card,
+        })
+        .collect();
+    let order = Order {
+        id: req.uuid.clone(),
+        status: if balance_due.amount == 0 {
+            OrderStatus::Confirmed
+        } else {
+            OrderStatus::AwaitingPayment
+        },
+        test_mode: req.test_mode,
+        contact,
+        membership_reference: redeeming.as_ref().map(|(m, _, _)| m.reference.clone()),
+        promo_code: req.promo_code.clone(),
+        lines: order_lines,
+        subtotal: priced.subtotal,
+        discount_total: priced.discount_total,
+        total: priced.total,
+        payments,
+        balance_due,
+        created_at: now,
+        benefit_uses: priced.benefit_uses.clone(),
+    };
+    // The redeemed membership: benefit uses and the booking.
+    if let Some((mut m, v, _)) = redeeming {
+        for (i, n) in &priced.benefit_uses {
+            *m.benefit_uses.entry(*i).or_default() += n;
+        }
+        let booking = Booking {
+            order_id: order.id.clone(),
+            at: now,
+            total: order.total,
+            lines: order
+                .lines
+                .iter()
+                .map(|l| {
+                    format!(
+                        "{} × {}/{}",
+                        l.priced.quantity, l.priced.product_id, l.priced.unit_id
+                    )
+                })
+                .collect(),
+            cancelled: false,
+        };
+        writes.push(store.booking_write(p, &m.reference, &booking, true));
+        writes.push(store.membership_write(p, &m, Some(v)));
+    }
+    Ok(Plan { order, writes })
+}
+
+type Sold = (Membership, Option<(Membership, i64)>);
+
+async fn sell_memberships(
+    store: &Store,
+    p: &PropertyId,
+    req: &OrderRequest,
+    item: &ItemRequest,
+    prod: &domain::checkout::catalogue::Product,
+    contact: &Contact,
+    today: NaiveDate,
+) -> Result<Vec<Sold>, ApiError> {
+    let validity = prod
+        .validity
+        .ok_or_else(|| ApiError::internal("membership without validity"))?;
+    let valid_from = item.valid_from.unwrap_or(today);
+    let expires_on = validity
+        .expires_on(valid_from)
+        .ok_or_else(|| ApiError::bad_request("invalid_field", "valid_from: out of range"))?;
+    if item.renews.is_some() && item.quantity != 1 {
+        return Err(ApiError::bad_request(
+            "invalid_order",
+            "a renewal renews one membership",
+        ));
+    }
+    let mut out = Vec::new();
+    for n in 0..item.quantity as usize {
+        let member = item
+            .members
+            .get(n)
+            .map(|m| m.or(contact))
+            .unwrap_or_else(|| contact.clone());
+        let missing = member.missing(&prod.member_fields);
+        if !missing.is_empty() {
+            return Err(ApiError::bad_request(
+                "member_fields_missing",
+                format!("each member needs: {}", missing.join(", ")),
+            ));
+        }
+        let reference = new_reference();
+        let renewed = match &item.renews {
+            Some(old) => {
+                let (mut m, v) = resolve(store, p, old).await?.ok_or_else(|| {
+                    ApiError::not_found(
+                        "membership_not_found",
+                        "the membership to renew does not exist",
+                    )
+                })?;
+                m.status = MembershipStatus::Renewed;
+                m.renewed_by = Some(reference.clone());
+                Some((m, v))
+            }
+            None => None,
+        };
+        let m = Membership {
+            reference,
+            product_id: prod.id.clone(),
+            order_id: req.uuid.clone(),
+            valid_from,
+            expires_on,
+            contact: member,
+            test_mode: req.test_mode,
+            status: MembershipStatus::Active,
+            renews: renewed.as_ref().map(|(old, _)| old.reference.clone()),
+            renewed_by: None,
+            benefit_uses: BTreeMap::new(),
+        };
+        out.push((m, renewed));
+    }
+    Ok(out)
+}
+
+fn replay(stored: &StoredOrder) -> Response {
+    let mut r = json_response(StatusCode::CREATED, stored.rendered.clone());
+    r.headers_mut().insert(
+        "idempotency-replayed",
+        http::HeaderValue::from_static("true"),
+    );
+    r
+}
+
+/// Places an order. The `uuid` is its idempotency key: the same uuid with
+/// the same body answers the same bytes; another body is 422.
+#[utoipa::path(
+    post,
+    path = "/v1/properties/{property}/orders",
+    params(("property" = String, Path)),
+    request_body = OrderRequest,
+    responses(
+        (status = 201, body = Order),
+        (status = 400, body = platform::http::error::ErrorBody),
+        (status = 422, body = platform::http::error::ErrorBody, description = "currency_mismatch, payment_mismatch, members_only_event, membership_expired, membership_not_yet_valid, test_mode_mismatch, benefit_limit_reached, sold_out, insufficient_balance, idempotency_key_reused"),
+    ),
+    security(("partner_key" = [])),
+    tag = "checkout"
+)]
+pub async fn place_order(
+    State(store): State<Store>,
+    caller: Caller,
+    body: ApiJson<OrderRequest>,
+) -> Result<Response, ApiError> {
+    caller.require(Scope::Checkout)?;
+    let req = body.value;
+    check_uuid(&req.uuid)?;
+    let fp = fingerprint(&[b"order", body.canonical.as_bytes()]);
+    let p = &caller.property.id;
+    for attempt in 0..ATTEMPTS {
+        if let Some((stored, _)) = store.stored_order(p, &req.uuid).await? {
+            return if stored.fingerprint == fp {
+                Ok(replay(&stored))
+            } else {
+                Err(ApiError::rule(
+                    "idempotency_key_reused",
+                    "this order uuid was used with a different request",
+                ))
+            };
+        }
+        let plan = plan(&store, &caller, &req).await?;
+        let rendered = serde_json::to_string(&plan.order).map_err(ApiError::internal)?;
+        let stored = StoredOrder {
+            fingerprint: fp.clone(),
+            order: plan.order,
+            rendered,
+        };
+        let mut writes = vec![store.order_write(p, &stored, None)];
+        writes.extend(plan.writes);
+        match store.items().transact(writes, store.now_ts()).await {
+            Ok(()) => {
+                tracing::info!(order = %stored.order.id, lines = stored.order.lines.len(), "order placed");
+                return Ok(json_response(StatusCode::CREATED, stored.rendered));
+            }
+            // The uuid was taken meanwhile, or a seat, membership or gift
+            // card moved: read again and decide again.
+            Err(TxError::Condition(_) | TxError::Contention) => backoff(attempt).await,
+            Err(TxError::Store(e)) => return Err(e.into()),
+        }
+    }
+    Err(busy())
+}
+
+/// An order.
+#[utoipa::path(
+    get,
+    path = "/v1/properties/{property}/orders/{id}",
+    params(("property" = String, Path), ("id" = String, Path)),
+    responses((status = 200, body = Order), (status = 404, body = platform::http::error::ErrorBody)),
+    security(("partner_key" = [])),
+    tag = "checkout"
+)]
+pub async fn get_order(
+    State(store): State<Store>,
+    caller: Caller,
+    Path(path): Path<(String, String)>,
+) -> Result<Response, ApiError> {
+    caller.require(Scope::Checkout)?;
+    let (stored, _) = store
+        .stored_order(&caller.property.id, &path.1)
+        .await?
+        .ok_or_else(order_not_found)?;
+    Ok(json_response(
+        StatusCode::OK,
+        serde_json::to_string(&stored.order).map_err(ApiError::internal)?,
+    ))
+}
+
+fn order_not_found() -> ApiError {
+    ApiError::not_found("order_not_found", "no such order")
+}
+
+#[derive(Debug, Deserialize, serde::Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PaymentsBody {
+    pub parts: Vec<PaymentPart>,
+}
+
+/// Pays (part of) the balance of a pay-later order. Needs an `Idempotency-Key`.
+#[utoipa::path(
+    post,
+    path = "/v1/properties/{property}/orders/{id}/payments",
+    params(("property" = String, Path), ("id" = String, Path)),
+    request_body = PaymentsBody,
+    responses((status = 200, body = Order), (status = 422, body = platform::http::error::ErrorBody)),
+    security(("partner_key" = [])),
+    tag = "checkout"
+)]
+pub async fn pay(
+    State(store): State<Store>,
+    caller: Caller,
+    headers: HeaderMap,
+    Path(path): Path<(String, String)>,
+    body: ApiJson<PaymentsBody>,
+) -> Result<Response, ApiError> {
+    caller.require(Scope::Checkout)?;
+    let route = format!("/orders/{}/payments", path.1);
+    let idem = Idempotent {
+        store: &store,
+        caller: &caller,
+        operation: "checkout",
+        path: &route,
+        canonical_body: &body.canonical,
+        required: true,
+    };
+    let (store, caller, body, path) = (&store, &caller, &body, &path);
+    idem.run(&headers, |lease| async move {
+        let p = &caller.property.id;
+        for attempt in 0..ATTEMPTS {
+            let (mut stored, version) = store
+                .stored_order(p, &path.1)
+                .await?
+                .ok_or_else(order_not_found)?;
+            let o = &mut stored.order;
+            if o.status != OrderStatus::AwaitingPayment {
+                return Err(ApiError::rule(
+                    "nothing_due",
+                    "this order has no balance due",
+                ));
+            }
+            let (parts, left) =
+                check_payment(PaymentMode::PayLater, &body.value.parts, o.balance_due)?;
+            let (mut writes, charges) = gift_cards(
+                store,
+                caller,
+                &o.id,
+                guest_name(&o.contact),
+                o.test_mode,
+                &parts,
+            )
+            .await?;
+            let now = store.clock().now();
+            o.payments
+                .extend(parts.into_iter().zip(charges).map(|(checked, gift_card)| {
+                    RecordedPayment {
+                        checked,
+                        at: now,
+                        gift_card,
+                    }
+                }));
+            o.balance_due = left;
+            if left.amount == 0 {
+                o.status = OrderStatus::Confirmed;
+            }
+            let answer = Outcome::json(StatusCode::OK, &stored.order);
+            writes.insert(0, store.order_write(p, &stored, Some(version)));
+            if let Some(l) = &lease {
+                let response = domain::idempotency::StoredResponse {
+                    status: 200,
+                    body: answer.body.clone(),
+                };
+                writes.push(store.idempotency_completion(l, &response, Idempotent::policy()));
+            }
+            match store.items().transact(writes, store.now_ts()).await {
+                Ok(()) => {
+                    return Ok(if lease.is_some() {
+                        answer.stored()
+                    } else {
+                        answer
+                    });
+                }
+                Err(TxError::Condition(_) | TxError::Contention) => backoff(attempt).await,
+                Err(TxError::Store(e)) => return Err(e.into()),
+            }
+        }
+        Err(busy())
+    })
+    .await
+}
+
+/// Cancels an order: seats, membership benefit uses and gift-card value
+/// come back (gift cards through ledger reversals); memberships it sold end.
+#[utoipa::path(
+    post,
+    path = "/v1/properties/{property}/orders/{id}/cancel",
+    params(("property" = String, Path), ("id" = String, Path)),
+    responses((status = 200, body = Order), (status = 404, body = platform::http::error::ErrorBody), (status = 422, body = platform::http::error::ErrorBody)),
+    security(("partner_key" = [])),
+    tag = "checkout"
+)]
+pub async fn cancel(
+    State(store): State<Store>,
+    caller: Caller,
+    Path(path): Path<(String, String)>,
+) -> Result<Response, ApiError> {
+    caller.require(Scope::Checkout)?;
+    let p = &caller.property.id;
+    for attempt in 0..ATTEMPTS {
+        let (mut stored, version) = store
+            .stored_order(p, &path.1)
+            .await?
+            .ok_or_else(order_not_found)?;
+        if stored.order.status == OrderStatus::Cancelled {
+            // Cancelling twice changes nothing.
+            return Ok(json_response(
+                StatusCode::OK,
+                serde_json::to_string(&stored.order).map_err(ApiError::internal)?,
+            ));
+        }
+        let mut writes = Vec::new();
+        // Seats back.
+        let mut seats: BTreeMap<(String, NaiveDate), u32> = BTreeMap::new();
+        for l in &stored.order.lines {
+            if let Some(d) = l.date {
+                *seats.entry((l.priced.product_id.clone(), d)).or_default() += l.priced.quantity;
+            }
+        }
+        for ((product, date), qty) in seats {
+            let (s, v) = store.seats(p, &product, date).await?;
+            if v.is_some() {
+                writes.push(store.seats_write(
+                    p,
+                    &product,
+                    date,
+                    Seats {
+                        sold: s.sold.saturating_sub(qty),
+                    },
+                    v,
+                ));
+            }
+        }
+        // Memberships sold end; the redeemed one gets its tickets back.
+        for l in &stored.order.lines {
+            for sold in &l.memberships {
+                if let Some((mut m, v)) = store.membership(p, &sold.reference).await? {
+                    m.status = MembershipStatus::Cancelled;
+                    writes.push(store.membership_write(p, &m, Some(v)));
+                }
+            }
+        }
+        if let Some(r) = &stored.order.membership_reference
+            && let Some((mut m, v)) = store.membership(p, r).await?
+        {
+            for (i, n) in &stored.order.benefit_uses {
+                if let Some(u) = m.benefit_uses.get_mut(i) {
+                    *u = u.saturating_sub(*n);
+                }
+            }
+            writes.push(store.membership_write(p, &m, Some(v)));
+            let booking = Booking {
+                order_id: stored.order.id.clone(),
+                at: stored.order.created_at,
+                total: stored.order.total,
+                lines: Vec::new(),
+                cancelled: true,
+            };
+            writes.push(store.booking_write(p, r, &booking, false));
+        }
+        // Gift-card value back through the ledger.
+        for pay in &stored.order.payments {
+            if let Some(g) = &pay.gift_card {
+                let issuer = PropertyId::parse(&g.issuer)?;
+                let code = VoucherCode::lookup(&g.code)
+                    .map_err(|_| ApiError::internal("stored gift card code unreadable"))?;
+                let req = ReverseRequest {
+                    amount: None,
+                    reason: Some("order cancelled".into()),
+                };
+                let rule = |v: &Voucher, r: Option<&Redemption>, now| match r {
+                    Some(r) => rules::reverse(
+                        v,
+                        r,
+                        &req,
+                        &Actor {
+                            now,
+                            ..actor(&caller)
+                        },
+                    ),
+                    None => Err(VoucherError::RedemptionNotFound),
+                };
+                let (_, w) = store
+                    .plan_change(&issuer, &code, Some(&g.redemption_id), &rule)
+                    .await?;
+                writes.extend(w);
+            }
+        }
+        stored.order.status = OrderStatus::Cancelled;
+        stored.order.balance_due = Money::zero(stored.order.total.currency);
+        writes.insert(0, store.order_write(p, &stored, Some(version)));
+        match store.items().transact(writes, store.now_ts()).await {
+            Ok(()) => {
+                return Ok(json_response(
+                    StatusCode::OK,
+                    serde_json::to_string(&stored.order).map_err(ApiError::internal)?,
+                ));
+            }
+            Err(TxError::Condition(_) | TxError::Contention) => backoff(attempt).await,
+            Err(TxError::Store(e)) => return Err(e.into()),
+        }
+    }
+    Err(busy())
+}

@@ -1,0 +1,202 @@
+//! The catalogue, orders, memberships and capacity, in the `commerce` table.
+//!
+//! | item | pk | sk | notes |
+//! |---|---|---|---|
+//! | product | `PRODUCTS#<p>` | `<product id>` | the catalogue: one query lists it |
+//! | order | `ORDER#<p>#<uuid>` | `ORDER` | the order, its request fingerprint and the rendered answer (same uuid + body → same bytes) |
+//! | membership | `MEMBERSHIP#<p>#<reference>` | `MEMBERSHIP` | validity, contact, benefit uses (version-checked) |
+//! | member activity | `MEMBERSHIP#<p>#<reference>` | `BOOKING#<order uuid>` | the bookings made with it |
+//! | capacity counter | `CAPACITY#<p>#<product id>` | `<date>` | seats sold; changed only with a version condition in the order's transaction, so concurrent orders never overbook |
+//!
+//! An order is one transaction: the order, its capacity counters, the
+//! memberships it sells or redeems, and the gift-card redemptions of its
+//! payment (the voucher ledger's own writes). If anything fails, nothing —
+//! no seat, no benefit, no gift-card value — is taken.
+
+use chrono::NaiveDate;
+use domain::checkout::catalogue::Product;
+use domain::checkout::membership::Membership;
+use domain::checkout::order::Order;
+use domain::{PropertyId, StoreError};
+use serde::{Deserialize, Serialize};
+
+use super::items::{Cond, Item, Query, Table, Write};
+use super::{Store, decode, encode};
+
+const T: Table = Table::Commerce;
+
+/// An order as stored: with what identifies its request and the exact
+/// answer given, for byte-identical replays.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct StoredOrder {
+    pub fingerprint: String,
+    pub order: Order,
+    pub rendered: String,
+}
+
+/// A booking made with a membership.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct Booking {
+    pub order_id: String,
+    pub at: chrono::DateTime<chrono::Utc>,
+    pub total: domain::Money,
+    pub lines: Vec<String>,
+    #[serde(default)]
+    pub cancelled: bool,
+}
+
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize)]
+pub struct Seats {
+    pub sold: u32,
+}
+
+fn order_pk(p: &PropertyId, id: &str) -> String {
+    format!("ORDER#{p}#{id}")
+}
+
+fn membership_pk(p: &PropertyId, reference: &str) -> String {
+    format!("MEMBERSHIP#{p}#{reference}")
+}
+
+fn capacity_pk(p: &PropertyId, product: &str) -> String {
+    format!("CAPACITY#{p}#{product}")
+}
+
+/// A version condition for an item read at `version` (None: absent).
+fn cond(version: Option<i64>) -> Cond {
+    version.map_or(Cond::Absent, Cond::Version)
+}
+
+impl Store {
+    pub async fn put_product(&self, p: &PropertyId, product: &Product) -> Result<(), StoreError> {
+        let item = Item::new(format!("PRODUCTS#{p}"), product.id.clone(), encode(product));
+        Ok(self
+            .items()
+            .transact(vec![Write::put(T, item, Cond::None)], self.now_ts())
+            .await?)
+    }
+
+    pub async fn product(&self, p: &PropertyId, id: &str) -> Result<Option<Product>, StoreError> {
+        match self
+            .items()
+            .get(T, &format!("PRODUCTS#{p}"), id, self.now_ts())
+            .await?
+        {
+            Some(i) => decode(&i).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    pub async fn products(&self, p: &PropertyId) -> Result<Vec<Product>, StoreError> {
+        self.query_all(Query::partition(T, format!("PRODUCTS#{p}")))
+            .await?
+            .iter()
+            .map(decode)
+            .collect()
+    }
+
+    pub async fn stored_order(
+        &self,
+        p: &PropertyId,
+        id: &str,
+    ) -> Result<Option<(StoredOrder, i64)>, StoreError> {
+        match self
+            .items()
+            .get(T, &order_pk(p, id), "ORDER", self.now_ts())
+            .await?
+        {
+            Some(i) => Ok(Some((decode(&i)?, i.version))),
+            None => Ok(None),
+        }
+    }
+
+    /// Writes an order (new: `version` None; changed: the version read).
+    pub fn order_write(&self, p: &PropertyId, stored: &StoredOrder, version: Option<i64>) -> Write {
+        let item = Item::new(order_pk(p, &stored.order.id), "ORDER", encode(stored))
+            .with_version(version.map_or(1, |v| v + 1));
+        Write::put(T, item, cond(version))
+    }
+
+    pub async fn membership(
+        &self,
+        p: &PropertyId,
+        reference: &str,
+    ) -> Result<Option<(Membership, i64)>, StoreError> {
+        match self
+            .items()
+            .get(T, &membership_pk(p, reference), "MEMBERSHIP", self.now_ts())
+            .await?
+        {
+            Some(i) => Ok(Some((decode(&i)?, i.version))),
+            None => Ok(None),
+        }
+    }
+
+    pub fn membership_write(&self, p: &PropertyId, m: &Membership, version: Option<i64>) -> Write {
+        let item = Item::new(membership_pk(p, &m.reference), "MEMBERSHIP", encode(m))
+            .with_version(version.map_or(1, |v| v + 1));
+        Write::put(T, item, cond(version))
+    }
+
+    pub fn booking_write(
+        &self,
+        p: &PropertyId,
+        reference: &str,
+        b: &Booking,
+        create: bool,
+    ) -> Write {
+        let item = Item::new(
+            membership_pk(p, reference),
+            format!("BOOKING#{}", b.order_id),
+            encode(b),
+        );
+        Write::put(T, item, if create { Cond::Absent } else { Cond::None })
+    }
+
+    pub async fn bookings(
+        &self,
+        p: &PropertyId,
+        reference: &str,
+    ) -> Result<Vec<Booking>, StoreError> {
+        self.query_all(Query::partition(T, membership_pk(p, reference)).prefix("BOOKING#"))
+            .await?
+            .iter()
+            .map(decode)
+            .collect()
+    }
+
+    /// Seats sold for a product on a date, with the counter's version.
+    pub async fn seats(
+        &self,
+        p: &PropertyId,
+        product: &str,
+        date: NaiveDate,
+    ) -> Result<(Seats, Option<i64>), StoreError> {
+        match self
+            .items()
+            .get(
+                T,
+                &capacity_pk(p, product),
+                &date.to_string(),
+                self.now_ts(),
+            )
+            .await?
+        {
+            Some(i) => Ok((decode(&i)?, Some(i.version))),
+            None => Ok((Seats::default(), None)),
+        }
+    }
+
+    pub fn seats_write(
+        &self,
+        p: &PropertyId,
+        product: &str,
+        date: NaiveDate,
+        seats: Seats,
+        version: Option<i64>,
+    ) -> Write {
+        let item = Item::new(capacity_pk(p, product), date.to_string(), encode(&seats))
+            .with_version(version.map_or(1, |v| v + 1));
+        Write::put(T, item, cond(version))
+    }
+}
