@@ -15,9 +15,11 @@ pub fn init() {
         .unwrap_or_else(|_| "info".into())
         .to_lowercase();
     let filter = EnvFilter::try_new(&level).unwrap_or_else(|_| EnvFilter::new("info"));
+    // stderr: stdout is for command output (a new key on its last line).
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_target(false);
+        .with_target(false)
+        .with_writer(std::io::stderr);
     let result = if json {
         builder
             .json()
