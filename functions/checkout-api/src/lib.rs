@@ -14,26 +14,34 @@ pub mod memberships;
 pub mod orders;
 
 use axum::Router;
+use domain::Scope;
 use platform::Store;
+use platform::http::scoped;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 /// Every route of this function, with its OpenAPI description.
 pub fn routes() -> OpenApiRouter<Store> {
     OpenApiRouter::new()
-        .routes(routes!(club::member))
-        .routes(routes!(club::tiers))
-        .routes(routes!(club::set_tier))
-        .routes(routes!(club::imports))
-        .routes(routes!(club::approve))
-        .routes(routes!(catalogue::put_product, catalogue::get_product))
-        .routes(routes!(catalogue::list_products))
-        .routes(routes!(orders::place_order))
-        .routes(routes!(orders::get_order))
-        .routes(routes!(orders::pay))
-        .routes(routes!(orders::cancel))
-        .routes(routes!(memberships::get_membership))
-        .routes(routes!(memberships::bookings))
+        .routes(scoped(routes!(club::member), Scope::ClubRead))
+        .routes(scoped(routes!(club::tiers), Scope::ClubRead))
+        .routes(scoped(routes!(club::set_tier), Scope::ClubAdmin))
+        .routes(scoped(routes!(club::imports), Scope::ClubRead))
+        .routes(scoped(routes!(club::approve), Scope::ClubAdmin))
+        .routes(scoped(
+            routes!(catalogue::put_product, catalogue::get_product),
+            Scope::Checkout,
+        ))
+        .routes(scoped(routes!(catalogue::list_products), Scope::Checkout))
+        .routes(scoped(routes!(orders::place_order), Scope::Checkout))
+        .routes(scoped(routes!(orders::get_order), Scope::Checkout))
+        .routes(scoped(routes!(orders::pay), Scope::Checkout))
+        .routes(scoped(routes!(orders::cancel), Scope::Checkout))
+        .routes(scoped(
+            routes!(memberships::get_membership),
+            Scope::Checkout,
+        ))
+        .routes(scoped(routes!(memberships::bookings), Scope::Checkout))
 }
 
 /// The Lambda's router.

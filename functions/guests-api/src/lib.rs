@@ -13,7 +13,9 @@ mod profiles;
 mod screening;
 mod webhook;
 
+use domain::Scope;
 use platform::Store;
+use platform::http::scoped;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
@@ -23,14 +25,23 @@ pub use webhook::webhook_token_hash;
 /// is the store.
 pub fn routes() -> OpenApiRouter<Store> {
     OpenApiRouter::new()
-        .routes(routes!(profiles::upsert_guest, profiles::find_guests))
-        .routes(routes!(
-            profiles::get_guest,
-            profiles::patch_guest,
-            profiles::erase_guest
+        .routes(scoped(
+            routes!(profiles::upsert_guest, profiles::find_guests),
+            Scope::Guests,
         ))
-        .routes(routes!(profiles::add_note, profiles::list_notes))
-        .routes(routes!(screening::put_watchlist))
+        .routes(scoped(
+            routes!(
+                profiles::get_guest,
+                profiles::patch_guest,
+                profiles::erase_guest
+            ),
+            Scope::Guests,
+        ))
+        .routes(scoped(
+            routes!(profiles::add_note, profiles::list_notes),
+            Scope::Guests,
+        ))
+        .routes(scoped(routes!(screening::put_watchlist), Scope::Guests))
         .routes(routes!(webhook::cloudbeds_webhook))
 }
 

@@ -23,7 +23,9 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::extract::FromRef;
+use domain::Scope;
 use platform::Store;
+use platform::http::scoped;
 use utoipa::openapi::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -56,24 +58,27 @@ impl FromRef<AppState> for Store {
 pub fn routes() -> OpenApiRouter<AppState> {
     use handlers as h;
     OpenApiRouter::new()
-        .routes(routes!(h::issue))
-        .routes(routes!(h::status))
-        .routes(routes!(h::load))
-        .routes(routes!(h::redeem))
-        .routes(routes!(h::reverse))
-        .routes(routes!(h::hold))
-        .routes(routes!(h::capture))
-        .routes(routes!(h::release))
-        .routes(routes!(h::block))
-        .routes(routes!(h::unblock))
-        .routes(routes!(h::cancel))
-        .routes(routes!(h::activities))
-        .routes(routes!(h::orders))
-        .routes(routes!(h::acknowledge))
-        .routes(routes!(h::put_mapping, h::get_mapping))
-        .routes(routes!(h::settlement))
-        .routes(routes!(h::import))
-        .routes(routes!(h::write_off))
+        .routes(scoped(routes!(h::issue), Scope::VouchersIssue))
+        .routes(scoped(routes!(h::status), Scope::VouchersRead))
+        .routes(scoped(routes!(h::load), Scope::VouchersIssue))
+        .routes(scoped(routes!(h::redeem), Scope::VouchersRedeem))
+        .routes(scoped(routes!(h::reverse), Scope::VouchersRedeem))
+        .routes(scoped(routes!(h::hold), Scope::VouchersRedeem))
+        .routes(scoped(routes!(h::capture), Scope::VouchersRedeem))
+        .routes(scoped(routes!(h::release), Scope::VouchersRedeem))
+        .routes(scoped(routes!(h::block), Scope::VouchersIssue))
+        .routes(scoped(routes!(h::unblock), Scope::VouchersIssue))
+        .routes(scoped(routes!(h::cancel), Scope::VouchersIssue))
+        .routes(scoped(routes!(h::activities), Scope::VouchersRead))
+        .routes(scoped(routes!(h::orders), Scope::VouchersPickup))
+        .routes(scoped(routes!(h::acknowledge), Scope::VouchersPickup))
+        .routes(scoped(
+            routes!(h::put_mapping, h::get_mapping),
+            Scope::VouchersPickup,
+        ))
+        .routes(scoped(routes!(h::settlement), Scope::VouchersRead))
+        .routes(scoped(routes!(h::import), Scope::VouchersIssue))
+        .routes(scoped(routes!(h::write_off), Scope::VouchersIssue))
 }
 
 /// The OpenAPI paths and schemas of these routes.

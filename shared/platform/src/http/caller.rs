@@ -12,6 +12,28 @@ use super::error::ApiError;
 use crate::Store;
 use crate::auth::{secret_matches, split_key};
 
+/// The scope a route needs. Set on the route with [`scoped`]; the `Caller`
+/// extractor checks it, so a missing scope is 403 before the route's query
+/// or body is even parsed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RequiredScope(pub Scope);
+
+/// Declares the scope of a route (all methods of one `routes!` group).
+pub fn scoped<S>(
+    route: utoipa_axum::router::UtoipaMethodRouter<S>,
+    scope: Scope,
+) -> utoipa_axum::router::UtoipaMethodRouter<S>
+where
+    S: Clone + Send + Sync + 'static,
+{
+    let (schemas, paths, method_router) = route;
+    (
+        schemas,
+        paths,
+        method_router.layer(axum::Extension(RequiredScope(scope))),
+    )
+}
+
 /// An authenticated partner acting for one of its properties.
 #[derive(Debug, Clone)]
 pub struct Caller {
@@ -80,6 +102,11 @@ where
             return Err(property_not_found());
         }
         let property = store.property(&id).await?.ok_or_else(property_not_found)?;
+        if let Some(RequiredScope(scope)) = parts.extensions.get::<RequiredScope>().copied()
+            && !partner.has_scope(scope)
+        {
+            return Err(ApiError::forbidden(scope.as_str()));
+        }
         Ok(Caller { partner, property })
     }
 }

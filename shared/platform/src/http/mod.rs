@@ -17,7 +17,7 @@ use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::TraceLayer;
 
-pub use caller::Caller;
+pub use caller::{Caller, RequiredScope, scoped};
 pub use error::ApiError;
 pub use idempotent::{Idempotent, Outcome};
 pub use json::ApiJson;
