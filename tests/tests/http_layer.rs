@@ -362,7 +362,80 @@ async fn concurrent_same_key(b: Backend) {
     assert_eq!(a.runs.load(Ordering::SeqCst), 1, "the operation ran once");
 }
 
+async fn rotation_and_disabling(b: Backend) {
+    let a = app(b).await;
+    let store = &a._t.store;
+    let body = || Some(r#"{"amount": 5}"#.to_owned());
+    let partners = domain::ports::PartnerStore::partners(store).await.unwrap();
+    let asa = partners
+        .iter()
+        .find(|p| p.name == "ASA")
+        .unwrap()
+        .id
+        .0
+        .clone();
+    let (_, new_key) = guesthub::admin::rotate_partner_key(store, &asa)
+        .await
+        .unwrap();
+    let old = call(
+        &a.router,
+        "POST",
+        URI,
+        Some(&a.key_a),
+        &[("idempotency-key", "r1")],
+        body(),
+    )
+    .await;
+    assert_eq!(
+        old.status,
+        StatusCode::UNAUTHORIZED,
+        "the old key stops working at once"
+    );
+    let new = call(
+        &a.router,
+        "POST",
+        URI,
+        Some(&new_key),
+        &[("idempotency-key", "r1")],
+        body(),
+    )
+    .await;
+    assert_eq!(new.status, StatusCode::CREATED);
+    guesthub::admin::set_partner_disabled(store, &asa, true)
+        .await
+        .unwrap();
+    let off = call(
+        &a.router,
+        "POST",
+        URI,
+        Some(&new_key),
+        &[("idempotency-key", "r2")],
+        body(),
+    )
+    .await;
+    assert_eq!(off.status, StatusCode::UNAUTHORIZED);
+    guesthub::admin::set_partner_disabled(store, &asa, false)
+        .await
+        .unwrap();
+    let on = call(
+        &a.router,
+        "POST",
+        URI,
+        Some(&new_key),
+        &[("idempotency-key", "r2")],
+        body(),
+    )
+    .await;
+    assert_eq!(on.status, StatusCode::CREATED);
+    assert!(
+        guesthub::admin::rotate_partner_key(store, "no-such-partner")
+            .await
+            .is_err()
+    );
+}
+
 both_stores! {
+    rotation => rotation_and_disabling;
     auth => auth_order;
     idempotency => idempotent_route;
     bodies => bad_bodies;

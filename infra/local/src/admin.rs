@@ -54,6 +54,40 @@ pub async fn accept_issuer(
     Ok(p)
 }
 
+async fn find_partner(store: &Store, id: &str) -> anyhow::Result<Partner> {
+    store
+        .partners()
+        .await?
+        .into_iter()
+        .find(|p| p.id.0 == id)
+        .with_context(|| format!("no partner {id}; see `guesthub partner list`"))
+}
+
+/// Gives a partner a new key; the old one stops working at once.
+pub async fn rotate_partner_key(store: &Store, id: &str) -> anyhow::Result<(Partner, String)> {
+    let old = find_partner(store, id).await?;
+    let key = generate_key();
+    let mut partner = old.clone();
+    partner.key_id = key.key_id;
+    partner.key_hash = key.secret_hash;
+    store.replace_partner(&old.key_id, &partner).await?;
+    Ok((partner, key.key))
+}
+
+/// Disables (or re-enables) a partner's key.
+pub async fn set_partner_disabled(
+    store: &Store,
+    id: &str,
+    disabled: bool,
+) -> anyhow::Result<Partner> {
+    let mut partner = find_partner(store, id).await?;
+    partner.disabled = disabled;
+    store
+        .replace_partner(&partner.key_id.clone(), &partner)
+        .await?;
+    Ok(partner)
+}
+
 /// Creates a partner and returns it with its key (shown this once).
 pub async fn add_partner(
     store: &Store,

@@ -158,6 +158,13 @@ enum PartnerCommand {
     },
     /// List partners (never their keys).
     List,
+    /// Give a partner a new key (printed alone on the last line); the old
+    /// key stops working at once.
+    Rotate { partner_id: String },
+    /// Refuse a partner's key until it is enabled again.
+    Disable { partner_id: String },
+    /// Accept a disabled partner's key again.
+    Enable { partner_id: String },
 }
 
 #[derive(Subcommand)]
@@ -261,6 +268,22 @@ async fn run_admin(cli: &Cli, store: &platform::Store) -> anyhow::Result<()> {
                 );
                 println!("its API key follows; it is shown only now:");
                 println!("{key}");
+            }
+            PartnerCommand::Rotate { partner_id } => {
+                let (p, key) = admin::rotate_partner_key(store, partner_id).await?;
+                println!(
+                    "new key for {} ({}); the old key no longer works. It is shown only now:",
+                    p.name, p.id
+                );
+                println!("{key}");
+            }
+            PartnerCommand::Disable { partner_id } => {
+                let p = admin::set_partner_disabled(store, partner_id, true).await?;
+                println!("partner {} ({}) disabled", p.name, p.id);
+            }
+            PartnerCommand::Enable { partner_id } => {
+                let p = admin::set_partner_disabled(store, partner_id, false).await?;
+                println!("partner {} ({}) enabled", p.name, p.id);
             }
             PartnerCommand::List => {
                 for p in store.partners().await? {

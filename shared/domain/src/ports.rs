@@ -39,6 +39,11 @@ pub trait PropertyStore: Send + Sync {
 pub trait PartnerStore: Send + Sync {
     /// Creates a partner. `Err(Conflict)` when its id or key id is taken.
     async fn add_partner(&self, partner: &Partner) -> Result<(), StoreError>;
+    /// Replaces a partner's record in one transaction: the record under
+    /// `old_key_id` goes, `partner` (possibly under a new key id) comes.
+    /// Key rotation and disabling use it. `Err(Conflict)` when the old
+    /// record is gone or the new key id is taken.
+    async fn replace_partner(&self, old_key_id: &str, partner: &Partner) -> Result<(), StoreError>;
     /// Finds the partner holding a key by the key's public id.
     async fn partner_by_key_id(&self, key_id: &str) -> Result<Option<Partner>, StoreError>;
     async fn partners(&self) -> Result<Vec<Partner>, StoreError>;

@@ -132,6 +132,29 @@ impl PartnerStore for Store {
         Ok(self.items().transact(vec![w], self.now_ts()).await?)
     }
 
+    async fn replace_partner(&self, old_key_id: &str, partner: &Partner) -> Result<(), StoreError> {
+        let item = Item::new(
+            format!("PARTNERKEY#{}", partner.key_id),
+            "PARTNER",
+            encode(partner),
+        )
+        .with_gsi1("PARTNERS", partner.id.0.as_str());
+        let writes = if old_key_id == partner.key_id {
+            vec![Write::put(Table::Platform, item, Cond::Present)]
+        } else {
+            vec![
+                Write::Delete {
+                    table: Table::Platform,
+                    pk: format!("PARTNERKEY#{old_key_id}"),
+                    sk: "PARTNER".into(),
+                    cond: Cond::Present,
+                },
+                Write::put(Table::Platform, item, Cond::Absent),
+            ]
+        };
+        Ok(self.items().transact(writes, self.now_ts()).await?)
+    }
+
     async fn partner_by_key_id(&self, key_id: &str) -> Result<Option<Partner>, StoreError> {
         let pk = format!("PARTNERKEY#{key_id}");
         match self
