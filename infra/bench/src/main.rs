@@ -1,0 +1,436 @@
+//! `cargo run --release -p guesthub-bench -- [--rows N] [--runs R]`
+//!
+//! Generates its own AMS files, runs each case `--runs` times and prints a
+//! table of medians (min–max) with the ratio against the peer measured in
+//! the same run. Cases: roster parse + validate (vs Python `csv.DictReader`
+//! with the same checks), roster import into SQLite (rows/s, store requests
+//! per row), peak memory of `guesthub import` (needs the release binary),
+//! voucher status and redemption latency through the axum router on SQLite,
+//! and store round trips per voucher operation.
+
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Instant;
+
+use async_trait::async_trait;
+use domain::StoreError;
+use domain::ports::PropertyStore;
+use platform::Store;
+use platform::store::items::{
+    Item, ItemStore, MAX_BATCH_ITEMS, Page, Query, Table, TxError, Write,
+};
+use platform::store::sqlite::SqliteItems;
+
+/// Counts requests as DynamoDB would see them (a batch of n items is
+/// ceil(n / 25) requests).
+struct Counting {
+    inner: Arc<dyn ItemStore>,
+    requests: AtomicU64,
+}
+
+impl Counting {
+    fn take(&self) -> u64 {
+        self.requests.swap(0, Ordering::SeqCst)
+    }
+    fn add(&self, n: u64) {
+        self.requests.fetch_add(n, Ordering::SeqCst);
+    }
+}
+
+#[async_trait]
+impl ItemStore for Counting {
+    async fn create_tables(&self) -> Result<(), StoreError> {
+        self.inner.create_tables().await
+    }
+    async fn get(
+        &self,
+        t: Table,
+        pk: &str,
+        sk: &str,
+        now: i64,
+    ) -> Result<Option<Item>, StoreError> {
+        self.add(1);
+        self.inner.get(t, pk, sk, now).await
+    }
+    async fn query(&self, q: &Query, now: i64) -> Result<Page, StoreError> {
+        self.add(1);
+        self.inner.query(q, now).await
+    }
+    async fn transact(&self, w: Vec<Write>, now: i64) -> Result<(), TxError> {
+        self.add(1);
+        self.inner.transact(w, now).await
+    }
+    async fn batch_put(&self, t: Table, items: Vec<Item>) -> Result<(), StoreError> {
+        self.add(items.len().div_ceil(MAX_BATCH_ITEMS) as u64);
+        self.inner.batch_put(t, items).await
+    }
+    async fn batch_delete(&self, t: Table, keys: Vec<(String, String)>) -> Result<(), StoreError> {
+        self.add(keys.len().div_ceil(MAX_BATCH_ITEMS) as u64);
+        self.inner.batch_delete(t, keys).await
+    }
+}
+
+fn generate(path: &Path, rows: usize) -> std::io::Result<u64> {
+    let mut f = std::io::BufWriter::new(std::fs::File::create(path)?);
+    writeln!(
+        f,
+        "MemberID,Email,FirstName,LastName,Phone,ClubDescr,ClubStatus,JoinDate,QuitDate,WinePreference,Address1,City,State,Zip"
+    )?;
+    let tiers = ["Gold Club", "Silver Club", "Wine Club", "Platinum"];
+    for i in 0..rows {
+        let status = if i % 50 == 0 { "Cancelled" } else { "Active" };
+        writeln!(
+            f,
+            "M{i:07},member{i}@example{}.com,First{i},Last{i},+1-555-{:04},{},{status},2021-{:02}-{:02},,Red,{i} Main Street,Napa,CA,9455{}",
+            i % 97,
+            i % 10_000,
+            tiers[i % 4],
+            1 + i % 12,
+            1 + i % 28,
+            i % 10
+        )?;
+    }
+    f.flush()?;
+    Ok(std::fs::metadata(path)?.len())
+}
+
+struct Stat {
+    median: f64,
+    min: f64,
+    max: f64,
+}
+
+fn stat(mut v: Vec<f64>) -> Stat {
+    v.sort_by(|a, b| a.total_cmp(b));
+    Stat {
+        median: v[v.len() / 2],
+        min: v[0],
+        max: v[v.len() - 1],
+    }
+}
+
+fn percentile(mut v: Vec<f64>, p: f64) -> f64 {
+    v.sort_by(|a, b| a.total_cmp(b));
+    v[((v.len() as f64 - 1.0) * p).round() as usize]
+}
+
+struct Row {
+    case: String,
+    ours: String,
+    peer: String,
+    ratio: String,
+}
+
+fn parse_rust(path: &Path) -> f64 {
+    let started = Instant::now();
+    let f = std::fs::File::open(path).unwrap();
+    let as_of = chrono::Utc::now().date_naive();
+    let rows =
+        domain::roster::open_delimited(std::io::BufReader::with_capacity(256 * 1024, f), as_of)
+            .unwrap();
+    let mut n = 0u64;
+    for outcome in rows {
+        if matches!(outcome, domain::roster::RowOutcome::Member(_)) {
+            n += 1;
+        }
+    }
+    assert!(n > 0);
+    started.elapsed().as_secs_f64()
+}
+
+fn parse_python(python: &str, path: &Path) -> Option<f64> {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("peers/parse_roster.py");
+    let out = std::process::Command::new(python)
+        .arg(script)
+        .arg(path)
+        .output()
+        .ok()?;
+    String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
+}
+
+async fn import_sqlite(dir: &Path, file: &Path) -> (f64, u64) {
+    let db = dir.join(format!("bench-{}.sqlite3", uuid::Uuid::new_v4().simple()));
+    let counting = Arc::new(Counting {
+        inner: Arc::new(SqliteItems::open(&db).unwrap()),
+        requests: AtomicU64::new(0),
+    });
+    let store = Store::new(counting.clone());
+    guesthub::admin::add_property(&store, "castle", "Castle", "America/Los_Angeles", "USD")
+        .await
+        .unwrap();
+    let property = store
+        .property(&domain::PropertyId::parse("castle").unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    counting.take();
+    let source = domain::roster::import::ImportSource {
+        key: "ams/castle/bench.csv".into(),
+        etag: uuid::Uuid::new_v4().to_string(),
+        sequencer: None,
+        arrived_at: chrono::Utc::now(),
+    };
+    let input = ams_import::Input::Stream(Box::new(std::io::BufReader::with_capacity(
+        256 * 1024,
+        std::fs::File::open(file).unwrap(),
+    )));
+    let started = Instant::now();
+    let report = ams_import::import(
+        &store,
+        ams_import::ImportRequest {
+            property,
+            source,
+            kind: domain::roster::FileKind::Delimited,
+            input,
+        },
+        None,
+    )
+    .await
+    .unwrap();
+    let secs = started.elapsed().as_secs_f64();
+    assert_eq!(report.status, domain::roster::import::ImportStatus::Applied);
+    let _ = std::fs::remove_file(&db);
+    (secs, counting.take())
+}
+
+fn peak_rss_kb(binary: &Path, dir: &Path, file: &Path) -> Option<u64> {
+    let data = dir.join(format!("rss-{}", uuid::Uuid::new_v4().simple()));
+    let run = |args: &[&str]| {
+        std::process::Command::new(binary)
+            .arg("--data-dir")
+            .arg(&data)
+            .args(args)
+            .output()
+            .ok()
+    };
+    run(&[
+        "property",
+        "add",
+        "castle",
+        "--name",
+        "Castle",
+        "--time-zone",
+        "America/Los_Angeles",
+        "--currency",
+        "USD",
+    ])?;
+    let out = std::process::Command::new("/usr/bin/time")
+        .arg("-v")
+        .arg(binary)
+        .arg("--data-dir")
+        .arg(&data)
+        .args(["import", file.to_str()?, "--property", "castle"])
+        .output()
+        .ok()?;
+    let _ = std::fs::remove_dir_all(&data);
+    String::from_utf8_lossy(&out.stderr)
+        .lines()
+        .find(|l| l.contains("Maximum resident set size"))?
+        .rsplit(':')
+        .next()?
+        .trim()
+        .parse()
+        .ok()
+}
+
+async fn call(
+    app: &axum::Router,
+    method: &str,
+    uri: &str,
+    key: &str,
+    idem: Option<&str>,
+    body: Option<String>,
+) -> (u16, String) {
+    use http_body_util::BodyExt;
+    use tower::ServiceExt;
+    let mut req = http::Request::builder()
+        .method(method)
+        .uri(uri)
+        .header("authorization", format!("Bearer {key}"));
+    if let Some(k) = idem {
+        req = req.header("idempotency-key", k);
+    }
+    let req = match body {
+        Some(b) => req
+            .header("content-type", "application/json")
+            .body(axum::body::Body::from(b)),
+        None => req.body(axum::body::Body::empty()),
+    }
+    .unwrap();
+    let resp = app.clone().oneshot(req).await.unwrap();
+    let status = resp.status().as_u16();
+    let bytes = resp.into_body().collect().await.unwrap().to_bytes();
+    (status, String::from_utf8_lossy(&bytes).into_owned())
+}
+
+/// Status and redemption latency (µs) through the router, and requests per op.
+async fn vouchers(dir: &Path, n: usize) -> (Vec<f64>, Vec<f64>, u64, u64) {
+    let counting = Arc::new(Counting {
+        inner: Arc::new(SqliteItems::open(dir.join("vouchers.sqlite3")).unwrap()),
+        requests: AtomicU64::new(0),
+    });
+    let store = Store::new(counting.clone());
+    guesthub::admin::add_property(&store, "castle", "Castle", "Europe/Vienna", "EUR")
+        .await
+        .unwrap();
+    let scopes: Vec<String> = ["vouchers:read", "vouchers:redeem", "vouchers:issue"]
+        .map(String::from)
+        .to_vec();
+    let (_, key) = guesthub::admin::add_partner(&store, "PMS", &["castle".into()], &scopes)
+        .await
+        .unwrap();
+    let app = guesthub::app::router(store.clone(), 64 * 1024);
+    let body = serde_json::json!({"article_type": "value", "value": {"amount": 100_000_000, "currency": "EUR"}}).to_string();
+    let (_, issued) = call(
+        &app,
+        "POST",
+        "/v1/properties/castle/vouchers",
+        &key,
+        None,
+        Some(body),
+    )
+    .await;
+    let code = serde_json::from_str::<serde_json::Value>(&issued).unwrap()["code"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let status_uri = format!("/v1/properties/castle/vouchers/{code}");
+    let redeem_uri = format!("/v1/properties/castle/vouchers/{code}/redemptions");
+    let redeem = serde_json::json!({"amount": {"amount": 100, "currency": "EUR"}, "reservation": {"number": "R-1"}}).to_string();
+    let (mut status_us, mut redeem_us) = (Vec::with_capacity(n), Vec::with_capacity(n));
+    counting.take();
+    for _ in 0..n {
+        let t = Instant::now();
+        let (s, _) = call(&app, "GET", &status_uri, &key, None, None).await;
+        status_us.push(t.elapsed().as_secs_f64() * 1e6);
+        assert_eq!(s, 200);
+    }
+    let status_requests = counting.take() / n as u64;
+    for i in 0..n {
+        let k = format!("bench-{i}");
+        let t = Instant::now();
+        let (s, b) = call(
+            &app,
+            "POST",
+            &redeem_uri,
+            &key,
+            Some(&k),
+            Some(redeem.clone()),
+        )
+        .await;
+        redeem_us.push(t.elapsed().as_secs_f64() * 1e6);
+        assert_eq!(s, 201, "{b}");
+    }
+    let redeem_requests = counting.take() / n as u64;
+    (status_us, redeem_us, status_requests, redeem_requests)
+}
+
+fn arg(name: &str, default: usize) -> usize {
+    let args: Vec<String> = std::env::args().collect();
+    args.iter()
+        .position(|a| a == name)
+        .and_then(|i| args.get(i + 1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+#[tokio::main]
+async fn main() {
+    let rows = arg("--rows", 1_000_000);
+    let runs = arg("--runs", 3).max(1);
+    let python = std::env::var("GUESTHUB_BENCH_PYTHON").unwrap_or_else(|_| "python3".into());
+    let dir = tempfile::tempdir().unwrap();
+    let mut table: Vec<Row> = Vec::new();
+    for n in [rows / 10, rows] {
+        let file = dir.path().join(format!("ams_{n}.csv"));
+        let bytes = generate(&file, n).unwrap();
+        let mb = bytes as f64 / 1e6;
+        let ours = stat((0..runs).map(|_| mb / parse_rust(&file)).collect());
+        let peer: Vec<f64> = (0..runs)
+            .filter_map(|_| parse_python(&python, &file))
+            .map(|s| mb / s)
+            .collect();
+        let (peer_txt, ratio) = if peer.is_empty() {
+            ("n/a".to_owned(), "n/a".to_owned())
+        } else {
+            let p = stat(peer);
+            (
+                format!("{:.1} MB/s ({:.1}–{:.1})", p.median, p.min, p.max),
+                format!("{:.1}×", ours.median / p.median),
+            )
+        };
+        table.push(Row {
+            case: format!("roster parse+validate, {n} rows ({mb:.1} MB)"),
+            ours: format!("{:.0} MB/s ({:.0}–{:.0})", ours.median, ours.min, ours.max),
+            peer: peer_txt,
+            ratio,
+        });
+        let mut secs = Vec::new();
+        let mut requests = 0;
+        for _ in 0..runs {
+            let (s, r) = import_sqlite(dir.path(), &file).await;
+            secs.push(n as f64 / s);
+            requests = r;
+        }
+        let s = stat(secs);
+        table.push(Row {
+            case: format!("roster import into SQLite, {n} rows"),
+            ours: format!(
+                "{:.0} rows/s ({:.0}–{:.0}); {:.3} store requests/row",
+                s.median,
+                s.min,
+                s.max,
+                requests as f64 / n as f64
+            ),
+            peer: "—".into(),
+            ratio: "—".into(),
+        });
+        let binary =
+            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target/release/guesthub");
+        let rss = if binary.exists() {
+            peak_rss_kb(&binary, dir.path(), &file)
+        } else {
+            None
+        };
+        table.push(Row {
+            case: format!("peak RSS of `guesthub import`, {n} rows"),
+            ours: rss.map_or("n/a (build target/release/guesthub)".into(), |kb| {
+                format!("{:.1} MB", kb as f64 / 1024.0)
+            }),
+            peer: "—".into(),
+            ratio: "—".into(),
+        });
+    }
+    let ops = arg("--ops", 1000);
+    let (status, redeem, status_req, redeem_req) = vouchers(dir.path(), ops).await;
+    table.push(Row {
+        case: format!("voucher status via router, SQLite ({ops}×)"),
+        ours: format!(
+            "p50 {:.0} µs, p99 {:.0} µs; {status_req} store requests",
+            percentile(status.clone(), 0.5),
+            percentile(status, 0.99)
+        ),
+        peer: "—".into(),
+        ratio: "—".into(),
+    });
+    table.push(Row {
+        case: format!("voucher redemption via router, SQLite ({ops}×)"),
+        ours: format!(
+            "p50 {:.0} µs, p99 {:.0} µs; {redeem_req} store requests",
+            percentile(redeem.clone(), 0.5),
+            percentile(redeem, 0.99)
+        ),
+        peer: "—".into(),
+        ratio: "—".into(),
+    });
+    println!("| case | GuestHub (median, min–max) | peer | ratio |\n|---|---|---|---|");
+    for r in table {
+        println!("| {} | {} | {} | {} |", r.case, r.ours, r.peer, r.ratio);
+    }
+}
