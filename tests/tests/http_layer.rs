@@ -131,7 +131,8 @@ async fn auth_order(b: Backend) {
         let r = call(&a.router, "POST", URI, Some(bad), &idem, body()).await;
         assert_eq!(r.status, StatusCode::UNAUTHORIZED);
     }
-    let (id_part, _) = a.key_a.rsplit_once('_').unwrap();
+    let (id, _) = platform::auth::split_key(&a.key_a).unwrap();
+    let id_part = format!("ghk_{id}");
     let forged = format!("{id_part}_{}", "B".repeat(43));
     assert_eq!(
         call(&a.router, "POST", URI, Some(&forged), &idem, body())
