@@ -24,6 +24,7 @@ use domain::roster::discount::Membership as ClubMembership;
 use domain::roster::service::enabled_tiers;
 use domain::roster::store::RosterStore;
 use domain::time::local_date;
+use domain::voucher::ports::VoucherStore;
 use domain::voucher::rules::{self, Actor, RedeemRequest, ReverseRequest};
 use domain::voucher::{Redemption, Reservation, Voucher, VoucherCode, VoucherError};
 use domain::{Email, Money, PropertyId, Scope};
@@ -139,8 +140,6 @@ async fn gift_cards(
     }
     Ok((writes, charges))
 }
-
-use domain::voucher::ports::VoucherStore;
 
 fn guest_name(c: &Contact) -> Option<String> {
     let n = [c.first_name.as_deref(), c.last_name.as_deref()]
@@ -345,26 +344,31 @@ async fn plan(store: &Store, caller: &Caller, req: &OrderRequest) -> Result<Plan
         for (i, n) in &priced.benefit_uses {
             *m.benefit_uses.entry(*i).or_default() += n;
         }
-        let booking = Booking {
-            order_id: order.id.clone(),
-            at: now,
-            total: order.total,
-            lines: order
-                .lines
-                .iter()
-                .map(|l| {
-                    format!(
-                        "{} × {}/{}",
-                        l.priced.quantity, l.priced.product_id, l.priced.unit_id
-                    )
-                })
-                .collect(),
-            cancelled: false,
-        };
+        let booking = booking_of(&order, false);
         writes.push(store.booking_write(p, &m.reference, &booking, true));
         writes.push(store.membership_write(p, &m, Some(v)));
     }
     Ok(Plan { order, writes })
+}
+
+/// The member-activity entry of an order.
+fn booking_of(order: &Order, cancelled: bool) -> Booking {
+    Booking {
+        order_id: order.id.clone(),
+        at: order.created_at,
+        total: order.total,
+        lines: order
+            .lines
+            .iter()
+            .map(|l| {
+                format!(
+                    "{} × {}/{}",
+                    l.priced.quantity, l.priced.product_id, l.priced.unit_id
+                )
+            })
+            .collect(),
+        cancelled,
+    }
 }
 
 type Sold = (Membership, Option<(Membership, i64)>);
@@ -702,13 +706,7 @@ pub async fn cancel(
                 }
             }
             writes.push(store.membership_write(p, &m, Some(v)));
-            let booking = Booking {
-                order_id: stored.order.id.clone(),
-                at: stored.order.created_at,
-                total: stored.order.total,
-                lines: Vec::new(),
-                cancelled: true,
-            };
+            let booking = booking_of(&stored.order, true);
             writes.push(store.booking_write(p, r, &booking, false));
         }
         // Gift-card value back through the ledger.
