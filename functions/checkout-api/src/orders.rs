@@ -5,7 +5,6 @@
 //! fresh reads.
 
 use std::collections::BTreeMap;
-use std::time::Duration;
 
 use axum::extract::{Path, State};
 use axum::response::Response;
@@ -32,19 +31,13 @@ use http::{HeaderMap, StatusCode};
 use platform::Store;
 use platform::http::idempotent::{Outcome, json_response};
 use platform::http::{ApiError, ApiJson, Caller, Idempotent};
-use platform::store::TxError;
 use platform::store::checkout_repo::{Booking, Seats, StoredOrder};
 use platform::store::items::Write;
+use platform::store::{TxError, backoff};
 use serde::Deserialize;
 use utoipa::ToSchema;
 
 const ATTEMPTS: u32 = 40;
-
-async fn backoff(attempt: u32) {
-    let base = 2u64.saturating_pow(attempt.min(6));
-    let jitter = rand::random_range(0..=base * 2);
-    tokio::time::sleep(Duration::from_millis(base + jitter)).await;
-}
 
 fn busy() -> ApiError {
     ApiError::unavailable("order kept losing races; retry with the same uuid")

@@ -54,6 +54,14 @@ impl Store {
     }
 }
 
+/// Waits before retrying a transaction that lost a race: full jitter over
+/// an exponentially growing window (4 ms … 250 ms), so racers spread out.
+pub async fn backoff(attempt: u32) {
+    let cap_ms = (4u64 << attempt.min(6)).min(250);
+    let ms = rand::random_range(0..=cap_ms);
+    tokio::time::sleep(std::time::Duration::from_millis(ms)).await;
+}
+
 /// Serializes an aggregate for an item body.
 pub fn encode<T: Serialize>(value: &T) -> String {
     // Serializing plain data structs to a String cannot fail.

@@ -28,8 +28,6 @@
 //! sequences commit in order: once order n is readable, every order < n is.
 //! A partner's cursor only moves forward, and never beyond the newest order.
 
-use std::time::Duration;
-
 use async_trait::async_trait;
 use chrono::{DateTime, Datelike, Months, NaiveDate, SecondsFormat, Utc};
 use domain::idempotency::decide_existing;
@@ -135,11 +133,7 @@ fn ledger_writes(v: &Voucher, a: &Activity) -> Vec<Write> {
 }
 
 /// Full-jitter exponential back-off: 0..min(250 ms, 4 ms × 2^attempt).
-async fn backoff(attempt: u32) {
-    let cap_ms = (4u64 << attempt.min(6)).min(250);
-    let ms = rand::random_range(0..=cap_ms);
-    tokio::time::sleep(Duration::from_millis(ms)).await;
-}
+use super::backoff;
 
 fn busy() -> VoucherError {
     VoucherError::Store(StoreError::Unavailable(
