@@ -1,6 +1,6 @@
-//! The guests API: guest profiles, notes, the screening watchlist, and the
-//! Cloudbeds webhook. An axum router served by `lambda_http` in AWS and by
-//! the local runner.
+//! The guests API: guest profiles, notes, the screening watchlist, the
+//! Cloudbeds webhook, and loyalty enrolments and departures. An axum
+//! router served by `lambda_http` in AWS and by the local runner.
 //!
 //! Layout:
 //! - [`routes`]: the router with its OpenAPI description.
@@ -8,7 +8,9 @@
 //! - `screening`: the watchlist route and the immediate screening of
 //!   profiles edited here.
 //! - `webhook`: Cloudbeds deliveries (no Bearer; a secret path token).
+//! - `loyalty`: NetCarrots enrolments, member search, departures.
 
+mod loyalty;
 mod profiles;
 mod screening;
 mod webhook;
@@ -42,6 +44,12 @@ pub fn routes() -> OpenApiRouter<Store> {
             Scope::Guests,
         ))
         .routes(scoped(routes!(screening::put_watchlist), Scope::Guests))
+        .routes(scoped(routes!(loyalty::enrol), Scope::Loyalty))
+        .routes(scoped(routes!(loyalty::search_members), Scope::Loyalty))
+        .routes(scoped(
+            routes!(loyalty::report_departure, loyalty::cancel_departure),
+            Scope::Loyalty,
+        ))
         .routes(routes!(webhook::cloudbeds_webhook))
 }
 

@@ -5,10 +5,13 @@
 //! - [`app`]: the merged router of every HTTP function, `/health` and
 //!   `/openapi.json` — what `guesthub serve` listens with.
 //! - [`crm`]: `crm connect`, `crm sync` and the local sync scheduler.
+//! - [`loyalty`]: `loyalty connect`, `loyalty export` and the local export
+//!   scheduler (files go to `<data-dir>/outbox/loyalty/` unless connected).
 //! - [`admin`]: the admin commands (properties, partners, tables).
 //! - `main.rs`: argument parsing and wiring only.
 
 pub mod admin;
 pub mod app;
 pub mod crm;
+pub mod loyalty;
 pub mod roster;

@@ -47,6 +47,14 @@ struct Cli {
         env = "GUESTHUB_CRM_SYNC_INTERVAL"
     )]
     crm_sync_interval: u64,
+    /// Seconds between scheduled loyalty exports under `serve` (0 = off).
+    #[arg(
+        long,
+        global = true,
+        default_value_t = 900,
+        env = "GUESTHUB_LOYALTY_EXPORT_INTERVAL"
+    )]
+    loyalty_export_interval: u64,
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -84,6 +92,11 @@ enum Command {
         #[command(subcommand)]
         command: CrmCommand,
     },
+    /// NetCarrots loyalty connection and export.
+    Loyalty {
+        #[command(subcommand)]
+        command: LoyaltyCommand,
+    },
     /// Import one AMS club file into a property's roster (as a drop would).
     Import {
         file: PathBuf,
@@ -120,6 +133,34 @@ enum CrmCommand {
     },
     /// Run the sync now for one property or every connected one.
     Sync { property: Option<String> },
+}
+
+#[derive(Subcommand)]
+enum LoyaltyCommand {
+    /// Connect a property to NetCarrots' file server.
+    Connect {
+        property: String,
+        /// ftp://, ftps:// (explicit TLS) or sftp://host[:port]/path
+        #[arg(long)]
+        url: String,
+        #[arg(long)]
+        username: String,
+        /// Name of the environment variable holding the password (never
+        /// the password).
+        #[arg(long)]
+        password_env: String,
+        /// NetCarrots' code for the property (the file name prefix).
+        #[arg(long)]
+        property_code: String,
+        /// In AWS: SSM parameter (SecureString) holding the password.
+        #[arg(long)]
+        ssm_parameter: Option<String>,
+        /// A PEM certificate to trust for FTPS (a self-signed server).
+        #[arg(long)]
+        ca_cert: Option<PathBuf>,
+    },
+    /// Run the export now for one property or all; prints a summary.
+    Export { property: Option<String> },
 }
 
 #[derive(Subcommand)]
@@ -360,6 +401,56 @@ async fn run_admin(cli: &Cli, store: &platform::Store) -> anyhow::Result<()> {
                 }
             }
         },
+        Command::Loyalty { command } => match command {
+            LoyaltyCommand::Connect {
+                property,
+                url,
+                username,
+                password_env,
+                property_code,
+                ssm_parameter,
+                ca_cert,
+            } => {
+                let args = guesthub::loyalty::ConnectArgs {
+                    property,
+                    url,
+                    username,
+                    password_env,
+                    property_code,
+                    ssm_parameter: ssm_parameter.as_deref(),
+                    ca_cert: ca_cert.as_deref(),
+                };
+                let c = guesthub::loyalty::connect(store, &args).await?;
+                println!(
+                    "connected {} to NetCarrots at {} as {} (code {}, password from ${})",
+                    c.property,
+                    c.url,
+                    c.username,
+                    c.property_code.as_str(),
+                    c.password_env
+                );
+            }
+            LoyaltyCommand::Export { property } => {
+                let all =
+                    guesthub::loyalty::export(store, &cli.data_dir, property.as_deref()).await?;
+                let mut totals = [0usize; 4];
+                for s in &all {
+                    println!("{}", guesthub::loyalty::summary_line(s));
+                    totals[0] += usize::from(s.file.is_some());
+                    totals[1] += s.enrol;
+                    totals[2] += s.stay;
+                    totals[3] += s.undo;
+                }
+                let failed = all.iter().filter(|s| !s.errors.is_empty()).count();
+                println!(
+                    "{} files, ENROL {}, STAY {}, UNDO {}, {} properties with errors",
+                    totals[0], totals[1], totals[2], totals[3], failed
+                );
+                if failed > 0 {
+                    anyhow::bail!("{failed} of {} properties had errors", all.len());
+                }
+            }
+        },
         Command::Import { file, property } => {
             let report = guesthub::roster::import_file(store, property, file).await?;
             print!("{}", guesthub::roster::summary(&report));
@@ -376,6 +467,11 @@ async fn serve(cli: &Cli, store: platform::Store, addr: SocketAddr) -> anyhow::R
         store.clone(),
         std::time::Duration::from_secs(cli.crm_sync_interval),
     );
+    let loyalty = guesthub::loyalty::spawn_scheduler(
+        store.clone(),
+        &cli.data_dir,
+        std::time::Duration::from_secs(cli.loyalty_export_interval),
+    );
     let drop_watcher = guesthub::roster::spawn_drop_watcher(store.clone(), &cli.data_dir);
     let router = app::router(store, DEFAULT_MAX_BODY_BYTES);
     let listener = tokio::net::TcpListener::bind(addr)
@@ -389,7 +485,7 @@ async fn serve(cli: &Cli, store: platform::Store, addr: SocketAddr) -> anyhow::R
     axum::serve(listener, router)
         .with_graceful_shutdown(shutdown_signal())
         .await?;
-    if let Some(s) = scheduler {
+    for s in [scheduler, loyalty].into_iter().flatten() {
         s.abort();
     }
     drop_watcher.abort();

@@ -8,6 +8,8 @@
 //!   (a DynamoDB and a SQLite adapter for every store port).
 //! - [`guest`]: guest profiles, notes, stays, screening, and the Cloudbeds
 //!   sync rules and ports.
+//! - [`loyalty`]: NetCarrots enrolments, stays at departure, the export
+//!   outbox and file format.
 //! - [`roster`]: club roster files (AMS drops): parsing and validation.
 //! - [`voucher`]: vouchers and gift cards: codes, the ledger, the rules,
 //!   pickup, settlement, and the voucher store port.
@@ -20,6 +22,7 @@ pub mod email;
 pub mod error;
 pub mod guest;
 pub mod idempotency;
+pub mod loyalty;
 pub mod money;
 pub mod partner;
 pub mod ports;

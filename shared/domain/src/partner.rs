@@ -41,12 +41,14 @@ pub enum Scope {
     ClubAdmin,
     #[serde(rename = "guests")]
     Guests,
+    #[serde(rename = "loyalty")]
+    Loyalty,
     #[serde(rename = "admin")]
     Admin,
 }
 
 impl Scope {
-    pub const ALL: [Scope; 9] = [
+    pub const ALL: [Scope; 10] = [
         Scope::VouchersRead,
         Scope::VouchersRedeem,
         Scope::VouchersIssue,
@@ -55,6 +57,7 @@ impl Scope {
         Scope::ClubRead,
         Scope::ClubAdmin,
         Scope::Guests,
+        Scope::Loyalty,
         Scope::Admin,
     ];
 
@@ -68,6 +71,7 @@ impl Scope {
             Scope::ClubRead => "club:read",
             Scope::ClubAdmin => "club:admin",
             Scope::Guests => "guests",
+            Scope::Loyalty => "loyalty",
             Scope::Admin => "admin",
         }
     }

@@ -19,5 +19,6 @@ pub mod http;
 pub mod secrets;
 pub mod store;
 pub mod telemetry;
+pub mod transfer;
 
 pub use store::Store;

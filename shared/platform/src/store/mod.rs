@@ -9,6 +9,7 @@ pub mod dynamo;
 pub mod faults;
 pub mod guest_repo;
 pub mod items;
+pub mod loyalty_repo;
 pub mod platform_repo;
 pub mod roster_repo;
 pub mod sqlite;

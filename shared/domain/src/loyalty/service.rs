@@ -1,0 +1,179 @@
+//! Enrolling a guest and recording a departure: the rules of [`super`]
+//! applied through the ports, shared by the HTTP routes and the Cloudbeds
+//! sync (checked-out reservations are departures too).
+
+use chrono::{DateTime, NaiveDate, Utc};
+
+use super::ports::LoyaltyStore;
+use super::{
+    DeparturePlan, Enrolment, ExportRecord, LoyaltyStay, RecordGuest, StayFacts, StaySource,
+    plan_departure,
+};
+use crate::guest::Guest;
+use crate::guest::ports::GuestStore;
+use crate::{PropertyId, StoreError};
+
+/// How often a write that lost a race is re-planned from a fresh read.
+const ATTEMPTS: u32 = 8;
+
+fn record_guest(g: &Guest, loyalty_number: Option<String>) -> RecordGuest {
+    RecordGuest {
+        guest: Some(g.id.clone()),
+        loyalty_number,
+        email: g.email.clone(),
+        first_name: g.first_name.clone(),
+        last_name: g.last_name.clone(),
+    }
+}
+
+/// Enrols a guest. `Ok((enrolment, true))` when it was created now,
+/// `Ok((enrolment, false))` when the guest was enrolled already.
+pub async fn enrol<S>(
+    store: &S,
+    guest: &Guest,
+    loyalty_number: Option<String>,
+    now: DateTime<Utc>,
+) -> Result<(Enrolment, bool), StoreError>
+where
+    S: LoyaltyStore + ?Sized,
+{
+    for _ in 0..ATTEMPTS {
+        if let Some(e) = store.enrolment(&guest.property, &guest.id).await? {
+            return Ok((e, false));
+        }
+        let mut e = Enrolment::new(guest.property.clone(), guest.id.clone(), now);
+        e.loyalty_number = loyalty_number.clone();
+        let record = ExportRecord::enrol(&e, record_guest(guest, loyalty_number.clone()), now);
+        match store.enrol(&e, &record).await {
+            Ok(e) => return Ok((e, true)),
+            // Enrolled meanwhile (the loop reads it) — or the number is
+            // another guest's, which the next read cannot fix.
+            Err(StoreError::Conflict) => {
+                if let Some(n) = &loyalty_number
+                    && store
+                        .guest_by_loyalty_number(&guest.property, n)
+                        .await?
+                        .is_some_and(|g| g != guest.id)
+                {
+                    return Err(StoreError::Conflict);
+                }
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    Err(StoreError::Unavailable("enrolment kept racing".into()))
+}
+
+/// A departure as reported.
+#[derive(Debug, Clone)]
+pub struct Departure {
+    pub guest: Guest,
+    pub loyalty_number: Option<String>,
+    pub arrival: NaiveDate,
+    pub departure: NaiveDate,
+    pub room_revenue: crate::Money,
+    pub other_revenue: crate::Money,
+}
+
+/// What recording a departure did.
+#[derive(Debug, Clone)]
+pub struct DepartureOutcome {
+    pub stay: LoyaltyStay,
+    /// The records queued now (empty when nothing changed).
+    pub queued: Vec<ExportRecord>,
+}
+
+/// Records a departure (`Some`) or a cancellation (`None`) of a
+/// reservation. A cancellation of an unknown reservation is `Ok(None)`.
+pub async fn record_departure<S>(
+    store: &S,
+    property: &PropertyId,
+    reservation: &str,
+    report: Option<Departure>,
+    source: StaySource,
+    now: DateTime<Utc>,
+) -> Result<Option<DepartureOutcome>, StoreError>
+where
+    S: LoyaltyStore + GuestStore + ?Sized,
+{
+    let mut next = None;
+    if let Some(d) = &report {
+        let enrolled = store.enrolment(property, &d.guest.id).await?;
+        let number = d
+            .loyalty_number
+            .clone()
+            .or_else(|| enrolled.as_ref().and_then(|e| e.loyalty_number.clone()));
+        let facts = StayFacts {
+            guest: d.guest.id.clone(),
+            loyalty_number: number.clone(),
+            arrival: d.arrival,
+            departure: d.departure,
+            room_revenue: d.room_revenue,
+            other_revenue: d.other_revenue,
+        };
+        next = Some((facts, record_guest(&d.guest, number)));
+    }
+    for _ in 0..ATTEMPTS {
+        let current = store.loyalty_stay(property, reservation).await?;
+        if current.is_none() && next.is_none() {
+            return Ok(None);
+        }
+        let standing = match current.as_ref().and_then(|c| c.stay_transaction.as_deref()) {
+            Some(id) => store.export_record(property, id).await?,
+            None => None,
+        };
+        let plan = plan_departure(
+            property,
+            reservation,
+            current.as_ref(),
+            standing.as_ref(),
+            next.clone(),
+            source,
+            now,
+        );
+        let (stay, records) = match plan {
+            DeparturePlan::Unchanged => {
+                return Ok(current.map(|stay| DepartureOutcome {
+                    stay,
+                    queued: Vec::new(),
+                }));
+            }
+            DeparturePlan::Change { stay, records } => (stay, records),
+        };
+        match store.save_loyalty_stay(&stay, &records).await {
+            Ok(()) => {
+                if let Some(d) = &report {
+                    note_last_stay(store, property, d).await?;
+                }
+                return Ok(Some(DepartureOutcome {
+                    stay,
+                    queued: records,
+                }));
+            }
+            Err(StoreError::Conflict) => continue,
+            Err(e) => return Err(e),
+        }
+    }
+    Err(StoreError::Unavailable("the stay kept changing".into()))
+}
+
+/// Keeps the enrolment's last stay (for search) current; a lost race is
+/// left to the writer that won it.
+async fn note_last_stay<S>(store: &S, p: &PropertyId, d: &Departure) -> Result<(), StoreError>
+where
+    S: LoyaltyStore + ?Sized,
+{
+    if let Some(mut e) = store.enrolment(p, &d.guest.id).await?
+        && e.last_stay.is_none_or(|l| l < d.departure)
+    {
+        e.last_stay = Some(d.departure);
+        if e.loyalty_number.is_none() {
+            e.loyalty_number = d.loyalty_number.clone();
+        }
+        match store.save_enrolment(&e).await {
+            Ok(_) | Err(StoreError::Conflict) => {}
+            Err(err) => return Err(err),
+        }
+    }
+    Ok(())
+}

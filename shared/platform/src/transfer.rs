@@ -1,0 +1,383 @@
+//! Where loyalty export files go: NetCarrots' FTP or FTPS (explicit TLS)
+//! server, or a local folder (the outbox of local runs and tests).
+//!
+//! FTP uses `suppaftp`'s blocking client on tokio's blocking pool: one
+//! short session per operation, so a broken connection never poisons the
+//! next step, with connect/read/write timeouts on every socket.
+
+use std::io::{Cursor, Read, Seek, SeekFrom};
+use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use domain::loyalty::ports::{FileDrop, TransferError};
+use domain::loyalty::{LoyaltyConnection, RemoteUrl, Transport};
+use suppaftp::types::FileType;
+use suppaftp::{FtpError, ImplFtpStream, RustlsConnector, TlsStream};
+
+/// A password held in memory only; never printed.
+#[derive(Clone)]
+pub struct Password(String);
+
+impl Password {
+    pub fn new(p: impl Into<String>) -> Self {
+        Self(p.into())
+    }
+}
+
+impl std::fmt::Debug for Password {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Password(***)")
+    }
+}
+
+/// Opens the file drop a connection describes.
+pub fn open(
+    conn: &LoyaltyConnection,
+    password: Password,
+    timeout: Duration,
+) -> Result<Arc<dyn FileDrop>, TransferError> {
+    match conn.url.transport {
+        Transport::Ftp | Transport::Ftps => Ok(Arc::new(FtpDrop::new(conn, password, timeout)?)),
+        Transport::Sftp => Err(TransferError::Config(
+            "sftp:// connections are not supported by this build; use ftps://".into(),
+        )),
+    }
+}
+
+/// NetCarrots' FTP or FTPS server.
+pub struct FtpDrop {
+    inner: Arc<FtpConfig>,
+}
+
+struct FtpConfig {
+    url: RemoteUrl,
+    username: String,
+    password: Password,
+    tls: Option<Arc<rustls::ClientConfig>>,
+    timeout: Duration,
+}
+
+fn tls_config(extra_ca_pem: Option<&str>) -> Result<Arc<rustls::ClientConfig>, TransferError> {
+    use rustls_pki_types::CertificateDer;
+    use rustls_pki_types::pem::PemObject;
+    let mut roots =
+        rustls::RootCertStore::from_iter(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+    if let Some(pem) = extra_ca_pem {
+        let mut added = 0;
+        for cert in CertificateDer::pem_slice_iter(pem.as_bytes()) {
+            let cert = cert.map_err(|e| TransferError::Config(format!("CA certificate: {e}")))?;
+            roots
+                .add(cert)
+                .map_err(|e| TransferError::Config(format!("CA certificate: {e}")))?;
+            added += 1;
+        }
+        if added == 0 {
+            return Err(TransferError::Config(
+                "the CA certificate holds no PEM certificate".into(),
+            ));
+        }
+    }
+    // Two crypto providers are linked (ring, aws-lc-rs): name one.
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| TransferError::Config(format!("TLS: {e}")))?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    Ok(Arc::new(config))
+}
+
+/// What one FTP session does.
+enum Op {
+    Exists(String),
+    Upload(String, Vec<u8>),
+    Rename(String, String),
+    List(String),
+    Fetch(String),
+    Archive(String, String),
+}
+
+enum Done {
+    Unit,
+    Bool(bool),
+    Names(Vec<String>),
+    File(std::fs::File),
+}
+
+fn basename(s: &str) -> &str {
+    s.rsplit('/').next().unwrap_or(s)
+}
+
+fn map_err(e: FtpError) -> TransferError {
+    match e {
+        FtpError::UnexpectedResponse(r) => {
+            let code = r.status.code();
+            let text = String::from_utf8_lossy(&r.body).trim().to_owned();
+            if code == 530 {
+                TransferError::Config(format!("login refused: {code} {text}"))
+            } else if (500..600).contains(&code) {
+                TransferError::Refused(format!("{code} {text}"))
+            } else {
+                TransferError::Unavailable(format!("{code} {text}"))
+            }
+        }
+        FtpError::SecureError(s) => TransferError::Unavailable(format!("TLS: {s}")),
+        other => TransferError::Unavailable(other.to_string()),
+    }
+}
+
+fn is_missing(e: &FtpError) -> bool {
+    matches!(e, FtpError::UnexpectedResponse(r) if r.status.code() == 550)
+}
+
+fn run_op<T: TlsStream>(s: &mut ImplFtpStream<T>, op: Op) -> Result<Done, FtpError> {
+    match op {
+        Op::Exists(name) => {
+            let names = match s.nlst(None) {
+                Ok(n) => n,
+                Err(e) if is_missing(&e) => Vec::new(),
+                Err(e) => return Err(e),
+            };
+            Ok(Done::Bool(names.iter().any(|n| basename(n) == name)))
+        }
+        Op::Upload(name, bytes) => {
+            s.put_file(&name, &mut Cursor::new(bytes))?;
+            Ok(Done::Unit)
+        }
+        Op::Rename(from, to) => {
+            s.rename(&from, &to)?;
+            Ok(Done::Unit)
+        }
+        Op::List(dir) => match s.nlst(Some(&dir)) {
+            Ok(names) => Ok(Done::Names(
+                names.iter().map(|n| basename(n).to_owned()).collect(),
+            )),
+            Err(e) if is_missing(&e) => Ok(Done::Names(Vec::new())),
+            Err(e) => Err(e),
+        },
+        Op::Fetch(path) => {
+            let mut spool = tempfile::tempfile().map_err(FtpError::ConnectionError)?;
+            s.retr(&path, |r| {
+                std::io::copy(r, &mut spool).map_err(FtpError::ConnectionError)?;
+                Ok(())
+            })?;
+            spool
+                .seek(SeekFrom::Start(0))
+                .map_err(FtpError::ConnectionError)?;
+            Ok(Done::File(spool))
+        }
+        Op::Archive(dir, name) => {
+            // Exists already after the first archive: ignore that answer.
+            let _ = s.mkdir(format!("{dir}/processed"));
+            s.rename(format!("{dir}/{name}"), format!("{dir}/processed/{name}"))?;
+            Ok(Done::Unit)
+        }
+    }
+}
+
+impl FtpConfig {
+    fn socket(&self, addr: SocketAddr) -> std::io::Result<TcpStream> {
+        let s = TcpStream::connect_timeout(&addr, self.timeout)?;
+        s.set_read_timeout(Some(self.timeout))?;
+        s.set_write_timeout(Some(self.timeout))?;
+        Ok(s)
+    }
+
+    fn prepare<T: TlsStream>(&self, s: &mut ImplFtpStream<T>) -> Result<(), FtpError> {
+        s.login(self.username.as_str(), self.password.0.as_str())?;
+        s.transfer_type(FileType::Binary)?;
+        if !self.url.path.is_empty() {
+            s.cwd(&self.url.path)?;
+        }
+        Ok(())
+    }
+
+    fn session(self: &Arc<Self>, op: Op) -> Result<Done, TransferError> {
+        let addr = (self.url.host.as_str(), self.url.port)
+            .to_socket_addrs()
+            .map_err(|e| TransferError::Unavailable(format!("resolving the host: {e}")))?
+            .next()
+            .ok_or_else(|| TransferError::Unavailable("the host has no address".into()))?;
+        let tcp = self
+            .socket(addr)
+            .map_err(|e| TransferError::Unavailable(format!("connecting: {e}")))?;
+        let me = Arc::clone(self);
+        let data = move |a: SocketAddr| me.socket(a).map_err(FtpError::ConnectionError);
+        match &self.tls {
+            None => {
+                let mut s = suppaftp::FtpStream::connect_with_stream(tcp)
+                    .map_err(map_err)?
+                    .passive_stream_builder(data);
+                self.prepare(&mut s).map_err(map_err)?;
+                let done = run_op(&mut s, op).map_err(map_err)?;
+                let _ = s.quit();
+                Ok(done)
+            }
+            Some(tls) => {
+                let s = suppaftp::RustlsFtpStream::connect_with_stream(tcp)
+                    .map_err(map_err)?
+                    .passive_stream_builder(data);
+                let mut s = s
+                    .into_secure(RustlsConnector::from(Arc::clone(tls)), &self.url.host)
+                    .map_err(map_err)?;
+                self.prepare(&mut s).map_err(map_err)?;
+                let done = run_op(&mut s, op).map_err(map_err)?;
+                let _ = s.quit();
+                Ok(done)
+            }
+        }
+    }
+}
+
+impl FtpDrop {
+    pub fn new(
+        conn: &LoyaltyConnection,
+        password: Password,
+        timeout: Duration,
+    ) -> Result<Self, TransferError> {
+        let tls = match conn.url.transport {
+            Transport::Ftps => Some(tls_config(conn.tls_ca_pem.as_deref())?),
+            _ => None,
+        };
+        Ok(Self {
+            inner: Arc::new(FtpConfig {
+                url: conn.url.clone(),
+                username: conn.username.clone(),
+                password,
+                tls,
+                timeout,
+            }),
+        })
+    }
+
+    async fn run(&self, op: Op) -> Result<Done, TransferError> {
+        let cfg = Arc::clone(&self.inner);
+        tokio::task::spawn_blocking(move || cfg.session(op))
+            .await
+            .map_err(|e| TransferError::Unavailable(format!("transfer task: {e}")))?
+    }
+}
+
+fn unexpected() -> TransferError {
+    TransferError::Unavailable("unexpected transfer result".into())
+}
+
+#[async_trait]
+impl FileDrop for FtpDrop {
+    async fn exists(&self, name: &str) -> Result<bool, TransferError> {
+        match self.run(Op::Exists(name.to_owned())).await? {
+            Done::Bool(b) => Ok(b),
+            _ => Err(unexpected()),
+        }
+    }
+
+    async fn upload(&self, name: &str, bytes: &[u8]) -> Result<(), TransferError> {
+        self.run(Op::Upload(name.to_owned(), bytes.to_vec()))
+            .await
+            .map(|_| ())
+    }
+
+    async fn rename(&self, from: &str, to: &str) -> Result<(), TransferError> {
+        self.run(Op::Rename(from.to_owned(), to.to_owned()))
+            .await
+            .map(|_| ())
+    }
+
+    async fn list_returns(&self) -> Result<Vec<String>, TransferError> {
+        match self.run(Op::List("return".into())).await? {
+            Done::Names(n) => Ok(n),
+            _ => Err(unexpected()),
+        }
+    }
+
+    async fn open_return(&self, name: &str) -> Result<Box<dyn Read + Send>, TransferError> {
+        match self.run(Op::Fetch(format!("return/{name}"))).await? {
+            Done::File(f) => Ok(Box::new(f)),
+            _ => Err(unexpected()),
+        }
+    }
+
+    async fn archive_return(&self, name: &str) -> Result<(), TransferError> {
+        self.run(Op::Archive("return".into(), name.to_owned()))
+            .await
+            .map(|_| ())
+    }
+}
+
+/// A local folder standing in for the server: files land in `dir`,
+/// members files are read from `dir/return`.
+pub struct LocalDrop {
+    dir: PathBuf,
+}
+
+impl LocalDrop {
+    pub fn new(dir: impl Into<PathBuf>) -> Self {
+        Self { dir: dir.into() }
+    }
+
+    fn path(&self, name: &str) -> Result<PathBuf, TransferError> {
+        if name.is_empty() || name.contains(['/', '\\']) || name.starts_with('.') {
+            return Err(TransferError::Refused(format!("bad file name {name:?}")));
+        }
+        Ok(self.dir.join(name))
+    }
+}
+
+fn io(e: std::io::Error) -> TransferError {
+    TransferError::Unavailable(e.to_string())
+}
+
+fn ensure_dir(d: &Path) -> Result<(), TransferError> {
+    std::fs::create_dir_all(d).map_err(io)
+}
+
+#[async_trait]
+impl FileDrop for LocalDrop {
+    async fn exists(&self, name: &str) -> Result<bool, TransferError> {
+        Ok(self.path(name)?.is_file())
+    }
+
+    async fn upload(&self, name: &str, bytes: &[u8]) -> Result<(), TransferError> {
+        ensure_dir(&self.dir)?;
+        std::fs::write(self.path(name)?, bytes).map_err(io)
+    }
+
+    async fn rename(&self, from: &str, to: &str) -> Result<(), TransferError> {
+        std::fs::rename(self.path(from)?, self.path(to)?).map_err(io)
+    }
+
+    async fn list_returns(&self) -> Result<Vec<String>, TransferError> {
+        let dir = self.dir.join("return");
+        let entries = match std::fs::read_dir(&dir) {
+            Ok(e) => e,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(io(e)),
+        };
+        let mut names = Vec::new();
+        for e in entries {
+            let e = e.map_err(io)?;
+            if e.file_type().map_err(io)?.is_file() {
+                names.push(e.file_name().to_string_lossy().into_owned());
+            }
+        }
+        names.sort();
+        Ok(names)
+    }
+
+    async fn open_return(&self, name: &str) -> Result<Box<dyn Read + Send>, TransferError> {
+        let path = self
+            .dir
+            .join("return")
+            .join(self.path(name)?.file_name().unwrap_or_default());
+        Ok(Box::new(std::fs::File::open(path).map_err(io)?))
+    }
+
+    async fn archive_return(&self, name: &str) -> Result<(), TransferError> {
+        let ret = self.dir.join("return");
+        ensure_dir(&ret.join("processed"))?;
+        std::fs::rename(ret.join(name), ret.join("processed").join(name)).map_err(io)
+    }
+}
