@@ -41,6 +41,9 @@ pub struct SReservation {
     pub start: NaiveDate,
     pub end: NaiveDate,
     pub modified: DateTime<Utc>,
+    /// `balanceDetailed.subTotal` / `additionalItems` of getReservation.
+    pub sub_total: String,
+    pub additional_items: String,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -154,6 +157,8 @@ impl Standin {
                 start: NaiveDate::from_ymd_opt(2025, 6, 1).unwrap(),
                 end: NaiveDate::from_ymd_opt(2025, 6, 4).unwrap(),
                 modified,
+                sub_total: format!("{}.50", 300 + n),
+                additional_items: "45.25".into(),
             });
             (gid, rid)
         })
@@ -278,6 +283,22 @@ fn route(s: &mut StandinState, method: &Method, name: &str, f: &[(String, String
             ok(json!({"fieldID": id, "name": n, "shortcode": c}))
         }
         ("GET", "getReservations") => reservations(s, f),
+        ("GET", "getReservation") => {
+            let Some(r) = get(f, "reservationID")
+                .and_then(|id| s.reservations.iter().find(|r| r.id == id))
+            else {
+                return fail(StatusCode::OK, "reservation not found");
+            };
+            let sub: f64 = r.sub_total.parse().unwrap_or(0.0);
+            let add: f64 = r.additional_items.parse().unwrap_or(0.0);
+            ok(json!({
+                "propertyID": s.property_id, "reservationID": r.id, "status": r.status,
+                "guestID": r.guest_id, "startDate": r.start.to_string(), "endDate": r.end.to_string(),
+                "total": sub + add, "balance": 0,
+                "balanceDetailed": {"suggestedDeposit": "0.00", "subTotal": sub, "additionalItems": add,
+                                    "taxesFees": 0, "grandTotal": sub + add, "paid": sub + add}
+            }))
+        }
         ("GET", "getGuest") => {
             let Some(g) = get(f, "guestID").and_then(|id| s.guests.get(id)) else {
                 return fail(StatusCode::OK, "guest not found");

@@ -6,6 +6,7 @@
 //! loudly rather than being skipped.
 
 pub mod cloudbeds_standin;
+pub mod ftp;
 
 use std::sync::Arc;
 use std::sync::Mutex;

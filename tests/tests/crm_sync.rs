@@ -11,6 +11,8 @@ use crm_sync::{KeySource, SyncOptions, SyncSummary, client_for, sync_all, sync_p
 use domain::PropertyId;
 use domain::guest::ports::GuestStore;
 use domain::guest::{CrmConnection, ScreeningStatus, ScreeningWriteBack, default_field_map};
+use domain::loyalty::StaySource;
+use domain::loyalty::ports::LoyaltyStore;
 use domain::{Email, guest::StayStatus};
 use platform::cloudbeds::ApiKey;
 use serde_json::json;
@@ -140,6 +142,22 @@ async fn roundtrip(b: Backend) {
     let stays = e.t.store.stays(p, &g3.id).await.unwrap();
     assert_eq!(stays.len(), 1);
     assert_eq!(stays[0].status, StayStatus::CheckedOut);
+    // Checked-out reservations (3 and 6) are loyalty departures, with the
+    // revenue of getReservation's balanceDetailed; the page read twice
+    // queued nothing twice.
+    assert_eq!(s1.departures, 2, "{s1}");
+    let ls = e.t.store.loyalty_stay(p, "R0003").await.unwrap().unwrap();
+    let facts = ls.facts.unwrap();
+    assert_eq!(facts.guest, g3.id);
+    assert_eq!(
+        (facts.room_revenue.amount, facts.other_revenue.amount),
+        (30_350, 4_525)
+    );
+    assert_eq!(ls.source, StaySource::Cloudbeds);
+    let pending = e.t.store.pending_records(p, 100).await.unwrap();
+    let ids: Vec<&str> = pending.iter().map(|r| r.transaction_id.as_str()).collect();
+    assert_eq!(ids.len(), 2, "{ids:?}");
+    assert!(ids.contains(&"STY-R0003-1") && ids.contains(&"STY-R0006-1"));
     let g1 =
         e.t.store
             .guest_by_email(p, &email(1))
@@ -185,8 +203,24 @@ async fn roundtrip(b: Backend) {
     .await;
     assert_eq!(r.status, 201, "{}", r.body);
 
+    // A checked-out stay cancelled in Cloudbeds is undone (Cloudbeds keeps
+    // whole seconds: change it a second after the last run).
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    e.cb.with(|s| {
+        let r = s.reservations.iter_mut().find(|r| r.id == "R0006").unwrap();
+        r.status = "canceled".into();
+        r.modified = Utc::now();
+    });
     let s2 = run(&e).await;
     assert!(s2.errors.is_empty(), "{s2}");
+    assert_eq!(s2.departures, 1, "{s2}");
+    let undo =
+        e.t.store
+            .export_record(p, "UND-R0006-1")
+            .await
+            .unwrap()
+            .unwrap();
+    assert_eq!(undo.reverses.as_deref(), Some("STY-R0006-1"));
     assert_eq!(s2.fields_created, 0);
     assert_eq!(s2.guests_pushed, 1);
     assert_eq!(s2.notes_pushed, 1);

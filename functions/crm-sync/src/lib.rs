@@ -27,7 +27,11 @@ use domain::guest::{
     CrmConnection, Guest, GuestId, Note, NoteSource, RefetchTarget, SCREENING_FIELD,
     ScreeningStatus, ScreeningWriteBack, Stay, StayStatus,
 };
-use domain::{Email, PropertyId, StoreError};
+use domain::loyalty::ports::LoyaltyStore;
+use domain::loyalty::service::Departure;
+use domain::loyalty::{self, StaySource};
+use domain::ports::PropertyStore;
+use domain::{Currency, Email, Money, PropertyId, StoreError};
 use platform::Store;
 use platform::cloudbeds::{ApiKey, CloudbedsClient, CloudbedsConfig};
 use serde::Serialize;
@@ -79,6 +83,9 @@ pub struct SyncSummary {
     pub screened: u32,
     pub flagged: u32,
     pub erasures_sent: u32,
+    /// Checked-out reservations recorded (or cancelled) as loyalty
+    /// departures.
+    pub departures: u32,
     pub skipped_busy: bool,
     /// Short reasons, no personal data.
     pub errors: Vec<String>,
@@ -88,7 +95,7 @@ impl fmt::Display for SyncSummary {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "{}: pulled {} reservations / {} guests, pushed {} guests, notes {} pulled / {} pushed, screened {} ({} flagged), erasures {}, fields created {}, errors {}",
+            "{}: pulled {} reservations / {} guests, pushed {} guests, notes {} pulled / {} pushed, screened {} ({} flagged), erasures {}, departures {}, fields created {}, errors {}",
             self.property,
             self.reservations_pulled,
             self.guests_pulled,
@@ -98,6 +105,7 @@ impl fmt::Display for SyncSummary {
             self.screened,
             self.flagged,
             self.erasures_sent,
+            self.departures,
             self.fields_created,
             self.errors.len()
         )?;
@@ -161,6 +169,8 @@ struct Run<'a> {
     /// Cloudbeds guests applied this run (a guest on many reservations is
     /// fetched once).
     seen: HashSet<String>,
+    /// The property's currency, read once when a departure needs it.
+    currency: Option<Currency>,
 }
 
 /// One property's run. Never fails as a whole: errors are in the summary,
@@ -185,6 +195,7 @@ pub async fn sync_property(
             ..Default::default()
         },
         seen: HashSet::new(),
+        currency: None,
     };
     let holder = uuid::Uuid::now_v7().to_string();
     let until = (store.clock().now() + opts.lease).timestamp();
@@ -358,7 +369,74 @@ impl Run<'_> {
             updated_at: r.modified_at,
         };
         self.store.save_stay(&stay).await?;
+        self.loyalty_departure(r, &g, status).await
+    }
+
+    /// Checked-out reservations are loyalty departures (revenue from
+    /// `getReservation`); a cancelled or no-show one undoes its departure.
+    async fn loyalty_departure(
+        &mut self,
+        r: &RemoteReservation,
+        g: &Guest,
+        status: StayStatus,
+    ) -> Result<(), StepError> {
+        let Ok(rid) = loyalty::parse_reservation(&r.reservation_id) else {
+            tracing::warn!(property = %self.p(), "reservation id unusable as a loyalty reference; skipped");
+            return Ok(());
+        };
+        let report = match status {
+            StayStatus::CheckedOut => {
+                let currency = self.currency().await?;
+                let rev = self.crm.reservation_revenue(&rid).await?;
+                let money = |raw: &str| {
+                    Money::parse_major(raw, currency)
+                        .and_then(|m| m.non_negative("revenue"))
+                        .map_err(|e| StepError::Other(format!("reservation revenue: {e}")))
+                };
+                Some(Departure {
+                    guest: g.clone(),
+                    loyalty_number: None,
+                    arrival: r.arrival,
+                    departure: r.departure,
+                    room_revenue: money(&rev.room)?,
+                    other_revenue: money(&rev.other)?,
+                })
+            }
+            StayStatus::Canceled | StayStatus::NoShow => {
+                if self.store.loyalty_stay(self.p(), &rid).await?.is_none() {
+                    return Ok(());
+                }
+                None
+            }
+            _ => return Ok(()),
+        };
+        let now = self.now();
+        let out = loyalty::service::record_departure(
+            self.store,
+            self.p(),
+            &rid,
+            report,
+            StaySource::Cloudbeds,
+            now,
+        )
+        .await?;
+        if out.is_some_and(|o| !o.queued.is_empty()) {
+            self.summary.departures += 1;
+        }
         Ok(())
+    }
+
+    async fn currency(&mut self) -> Result<Currency, StepError> {
+        if let Some(c) = self.currency {
+            return Ok(c);
+        }
+        let p = self
+            .store
+            .property(self.p())
+            .await?
+            .ok_or_else(|| StepError::Other("the property is gone".into()))?;
+        self.currency = Some(p.currency);
+        Ok(p.currency)
     }
 
     /// The remote record as our synced fields: mapped custom fields become

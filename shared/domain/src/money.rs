@@ -130,6 +130,34 @@ impl Money {
         }
     }
 
+    /// An amount in major units as text (`"123.45"`, `"-5"`, `"0.5"`), as
+    /// other systems send it, exactly: more decimals than the currency has
+    /// are refused rather than rounded.
+    pub fn parse_major(raw: &str, currency: Currency) -> Result<Self, ValidationError> {
+        let bad = || ValidationError::new("amount", "is not a decimal amount");
+        let t = raw.trim();
+        let (neg, digits) = match t.strip_prefix('-') {
+            Some(rest) => (true, rest),
+            None => (false, t),
+        };
+        let (int, frac) = digits.split_once('.').unwrap_or((digits, ""));
+        let exp = usize::from(currency.exponent());
+        let all_digits = |s: &str| s.bytes().all(|b| b.is_ascii_digit());
+        if int.is_empty() || !all_digits(int) || !all_digits(frac) {
+            return Err(bad());
+        }
+        let frac = frac.trim_end_matches('0');
+        if frac.len() > exp {
+            return Err(ValidationError::new(
+                "amount",
+                format!("has more than {exp} decimals"),
+            ));
+        }
+        let scaled = format!("{int}{frac:0<exp$}");
+        let v: i64 = scaled.parse().map_err(|_| bad())?;
+        Ok(Money::new(if neg { -v } else { v }, currency))
+    }
+
     pub fn checked_add(self, other: Money) -> Option<Money> {
         (self.currency == other.currency)
             .then(|| self.amount.checked_add(other.amount))
@@ -187,6 +215,29 @@ mod tests {
         assert!(Currency::parse("EURO").is_err());
         assert!(Currency::parse("XYZ").is_err());
         assert_eq!(Currency::parse("JPY").unwrap().exponent(), 0);
+    }
+
+    #[test]
+    fn major_units_parse_exactly() {
+        let eur = Currency::parse("EUR").unwrap();
+        assert_eq!(Money::parse_major("123.45", eur).unwrap().amount, 12_345);
+        assert_eq!(Money::parse_major("7", eur).unwrap().amount, 700);
+        assert_eq!(Money::parse_major("0.5", eur).unwrap().amount, 50);
+        assert_eq!(Money::parse_major("-2.10", eur).unwrap().amount, -210);
+        assert_eq!(Money::parse_major("1.230", eur).unwrap().amount, 123);
+        for bad in [
+            "",
+            "1.234",
+            "1e3",
+            "abc",
+            ".5",
+            "1,5",
+            "99999999999999999999",
+        ] {
+            assert!(Money::parse_major(bad, eur).is_err(), "{bad}");
+        }
+        let jpy = Currency::parse("JPY").unwrap();
+        assert_eq!(Money::parse_major("1500", jpy).unwrap().amount, 1500);
     }
 
     #[test]

@@ -20,7 +20,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
 use domain::guest::ports::{
     CrmClient, CrmError, GuestUpdate, RemoteCustomField, RemoteGuest, RemoteNote,
-    RemoteReservation, ReservationPage,
+    RemoteReservation, RemoteRevenue, ReservationPage,
 };
 use http::{HeaderValue, Method, StatusCode};
 use serde_json::Value;
@@ -414,6 +414,41 @@ impl CrmClient for CloudbedsClient {
             reservations,
             total,
         })
+    }
+
+    async fn reservation_revenue(&self, reservation_id: &str) -> Result<RemoteRevenue, CrmError> {
+        let q = vec![("reservationID".to_owned(), reservation_id.to_owned())];
+        let v = self
+            .call(Method::GET, "getReservation", q, Repeat::Safe)
+            .await?;
+        let r = data(&v);
+        // Documented as an object; some answers wrap it in a list.
+        let detail = match r.get("balanceDetailed") {
+            Some(Value::Array(a)) => a.first(),
+            other => other,
+        };
+        let amount = |o: Option<&Value>, k: &str| -> Option<String> {
+            match o?.get(k)? {
+                Value::Number(n) => Some(n.to_string()),
+                Value::String(s) if !s.trim().is_empty() => Some(s.trim().to_owned()),
+                _ => None,
+            }
+        };
+        match amount(detail, "subTotal") {
+            Some(room) => Ok(RemoteRevenue {
+                room,
+                other: amount(detail, "additionalItems").unwrap_or_else(|| "0".into()),
+            }),
+            None => match amount(Some(r), "total") {
+                Some(total) => Ok(RemoteRevenue {
+                    room: total,
+                    other: "0".into(),
+                }),
+                None => Err(CrmError::Malformed(
+                    "getReservation without balanceDetailed or total".into(),
+                )),
+            },
+        }
     }
 
     async fn guest(&self, guest_id: &str) -> Result<RemoteGuest, CrmError> {

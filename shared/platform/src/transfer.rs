@@ -125,6 +125,15 @@ fn map_err(e: FtpError) -> TransferError {
             }
         }
         FtpError::SecureError(s) => TransferError::Unavailable(format!("TLS: {s}")),
+        // A certificate the connection does not trust: fixing it takes a
+        // person (`--ca-cert`), not a retry.
+        FtpError::ConnectionError(io)
+            if io
+                .get_ref()
+                .is_some_and(|e| e.downcast_ref::<rustls::Error>().is_some()) =>
+        {
+            TransferError::Config(format!("TLS: {io}"))
+        }
         other => TransferError::Unavailable(other.to_string()),
     }
 }
@@ -135,14 +144,12 @@ fn is_missing(e: &FtpError) -> bool {
 
 fn run_op<T: TlsStream>(s: &mut ImplFtpStream<T>, op: Op) -> Result<Done, FtpError> {
     match op {
-        Op::Exists(name) => {
-            let names = match s.nlst(None) {
-                Ok(n) => n,
-                Err(e) if is_missing(&e) => Vec::new(),
-                Err(e) => return Err(e),
-            };
-            Ok(Done::Bool(names.iter().any(|n| basename(n) == name)))
-        }
+        // SIZE works on the control channel alone (no data connection).
+        Op::Exists(name) => match s.size(&name) {
+            Ok(_) => Ok(Done::Bool(true)),
+            Err(e) if is_missing(&e) => Ok(Done::Bool(false)),
+            Err(e) => Err(e),
+        },
         Op::Upload(name, bytes) => {
             s.put_file(&name, &mut Cursor::new(bytes))?;
             Ok(Done::Unit)

@@ -138,6 +138,16 @@ pub struct RemoteReservation {
     pub guest_ids: Vec<String>,
 }
 
+/// A reservation's revenue as `getReservation` answers it (decimal text in
+/// the property's currency).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RemoteRevenue {
+    /// Room prices (`balanceDetailed.subTotal`).
+    pub room: String,
+    /// Additional items (`balanceDetailed.additionalItems`).
+    pub other: String,
+}
+
 /// A guest record as `getGuest` answers it.
 #[derive(Clone, PartialEq)]
 pub struct RemoteGuest {
@@ -201,6 +211,8 @@ pub trait CrmClient: Send + Sync {
         page: u32,
         page_size: u32,
     ) -> Result<ReservationPage, CrmError>;
+    /// `getReservation`: the revenue of one reservation (for loyalty).
+    async fn reservation_revenue(&self, reservation_id: &str) -> Result<RemoteRevenue, CrmError>;
     /// `getGuest` by guest id.
     async fn guest(&self, guest_id: &str) -> Result<RemoteGuest, CrmError>;
     /// `getGuestNotes`.

@@ -495,7 +495,7 @@ pub enum DeparturePlan {
     Unchanged,
     /// The stay as it is to be saved, and the records to queue (in order).
     Change {
-        stay: LoyaltyStay,
+        stay: Box<LoyaltyStay>,
         records: Vec<ExportRecord>,
     },
 }
@@ -543,7 +543,10 @@ pub fn plan_departure(
         updated_at: now,
         version: current.map_or(0, |c| c.version),
     };
-    DeparturePlan::Change { stay, records }
+    DeparturePlan::Change {
+        stay: Box::new(stay),
+        records,
+    }
 }
 
 /// A batch: the records a file carries and those left out of it.
@@ -682,7 +685,7 @@ mod tests {
             t("2026-11-22T10:00:00Z"),
         );
         match plan {
-            DeparturePlan::Change { stay, records } => (stay, records),
+            DeparturePlan::Change { stay, records } => (*stay, records),
             DeparturePlan::Unchanged => panic!("expected a change"),
         }
     }

@@ -138,7 +138,7 @@ where
                     queued: Vec::new(),
                 }));
             }
-            DeparturePlan::Change { stay, records } => (stay, records),
+            DeparturePlan::Change { stay, records } => (*stay, records),
         };
         match store.save_loyalty_stay(&stay, &records).await {
             Ok(()) => {
