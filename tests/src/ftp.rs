@@ -1,6 +1,7 @@
-//! A real FTP / FTPS server (pyftpdlib) for the loyalty export tests:
-//! `tests/tests/fixtures/ftp_server.py` on a free 127.0.0.1 port, stopped
-//! when dropped. Faults are armed through files in its control folder.
+//! Real file servers for the loyalty export tests, each a Python script in
+//! `tests/tests/fixtures/` on a free 127.0.0.1 port, stopped when dropped:
+//! FTP / FTPS (pyftpdlib, `ftp_server.py`) and SFTP (paramiko,
+//! `sftp_server.py`). Faults are armed through files in a control folder.
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -19,6 +20,8 @@ pub struct FtpServer {
     control: tempfile::TempDir,
     /// The self-signed certificate (FTPS only).
     pub cert_pem: Option<String>,
+    /// The host key fingerprint, `SHA256:...` (SFTP only).
+    pub host_key: Option<String>,
 }
 
 /// The Python that has pyftpdlib: `infra/test`'s venv, else `python3`.
@@ -27,19 +30,29 @@ pub fn python() -> String {
 }
 
 impl FtpServer {
+    /// FTP, or FTPS with explicit TLS when `tls`.
     pub async fn start(tls: bool) -> Self {
+        Self::spawn("ftp_server.py", if tls { &["--tls"] } else { &[] }).await
+    }
+
+    /// SFTP.
+    pub async fn start_sftp() -> Self {
+        Self::spawn("sftp_server.py", &[]).await
+    }
+
+    async fn spawn(script: &str, extra: &[&str]) -> Self {
         let root = tempfile::tempdir().unwrap();
         let control = tempfile::tempdir().unwrap();
-        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/ftp_server.py");
+        let script = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fixtures")
+            .join(script);
         let mut cmd = Command::new(python());
         cmd.arg(&script)
             .arg(root.path())
             .arg(control.path())
             .arg(USER)
-            .arg(PASSWORD);
-        if tls {
-            cmd.arg("--tls");
-        }
+            .arg(PASSWORD)
+            .args(extra);
         let mut child = cmd
             .stdout(Stdio::piped())
             .stderr(if std::env::var_os("GUESTHUB_FTP_LOG").is_some() {
@@ -54,11 +67,11 @@ impl FtpServer {
         let mut lines = BufReader::new(stdout).lines();
         let line = tokio::time::timeout(std::time::Duration::from_secs(20), lines.next_line())
             .await
-            .expect("the FTP server did not start in 20 s")
+            .expect("the file server did not start in 20 s")
             .unwrap()
             .unwrap_or_else(|| {
                 panic!(
-                    "the FTP server exited: is pyftpdlib installed for {}? Run ./infra/test.",
+                    "the file server exited: are pyftpdlib and paramiko installed for {}? Run ./infra/test.",
                     python()
                 )
             });
@@ -72,6 +85,7 @@ impl FtpServer {
             root,
             control,
             cert_pem,
+            host_key: v["host_key"].as_str().map(str::to_owned),
         }
     }
 

@@ -15,7 +15,7 @@ use domain::PropertyId;
 use domain::loyalty::ports::{FileDrop, LoyaltyStore, TransferError};
 use domain::loyalty::{LoyaltyConnection, PropertyCode, RemoteUrl};
 use loyalty_export::{ExportOptions, ExportSummary, export_property};
-use platform::transfer::{FtpDrop, Password};
+use platform::transfer::{FtpDrop, Password, SftpDrop};
 use serde_json::{Value, json};
 use tests::ftp::{FtpServer, PASSWORD, USER};
 use tests::{Backend, TestStore, both_stores, call, fresh_store};
@@ -309,6 +309,7 @@ fn connection(server: &FtpServer, scheme: &str, ca: Option<String>) -> LoyaltyCo
         password_ssm_parameter: None,
         property_code: PropertyCode::parse("CASTLE01").unwrap(),
         tls_ca_pem: ca,
+        ssh_host_key: None,
         connected_at: chrono::Utc::now(),
     }
 }
@@ -621,7 +622,75 @@ async fn local_outbox(b: Backend) {
     assert_eq!(got.into_keys().collect::<BTreeSet<_>>(), expected);
 }
 
+/// SFTP: the host key is pinned; a wrong or missing pin is refused with
+/// the fingerprint to check; delivery, a refused rename and members files
+/// work as over FTP.
+async fn over_sftp(b: Backend) {
+    let env = setup(b).await;
+    let server = FtpServer::start_sftp().await;
+    let expected = queue(&env, 0, 3).await;
+    let sftp = |pin: Option<String>| {
+        let mut c = connection(&server, "sftp", None);
+        c.ssh_host_key = pin;
+        SftpDrop::new(&c, Password::new(PASSWORD), Duration::from_secs(5)).unwrap()
+    };
+    let unpinned = env.export(&sftp(None)).await;
+    assert!(
+        unpinned
+            .errors
+            .iter()
+            .any(|e| e.contains("no host key is pinned")),
+        "{unpinned:?}"
+    );
+    let wrong = env
+        .export(&sftp(Some(
+            "SHA256:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA".into(),
+        )))
+        .await;
+    assert!(
+        wrong.errors.iter().any(|e| e.contains("not the pinned")),
+        "{wrong:?}"
+    );
+    let mut bad_password = connection(&server, "sftp", None);
+    bad_password.ssh_host_key = server.host_key.clone();
+    let bad = SftpDrop::new(&bad_password, Password::new("nope"), Duration::from_secs(5)).unwrap();
+    assert!(
+        env.export(&bad)
+            .await
+            .errors
+            .iter()
+            .any(|e| e.contains("login refused"))
+    );
+
+    let drop = sftp(server.host_key.clone());
+    server.arm("refuse_rename", 1);
+    let refused = env.export(&drop).await;
+    assert!(
+        refused.errors.iter().any(|e| e.contains("renaming")),
+        "{refused:?}"
+    );
+    let s = env.export(&drop).await;
+    assert!(s.errors.is_empty() && s.resent, "{s:?}");
+    assert_eq!(s.records(), 6);
+    let got = delivered(server.root.path());
+    assert_eq!(got.keys().cloned().collect::<BTreeSet<_>>(), expected);
+    assert!(got.values().all(|n| *n == 1));
+
+    let ret = server.dir("return");
+    std::fs::write(
+        ret.join("CASTLE01_members_1.csv"),
+        "loyalty_number,email,tier,points\nNC-7,guest1@example.com,Silver,80\n",
+    )
+    .unwrap();
+    let s = env.export(&drop).await;
+    assert!(s.errors.is_empty(), "{s:?}");
+    assert_eq!(s.members_confirmed, 1);
+    assert!(ret.join("processed/CASTLE01_members_1.csv").is_file());
+    server.stop().await;
+}
+
 both_stores! {
+    export_over_sftp => over_sftp;
     http_contract => contract;
     export_over_ftp => over_ftp;
     export_over_ftps => over_ftps;

@@ -28,6 +28,8 @@ pub struct ConnectArgs<'a> {
     pub property_code: &'a str,
     pub ssm_parameter: Option<&'a str>,
     pub ca_cert: Option<&'a Path>,
+    /// SFTP: the host key fingerprint to pin (`SHA256:...`).
+    pub host_key: Option<&'a str>,
 }
 
 pub async fn connect(store: &Store, a: &ConnectArgs<'_>) -> anyhow::Result<LoyaltyConnection> {
@@ -62,8 +64,17 @@ pub async fn connect(store: &Store, a: &ConnectArgs<'_>) -> anyhow::Result<Loyal
         password_ssm_parameter: a.ssm_parameter.map(str::to_owned),
         property_code: PropertyCode::parse(a.property_code)?,
         tls_ca_pem,
+        ssh_host_key: a.host_key.map(|k| k.trim().to_owned()),
         connected_at: store.clock().now(),
     };
+    if c.url.transport == domain::loyalty::Transport::Sftp {
+        match &c.ssh_host_key {
+            Some(k) if k.starts_with("SHA256:") && k.len() > 20 => {}
+            _ => bail!(
+                "sftp:// needs --host-key SHA256:... (the server's fingerprint, e.g. from `ssh-keyscan -p PORT HOST | ssh-keygen -lf -`)"
+            ),
+        }
+    }
     // Refuse a bad certificate now rather than at the first export.
     if c.url.transport == domain::loyalty::Transport::Ftps {
         platform::transfer::FtpDrop::new(

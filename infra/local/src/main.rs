@@ -158,6 +158,9 @@ enum LoyaltyCommand {
         /// A PEM certificate to trust for FTPS (a self-signed server).
         #[arg(long)]
         ca_cert: Option<PathBuf>,
+        /// SFTP: the server's host key fingerprint (`SHA256:...`) to pin.
+        #[arg(long)]
+        host_key: Option<String>,
     },
     /// Run the export now for one property or all; prints a summary.
     Export { property: Option<String> },
@@ -410,6 +413,7 @@ async fn run_admin(cli: &Cli, store: &platform::Store) -> anyhow::Result<()> {
                 property_code,
                 ssm_parameter,
                 ca_cert,
+                host_key,
             } => {
                 let args = guesthub::loyalty::ConnectArgs {
                     property,
@@ -419,6 +423,7 @@ async fn run_admin(cli: &Cli, store: &platform::Store) -> anyhow::Result<()> {
                     property_code,
                     ssm_parameter: ssm_parameter.as_deref(),
                     ca_cert: ca_cert.as_deref(),
+                    host_key: host_key.as_deref(),
                 };
                 let c = guesthub::loyalty::connect(store, &args).await?;
                 println!(

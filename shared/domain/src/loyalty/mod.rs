@@ -172,6 +172,10 @@ pub struct LoyaltyConnection {
     /// A PEM certificate to trust for FTPS besides the public roots (a
     /// server with a self-signed certificate). Public, not a secret.
     pub tls_ca_pem: Option<String>,
+    /// SFTP: the server's host key fingerprint as OpenSSH prints it
+    /// (`SHA256:...`); connections to any other key are refused.
+    #[serde(default)]
+    pub ssh_host_key: Option<String>,
     pub connected_at: DateTime<Utc>,
 }
 

@@ -1,13 +1,8 @@
-//! Where loyalty export files go: NetCarrots' FTP or FTPS (explicit TLS)
-//! server, or a local folder (the outbox of local runs and tests).
-//!
-//! FTP uses `suppaftp`'s blocking client on tokio's blocking pool: one
-//! short session per operation, so a broken connection never poisons the
-//! next step, with connect/read/write timeouts on every socket.
+//! FTP and FTPS (explicit TLS) with `suppaftp`'s blocking client, run on
+//! tokio's blocking pool with connect/read/write timeouts on every socket.
 
 use std::io::{Cursor, Read, Seek, SeekFrom};
 use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
-use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -17,35 +12,7 @@ use domain::loyalty::{LoyaltyConnection, RemoteUrl, Transport};
 use suppaftp::types::FileType;
 use suppaftp::{FtpError, ImplFtpStream, RustlsConnector, TlsStream};
 
-/// A password held in memory only; never printed.
-#[derive(Clone)]
-pub struct Password(String);
-
-impl Password {
-    pub fn new(p: impl Into<String>) -> Self {
-        Self(p.into())
-    }
-}
-
-impl std::fmt::Debug for Password {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("Password(***)")
-    }
-}
-
-/// Opens the file drop a connection describes.
-pub fn open(
-    conn: &LoyaltyConnection,
-    password: Password,
-    timeout: Duration,
-) -> Result<Arc<dyn FileDrop>, TransferError> {
-    match conn.url.transport {
-        Transport::Ftp | Transport::Ftps => Ok(Arc::new(FtpDrop::new(conn, password, timeout)?)),
-        Transport::Sftp => Err(TransferError::Config(
-            "sftp:// connections are not supported by this build; use ftps://".into(),
-        )),
-    }
-}
+use super::Password;
 
 /// NetCarrots' FTP or FTPS server.
 pub struct FtpDrop {
@@ -194,7 +161,7 @@ impl FtpConfig {
     }
 
     fn prepare<T: TlsStream>(&self, s: &mut ImplFtpStream<T>) -> Result<(), FtpError> {
-        s.login(self.username.as_str(), self.password.0.as_str())?;
+        s.login(self.username.as_str(), self.password.expose())?;
         s.transfer_type(FileType::Binary)?;
         if !self.url.path.is_empty() {
             s.cwd(&self.url.path)?;
@@ -311,80 +278,5 @@ impl FileDrop for FtpDrop {
         self.run(Op::Archive("return".into(), name.to_owned()))
             .await
             .map(|_| ())
-    }
-}
-
-/// A local folder standing in for the server: files land in `dir`,
-/// members files are read from `dir/return`.
-pub struct LocalDrop {
-    dir: PathBuf,
-}
-
-impl LocalDrop {
-    pub fn new(dir: impl Into<PathBuf>) -> Self {
-        Self { dir: dir.into() }
-    }
-
-    fn path(&self, name: &str) -> Result<PathBuf, TransferError> {
-        if name.is_empty() || name.contains(['/', '\\']) || name.starts_with('.') {
-            return Err(TransferError::Refused(format!("bad file name {name:?}")));
-        }
-        Ok(self.dir.join(name))
-    }
-}
-
-fn io(e: std::io::Error) -> TransferError {
-    TransferError::Unavailable(e.to_string())
-}
-
-fn ensure_dir(d: &Path) -> Result<(), TransferError> {
-    std::fs::create_dir_all(d).map_err(io)
-}
-
-#[async_trait]
-impl FileDrop for LocalDrop {
-    async fn exists(&self, name: &str) -> Result<bool, TransferError> {
-        Ok(self.path(name)?.is_file())
-    }
-
-    async fn upload(&self, name: &str, bytes: &[u8]) -> Result<(), TransferError> {
-        ensure_dir(&self.dir)?;
-        std::fs::write(self.path(name)?, bytes).map_err(io)
-    }
-
-    async fn rename(&self, from: &str, to: &str) -> Result<(), TransferError> {
-        std::fs::rename(self.path(from)?, self.path(to)?).map_err(io)
-    }
-
-    async fn list_returns(&self) -> Result<Vec<String>, TransferError> {
-        let dir = self.dir.join("return");
-        let entries = match std::fs::read_dir(&dir) {
-            Ok(e) => e,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-            Err(e) => return Err(io(e)),
-        };
-        let mut names = Vec::new();
-        for e in entries {
-            let e = e.map_err(io)?;
-            if e.file_type().map_err(io)?.is_file() {
-                names.push(e.file_name().to_string_lossy().into_owned());
-            }
-        }
-        names.sort();
-        Ok(names)
-    }
-
-    async fn open_return(&self, name: &str) -> Result<Box<dyn Read + Send>, TransferError> {
-        let path = self
-            .dir
-            .join("return")
-            .join(self.path(name)?.file_name().unwrap_or_default());
-        Ok(Box::new(std::fs::File::open(path).map_err(io)?))
-    }
-
-    async fn archive_return(&self, name: &str) -> Result<(), TransferError> {
-        let ret = self.dir.join("return");
-        ensure_dir(&ret.join("processed"))?;
-        std::fs::rename(ret.join(name), ret.join("processed").join(name)).map_err(io)
     }
 }
