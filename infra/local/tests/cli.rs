@@ -240,3 +240,224 @@ fn tables_create_on_dynamodb() {
     ));
     assert!(list.contains("castle"));
 }
+
+/// A pyftpdlib server (the tests crate's fixture), killed on drop.
+struct Ftp(Child, u16, tempfile::TempDir);
+
+impl Drop for Ftp {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn ftp_server() -> Ftp {
+    let root = tempfile::tempdir().unwrap();
+    let control = tempfile::tempdir().unwrap();
+    let python = std::env::var("GUESTHUB_TEST_PYTHON").unwrap_or_else(|_| "python3".into());
+    let mut child = Command::new(&python)
+        .arg(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../tests/tests/fixtures/ftp_server.py"
+        ))
+        .arg(root.path())
+        .arg(control.path())
+        .args(["netcarrots", "cli-ftp-pass"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let v: serde_json::Value = serde_json::from_str(&line)
+        .unwrap_or_else(|_| panic!("no FTP server ({python} with pyftpdlib): {line:?}"));
+    std::mem::forget(control);
+    Ftp(child, v["port"].as_u64().unwrap() as u16, root)
+}
+
+#[tokio::test]
+async fn loyalty_connect_and_export() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    ok(&guesthub(
+        d,
+        &[
+            "property",
+            "add",
+            "castle",
+            "--name",
+            "Castle",
+            "--time-zone",
+            "Europe/Vienna",
+            "--currency",
+            "EUR",
+        ],
+    ));
+    let out = ok(&guesthub(
+        d,
+        &[
+            "partner",
+            "add",
+            "RMS",
+            "--properties",
+            "castle",
+            "--scopes",
+            "loyalty",
+        ],
+    ));
+    let key = out.lines().last().unwrap().trim().to_owned();
+    let port = free_port();
+    let server = serve(d, port);
+    let client = reqwest::Client::new();
+    let base = format!("http://127.0.0.1:{port}/v1/properties/castle");
+    let r = client
+        .post(format!("{base}/loyalty/enrolments"))
+        .bearer_auth(&key)
+        .json(&serde_json::json!({"email": "ana@example.com", "first_name": "Ana"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let r = client
+        .post(format!("{base}/stays/R-9/departure"))
+        .bearer_auth(&key)
+        .json(
+            &serde_json::json!({"email": "ana@example.com", "arrival": "2026-11-01",
+            "departure": "2026-11-03", "room_revenue": 20000, "currency": "EUR"}),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    drop(server);
+
+    // No connection: the file goes to the local outbox.
+    let out = ok(&guesthub(d, &["loyalty", "export"]));
+    assert!(out.contains("2 records (ENROL 1, STAY 1, UNDO 0)"), "{out}");
+    assert!(
+        out.contains("1 files, ENROL 1, STAY 1, UNDO 0, 0 properties with errors"),
+        "{out}"
+    );
+    let outbox: Vec<_> = std::fs::read_dir(d.join("outbox/loyalty"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(outbox.len(), 1, "{outbox:?}");
+    assert!(outbox[0].starts_with("castle_") && outbox[0].ends_with("_000001.csv"));
+    let again = ok(&guesthub(d, &["loyalty", "export", "castle"]));
+    assert!(again.contains("no file (nothing pending)"), "{again}");
+
+    // Bad connections are refused with the reason.
+    let bad = guesthub(
+        d,
+        &[
+            "loyalty",
+            "connect",
+            "castle",
+            "--url",
+            "http://x/y",
+            "--username",
+            "u",
+            "--password-env",
+            "NC_PASSWORD",
+            "--property-code",
+            "CAS01",
+        ],
+    );
+    assert!(
+        String::from_utf8_lossy(&bad.stderr).contains("scheme"),
+        "{bad:?}"
+    );
+    let no_pin = guesthub(
+        d,
+        &[
+            "loyalty",
+            "connect",
+            "castle",
+            "--url",
+            "sftp://127.0.0.1:2222/in",
+            "--username",
+            "u",
+            "--password-env",
+            "NC_PASSWORD",
+            "--property-code",
+            "CAS01",
+        ],
+    );
+    assert!(String::from_utf8_lossy(&no_pin.stderr).contains("--host-key"));
+    let secret_in_flag = guesthub(
+        d,
+        &[
+            "loyalty",
+            "connect",
+            "castle",
+            "--url",
+            "ftp://127.0.0.1/in",
+            "--username",
+            "u",
+            "--password-env",
+            "hunter2!",
+            "--property-code",
+            "CAS01",
+        ],
+    );
+    assert!(String::from_utf8_lossy(&secret_in_flag.stderr).contains("not the password"));
+
+    // Connected: the next records go to the FTP server; the password comes
+    // from the named environment variable and is printed nowhere.
+    let ftp = ftp_server();
+    let url = format!("ftp://127.0.0.1:{}/", ftp.1);
+    let out = ok(&guesthub(
+        d,
+        &[
+            "loyalty",
+            "connect",
+            "castle",
+            "--url",
+            &url,
+            "--username",
+            "netcarrots",
+            "--password-env",
+            "NC_PASSWORD",
+            "--property-code",
+            "CAS01",
+        ],
+    ));
+    assert!(
+        out.contains("connected castle to NetCarrots") && !out.contains("cli-ftp-pass"),
+        "{out}"
+    );
+    let port = free_port();
+    let server = serve(d, port);
+    let base = format!("http://127.0.0.1:{port}/v1/properties/castle");
+    let r = client
+        .delete(format!("{base}/stays/R-9/departure"))
+        .bearer_auth(&key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    drop(server);
+    let missing_env = guesthub(d, &["loyalty", "export"]);
+    assert!(!missing_env.status.success());
+    assert!(String::from_utf8_lossy(&missing_env.stdout).contains("NC_PASSWORD"));
+    let out = Command::new(env!("CARGO_BIN_EXE_guesthub"))
+        .arg("--data-dir")
+        .arg(d)
+        .args(["loyalty", "export"])
+        .env("NC_PASSWORD", "cli-ftp-pass")
+        .output()
+        .unwrap();
+    let text = ok(&out);
+    assert!(text.contains("CAS01_") && text.contains("UNDO 1"), "{text}");
+    let all = format!("{text}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(!all.contains("cli-ftp-pass"));
+    let files: Vec<_> = std::fs::read_dir(ftp.2.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(files.len(), 1, "{files:?}");
+    assert!(files[0].starts_with("CAS01_") && files[0].ends_with("_000002.csv"));
+}
