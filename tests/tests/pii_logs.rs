@@ -1,5 +1,6 @@
 //! Logs never carry personal data or secrets in plain text: every log line
-//! of a run through the voucher, club and guest routes (at debug level, more
+//! of a run through the voucher, club, guest and loyalty routes (and a
+//! loyalty export) (at debug level, more
 //! than production logs) is captured and searched for the emails, names,
 //! voucher codes and API keys the run used.
 
@@ -50,6 +51,7 @@ async fn no_personal_data_or_secrets_in_logs() {
         "vouchers:redeem",
         "club:read",
         "guests",
+        "loyalty",
     ]
     .map(String::from)
     .to_vec();
@@ -163,6 +165,38 @@ async fn no_personal_data_or_secrets_in_logs() {
         None,
     )
     .await;
+    // Loyalty: enrol, a departure, search, an export to a local folder and
+    // a members file read back.
+    let r = call(&app, "POST", "/v1/properties/castle/loyalty/enrolments", k, &[], Some(json!({"email": "percival.loyal@example.com", "first_name": "Percival", "last_name": "Honeysett", "loyalty_number": "NC-55501"}).to_string())).await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    let r = call(&app, "POST", "/v1/properties/castle/stays/R-501/departure", k, &[], Some(json!({"loyalty_number": "NC-55501", "arrival": "2026-11-01", "departure": "2026-11-04", "room_revenue": 61000, "currency": "EUR"}).to_string())).await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    call(
+        &app,
+        "GET",
+        "/v1/properties/castle/loyalty/members?q=Honeysett",
+        k,
+        &[],
+        None,
+    )
+    .await;
+    let outbox = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(outbox.path().join("return")).unwrap();
+    std::fs::write(
+        outbox.path().join("return/castle_members_1.csv"),
+        "loyalty_number,email,tier,points\nNC-55501,percival.loyal@example.com,Gold,10\nNC-1,not-an-email,Gold,1\n",
+    )
+    .unwrap();
+    let dest = loyalty_export::LocalOutbox {
+        dir: outbox.path().to_path_buf(),
+        timeout: std::time::Duration::from_secs(1),
+    };
+    let done =
+        loyalty_export::export_all(s, None, &dest, &loyalty_export::ExportOptions::default())
+            .await
+            .unwrap();
+    assert_eq!(done[0].members_confirmed, 1, "{done:?}");
+
     // A bad key must not be logged either.
     call(
         &app,
@@ -194,6 +228,10 @@ async fn no_personal_data_or_secrets_in_logs() {
         "Ophelia",
         "Thistlewood",
         "corner table",
+        "percival.loyal@example.com",
+        "Percival",
+        "Honeysett",
+        "NC-55501",
         code.as_str(),
         plain_code.as_str(),
         key.as_str(),
