@@ -1,8 +1,8 @@
 //! Logs never carry personal data or secrets in plain text: every log line
-//! of a run through the voucher, club, guest and loyalty routes (and a
-//! loyalty export) (at debug level, more
-//! than production logs) is captured and searched for the emails, names,
-//! voucher codes and API keys the run used.
+//! of a run through the voucher, club, guest and loyalty routes and a
+//! loyalty export (at debug level, more than production logs) is captured
+//! and searched for the emails, names, voucher codes, loyalty numbers and
+//! API keys the run used.
 
 use std::io::Write;
 use std::sync::{Arc, Mutex};
