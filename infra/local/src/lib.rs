@@ -7,11 +7,14 @@
 //! - [`crm`]: `crm connect`, `crm sync` and the local sync scheduler.
 //! - [`loyalty`]: `loyalty connect`, `loyalty export` and the local export
 //!   scheduler (files go to `<data-dir>/outbox/loyalty/` unless connected).
+//! - [`demo`]: `guesthub demo` — demo properties, partners, products,
+//!   vouchers, a club file, guests and a loyalty export, then a walkthrough.
 //! - [`admin`]: the admin commands (properties, partners, tables).
 //! - `main.rs`: argument parsing and wiring only.
 
 pub mod admin;
 pub mod app;
 pub mod crm;
+pub mod demo;
 pub mod loyalty;
 pub mod roster;

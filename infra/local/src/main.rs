@@ -105,6 +105,14 @@ enum Command {
     },
     /// Print the OpenAPI document.
     Openapi,
+    /// Seed demo properties, partners, products, vouchers, a club file,
+    /// guests and a loyalty export; print curl commands for each job.
+    /// Safe to run again.
+    Demo {
+        /// Where the printed commands expect the hub.
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        addr: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -459,6 +467,13 @@ async fn run_admin(cli: &Cli, store: &platform::Store) -> anyhow::Result<()> {
         Command::Import { file, property } => {
             let report = guesthub::roster::import_file(store, property, file).await?;
             print!("{}", guesthub::roster::summary(&report));
+        }
+        Command::Demo { addr } => {
+            let seeded = guesthub::demo::seed(store, &cli.data_dir).await?;
+            print!(
+                "{}",
+                guesthub::demo::walkthrough(&seeded, addr, &cli.data_dir)
+            );
         }
         Command::Serve { .. } | Command::Openapi => {}
     }

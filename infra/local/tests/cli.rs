@@ -461,3 +461,160 @@ async fn loyalty_connect_and_export() {
     assert_eq!(files.len(), 1, "{files:?}");
     assert!(files[0].starts_with("CAS01_") && files[0].ends_with("_000002.csv"));
 }
+
+fn key_after(out: &str, var: &str) -> String {
+    out.lines()
+        .find_map(|l| l.trim().strip_prefix(&format!("export {var}=")))
+        .unwrap_or_else(|| panic!("no {var} in {out}"))
+        .to_owned()
+}
+
+/// `guesthub demo` twice (safe to re-run), then the printed walkthrough,
+/// step by step, against the served hub.
+#[tokio::test]
+async fn demo_then_its_walkthrough() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    ok(&guesthub(d, &["demo"]));
+    let out = ok(&guesthub(d, &["demo", "--addr", "127.0.0.1:9"]));
+    assert!(out.contains("serve --addr 127.0.0.1:9"), "{out}");
+    let pms = key_after(&out, "PMS");
+    let shop = key_after(&out, "SHOP");
+    let code = out
+        .split("/vouchers/")
+        .nth(1)
+        .and_then(|s| s.split_whitespace().next())
+        .unwrap()
+        .to_owned();
+    let gift = out
+        .split("\"gift_card_code\":\"")
+        .nth(1)
+        .and_then(|s| s.split('"').next())
+        .unwrap()
+        .to_owned();
+    let outbox: Vec<_> = std::fs::read_dir(d.join("outbox/loyalty"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(
+        outbox.len(),
+        1,
+        "a re-run exports nothing twice: {outbox:?}"
+    );
+    let props = ok(&guesthub(d, &["property", "list"]));
+    assert_eq!(props.matches("demo-").count(), 3, "{props}");
+
+    let port = free_port();
+    let _server = serve(d, port);
+    let b = format!("http://127.0.0.1:{port}/v1/properties");
+    let c = reqwest::Client::new();
+    let get = |url: String, key: &str| c.get(url).bearer_auth(key.to_owned()).send();
+    let post = |url: String, key: &str, idem: &str, body: serde_json::Value| {
+        let mut r = c.post(url).bearer_auth(key.to_owned()).json(&body);
+        if !idem.is_empty() {
+            r = r.header("Idempotency-Key", idem.to_owned());
+        }
+        r.send()
+    };
+
+    // 1. The drop watcher imports the club file; Ana is Gold.
+    let started = Instant::now();
+    let member = loop {
+        let v: serde_json::Value = get(
+            format!("{b}/demo-winery/club-members/ana@example.com"),
+            &shop,
+        )
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+        if v["member"] == true || started.elapsed() > Duration::from_secs(20) {
+            break v;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    };
+    assert_eq!(member["tiers"], serde_json::json!(["Gold"]), "{member}");
+    let order: serde_json::Value = post(format!("{b}/demo-winery/orders"), &shop, "", serde_json::json!({"uuid":"demo-harvest-1","contact":{"email":"ana@example.com"},"items":[{"product_id":"harvest","unit_id":"adult","quantity":1,"date":"2027-09-20"}],"payment":{"mode":"pay_later","parts":[]}}))
+        .await.unwrap().json().await.unwrap();
+    assert_eq!(order["lines"][0]["discount"]["source"], "club_tier");
+    assert_eq!(order["total"]["amount"], 6000);
+
+    // 2. Vouchers.
+    let orders: serde_json::Value = get(format!("{b}/demo-hotel/voucher-orders"), &pms)
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(orders["orders"].as_array().is_some_and(|o| !o.is_empty()));
+    let status: serde_json::Value = get(format!("{b}/demo-hotel/vouchers/{code}"), &pms)
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(status["balance"]["amount"], 10000);
+    let r: serde_json::Value = post(format!("{b}/demo-hotel/vouchers/{code}/redemptions"), &pms, "demo-r1", serde_json::json!({"amount":{"amount":2500,"currency":"EUR"},"reservation":{"number":"DEMO-1001"}}))
+        .await.unwrap().json().await.unwrap();
+    assert_eq!(r["balance"]["amount"], 7500, "{r}");
+    let rid = r["redemption_id"].as_str().unwrap();
+    let rev: serde_json::Value = post(
+        format!("{b}/demo-hotel/vouchers/{code}/redemptions/{rid}/reversal"),
+        &pms,
+        "demo-r1-rev",
+        serde_json::json!({}),
+    )
+    .await
+    .unwrap()
+    .json()
+    .await
+    .unwrap();
+    assert_eq!(rev["balance"]["amount"], 10000, "{rev}");
+    let today = chrono::Utc::now().date_naive();
+    let csv = get(
+        format!("{b}/demo-hotel/settlement?from={today}&to={today}&format=csv"),
+        &pms,
+    )
+    .await
+    .unwrap()
+    .text()
+    .await
+    .unwrap();
+    assert!(
+        csv.contains("demo-hotel,demo-hotel,EUR,1,1,2500,2500,0"),
+        "{csv}"
+    );
+
+    // 3. Memberships and a gift-card payment.
+    let sale: serde_json::Value = post(format!("{b}/demo-winery/orders"), &shop, "", serde_json::json!({"uuid":"demo-club-1","contact":{"email":"chloe@example.com","first_name":"Chloe"},"items":[{"product_id":"club","unit_id":"member","quantity":1}],"payment":{"mode":"charge_now","parts":[{"method":"card","amount":{"amount":9900,"currency":"EUR"}}]}}))
+        .await.unwrap().json().await.unwrap();
+    let mem = sale["lines"][0]["memberships"][0]["reference"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let used: serde_json::Value = post(format!("{b}/demo-winery/orders"), &shop, "", serde_json::json!({"uuid":"demo-club-2","membership_reference":mem,"items":[{"product_id":"tasting","unit_id":"adult","quantity":2,"date":"2027-02-05"}],"payment":{"mode":"pay_later","parts":[]}}))
+        .await.unwrap().json().await.unwrap();
+    assert_eq!(used["total"]["amount"], 0, "{used}");
+    let activity = get(format!("{b}/demo-winery/memberships/{mem}/bookings"), &shop)
+        .await
+        .unwrap();
+    assert_eq!(activity.status(), 200);
+    let paid: serde_json::Value = post(format!("{b}/demo-winery/orders"), &shop, "", serde_json::json!({"uuid":"demo-gift-1","contact":{"email":"eva@example.com"},"items":[{"product_id":"tasting","unit_id":"adult","quantity":1}],"payment":{"mode":"charge_now","parts":[{"method":"gift_card","amount":{"amount":2500,"currency":"EUR"},"gift_card_code":gift}]}}))
+        .await.unwrap().json().await.unwrap();
+    assert_eq!(paid["status"], "confirmed", "{paid}");
+
+    // 5. Loyalty.
+    let found: serde_json::Value = get(format!("{b}/demo-hotel/loyalty/members?q=lopez"), &pms)
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        found["members"][0]["enrolment"]["state"], "exported",
+        "{found}"
+    );
+    let again = ok(&guesthub(d, &["loyalty", "export", "demo-hotel"]));
+    assert!(again.contains("nothing pending"), "{again}");
+}
