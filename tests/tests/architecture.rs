@@ -144,4 +144,39 @@ fn template_matches_the_code() {
             "the logical id of {bin} should be {logical}"
         );
     }
+    // ... and every function crate is deployed.
+    for e in std::fs::read_dir(repo().join("functions")).unwrap() {
+        let e = e.unwrap();
+        let name = e.file_name().to_string_lossy().into_owned();
+        if e.path().join("src/main.rs").exists() {
+            assert!(
+                template.contains(&format!("Binary: {name}\n")),
+                "functions/{name} has a main.rs but template.yaml does not deploy it"
+            );
+        }
+    }
+    // Lambda runs `bootstrap` on the OS-only runtime, arm64 by default with
+    // x86_64 as the other choice.
+    for needle in [
+        "Runtime: provided.al2023",
+        "Handler: bootstrap",
+        "Architectures: [!Ref Architecture]",
+        "AllowedValues: [arm64, x86_64]",
+    ] {
+        assert!(template.contains(needle), "template lacks `{needle}`");
+    }
+    // Every GUESTHUB_* variable the template sets is one the code reads.
+    let config =
+        std::fs::read_to_string(repo().join("shared/platform/src/config.rs")).unwrap();
+    let set: Vec<&str> = template
+        .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+        .filter(|w| w.starts_with("GUESTHUB_"))
+        .collect();
+    assert!(!set.is_empty());
+    for var in set {
+        assert!(
+            config.contains(&format!("\"{var}\"")),
+            "template.yaml sets {var}, which shared/platform/src/config.rs never reads"
+        );
+    }
 }
