@@ -287,6 +287,33 @@ impl Run<'_> {
         Ok(out)
     }
 
+    /// The pending index lags on DynamoDB: an UNDO may be listed while the
+    /// STAY it reverses (never sent) is not yet. Read such STAYs directly,
+    /// so the pair is left out together instead of the UNDO going first.
+    async fn add_lagging_stays(&self, pending: &mut Vec<ExportRecord>) -> Result<(), String> {
+        let listed: std::collections::HashSet<String> =
+            pending.iter().map(|r| r.transaction_id.clone()).collect();
+        let missing: Vec<String> = pending
+            .iter()
+            .filter(|r| r.kind == RecordKind::Undo)
+            .filter_map(|r| r.reverses.clone())
+            .filter(|s| !listed.contains(s))
+            .collect();
+        for id in missing {
+            if let Some(stay) = self
+                .store
+                .export_record(self.p, &id)
+                .await
+                .map_err(store_err("reading a record"))?
+                && stay.is_pending()
+            {
+                pending.push(stay);
+            }
+        }
+        pending.sort_by_key(ExportRecord::queue_key);
+        Ok(())
+    }
+
     async fn deliver(&mut self) -> Result<(), String> {
         let store = self.store;
         let mut state = store
@@ -298,10 +325,11 @@ impl Run<'_> {
             self.s.resent = true;
         } else {
             // Twice the cap, so pairs left out never starve the file.
-            let pending = store
+            let mut pending = store
                 .pending_records(self.p, MAX_RECORDS_PER_FILE * 2)
                 .await
                 .map_err(store_err("listing pending records"))?;
+            self.add_lagging_stays(&mut pending).await?;
             let plan = plan_batch(&pending);
             self.s.more_pending = plan.send.len() + plan.drop.len() < pending.len()
                 || pending.len() == MAX_RECORDS_PER_FILE * 2;
