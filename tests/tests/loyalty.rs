@@ -689,7 +689,45 @@ async fn over_sftp(b: Backend) {
     server.stop().await;
 }
 
+/// Erasing a guest leaves their unsent records out of every file.
+async fn erasure(b: Backend) {
+    let env = setup(b).await;
+    let (_, admin) =
+        guesthub::admin::add_partner(&env.t.store, "Front desk", &[P.into()], &["guests".into()])
+            .await
+            .unwrap();
+    let kept = queue(&env, 0, 1).await;
+    let gone = env
+        .post(
+            "/loyalty/enrolments",
+            json!({"email": "erase.me@example.com"}),
+        )
+        .await
+        .json();
+    env.post(
+        "/stays/R-E1/departure",
+        departure("erase.me@example.com", 2, 10_000),
+    )
+    .await;
+    let uri = format!("{BASE}/guests/{}", gone["guest_id"].as_str().unwrap());
+    let r = call(&env.app, "DELETE", &uri, Some(&admin), &[], None).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let dir = tempfile::tempdir().unwrap();
+    let s = env
+        .export(&platform::transfer::LocalDrop::new(dir.path()))
+        .await;
+    assert!(s.errors.is_empty(), "{s:?}");
+    let got = delivered(dir.path());
+    assert_eq!(got.into_keys().collect::<BTreeSet<_>>(), kept);
+    let text = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| std::fs::read_to_string(e.unwrap().path()).unwrap_or_default())
+        .collect::<String>();
+    assert!(!text.contains("erase.me"));
+}
+
 both_stores! {
+    erasure_leaves_unsent_records_out => erasure;
     export_over_sftp => over_sftp;
     http_contract => contract;
     export_over_ftp => over_ftp;

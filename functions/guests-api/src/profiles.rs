@@ -406,8 +406,10 @@ pub async fn erase_guest(
     let id = path.1;
     let mut g = load(&store, &caller, &id).await?;
     if !g.erased {
-        // Notes first: if the profile save fails the retry erases again.
+        // Notes and unsent loyalty records first: if the profile save
+        // fails, the retry erases again.
         store.delete_notes(&g.property, &g.id).await?;
+        domain::loyalty::service::forget_unsent(&store, &g.property, &g.id).await?;
         g.erase(store.clock().now());
         g = store.save_guest(&g).await?;
         tracing::info!(property = %caller.property.id, guest = %g.id, "guest erased");

@@ -177,3 +177,31 @@ where
     }
     Ok(())
 }
+
+/// Erasure: the guest's records not yet chosen for a file are left out of
+/// every file (their personal data never leaves). Records already chosen
+/// or delivered are NetCarrots' to erase. Returns how many were left out.
+pub async fn forget_unsent<S>(
+    store: &S,
+    property: &PropertyId,
+    guest: &crate::guest::GuestId,
+) -> Result<usize, StoreError>
+where
+    S: LoyaltyStore + ?Sized,
+{
+    let chosen: Vec<String> = store
+        .export_state(property)
+        .await?
+        .open
+        .map(|o| o.plan.send)
+        .unwrap_or_default();
+    let mine: Vec<ExportRecord> = store
+        .pending_records(property, usize::MAX)
+        .await?
+        .into_iter()
+        .filter(|r| r.guest.guest.as_ref() == Some(guest))
+        .filter(|r| !chosen.contains(&r.transaction_id))
+        .collect();
+    store.mark_records(&mine, None).await?;
+    Ok(mine.len())
+}
