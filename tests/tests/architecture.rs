@@ -166,8 +166,7 @@ fn template_matches_the_code() {
         assert!(template.contains(needle), "template lacks `{needle}`");
     }
     // Every GUESTHUB_* variable the template sets is one the code reads.
-    let config =
-        std::fs::read_to_string(repo().join("shared/platform/src/config.rs")).unwrap();
+    let config = std::fs::read_to_string(repo().join("shared/platform/src/config.rs")).unwrap();
     let set: Vec<&str> = template
         .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
         .filter(|w| w.starts_with("GUESTHUB_"))
