@@ -1992,7 +1992,63 @@ async fn random_faults_never_move_money_twice(b: Backend) {
     assert_eq!(balance, 100_000 - redeemed);
 }
 
+/// A write-off run interrupted part-way and retried under the same key
+/// reports every voucher the run wrote off, including those the first
+/// attempt did before it failed (and writes each off once).
+async fn write_off_retry_reports_the_whole_run(b: Backend) {
+    let h = hub(b).await;
+    h.t.clock.set(utc("2027-01-10T10:00:00Z"));
+    let mut body = value(10_000);
+    body["valid_until"] = json!("2027-01-31");
+    let v1 = issue(&h, body.clone()).await;
+    let v2 = issue(&h, body).await;
+    let faulty = Arc::new(FaultyItems::new(backend_items(&h.t), FaultPlan::default()));
+    let app = guesthub::app::router(
+        Store::with_clock(faulty.clone(), h.t.clock.clone()),
+        MAX_BODY,
+    );
+    h.t.clock.set(utc("2027-02-12T09:00:00Z"));
+    // The idempotency lock and the first write-off commit; the second fails.
+    faulty.set_plan(FaultPlan {
+        fail_writes_from: Some(3),
+        ..FaultPlan::default()
+    });
+    let u = uri("castle", "/voucher-write-offs");
+    let run = json!({"dry_run": false});
+    let first = send(&app, "POST", &u, &h.office, Some("wo-1"), Some(run.clone())).await;
+    assert_eq!(
+        first.status,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "{}",
+        first.body
+    );
+    faulty.set_plan(FaultPlan::default());
+    h.t.clock.advance(Duration::seconds(61));
+    let retry = send(&app, "POST", &u, &h.office, Some("wo-1"), Some(run)).await;
+    assert_eq!(retry.status, StatusCode::OK, "{}", retry.body);
+    let r = retry.json();
+    let mut codes: Vec<&str> = r["written_off"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["code"].as_str().unwrap())
+        .collect();
+    codes.sort_unstable();
+    let mut want = [v1.as_str(), v2.as_str()];
+    want.sort_unstable();
+    assert_eq!(codes, want, "{}", retry.body);
+    assert_eq!(r["totals"], json!([eur(20_000)]));
+    for v in [&v1, &v2] {
+        let acts = ledger(&h, v).await;
+        assert_eq!(
+            kinds(&acts).iter().filter(|k| **k == "write_off").count(),
+            1
+        );
+    }
+}
+
 both_stores! {
+    write_off_retry => write_off_retry_reports_the_whole_run;
     lifecycle => redemption_lifecycle;
     gift_cards => gift_cards_and_lifecycle;
     holds => holds_capture_release_expire;

@@ -667,7 +667,13 @@ pub async fn write_off(
     let path = format!("/v1/properties/{}/voucher-write-offs", caller.property.id);
     idempotent(&store, &caller, &path, &body.canonical, false)
         .run(&headers, |_| async {
-            let view = service::write_off(&store, &caller, body.value).await?;
+            // Tags the run's ledger entries, so a retry under the same key
+            // reports what the interrupted attempt already wrote off.
+            let run = headers
+                .get("idempotency-key")
+                .and_then(|v| v.to_str().ok())
+                .map(|k| format!("write-off run {k}"));
+            let view = service::write_off(&store, &caller, body.value, run).await?;
             Ok(Outcome::json(StatusCode::OK, &view))
         })
         .await

@@ -521,10 +521,32 @@ pub fn settlement_csv(s: &SettlementView) -> Result<String, ApiError> {
     String::from_utf8(bytes).map_err(ApiError::internal)
 }
 
+/// The write-off entry an earlier attempt of this run (same idempotency
+/// key) made on a voucher, if any.
+async fn written_off_by(
+    store: &Store,
+    v: &Voucher,
+    run: Option<&str>,
+) -> Result<Option<Money>, ApiError> {
+    let Some(run) = run else { return Ok(None) };
+    if v.status != domain::voucher::VoucherStatus::WrittenOff {
+        return Ok(None);
+    }
+    let ledger = store.activities(&v.issuer, &v.code, 0, 1_000).await?;
+    Ok(ledger
+        .iter()
+        .rev()
+        .find(|a| {
+            a.kind == domain::voucher::ActivityKind::WriteOff && a.note.as_deref() == Some(run)
+        })
+        .map(|a| Money::new(-a.amount.amount, a.amount.currency)))
+}
+
 pub async fn write_off(
     store: &Store,
     caller: &Caller,
     req: WriteOffRequest,
+    run: Option<String>,
 ) -> Result<WriteOffView, ApiError> {
     let p = &caller.property;
     let now = store.clock().now();
@@ -555,7 +577,21 @@ pub async fn write_off(
                 });
                 continue;
             }
-            Err(_) => continue,
+            Err(_) => {
+                // Written off by an interrupted attempt of this very run:
+                // report it as this run's, as the first answer would have.
+                if !req.dry_run
+                    && let Some(amount) = written_off_by(store, &v, run.as_deref()).await?
+                {
+                    *totals.entry(amount.currency).or_default() += amount.amount;
+                    view.written_off.push(WriteOffLine {
+                        code: v.code,
+                        amount,
+                        valid_until: v.valid_until,
+                    });
+                }
+                continue;
+            }
         };
         if excluded.contains(v.code.key()) {
             view.excluded.push(v.code);
@@ -566,14 +602,18 @@ pub async fn write_off(
         } else {
             // Nothing due any more (it moved meanwhile): write nothing.
             let rule = |v: &Voucher, _: Option<&Redemption>, now| {
-                Ok(
-                    rules::write_off(v, &actor(caller, now)).unwrap_or_else(|_| Change {
-                        voucher: v.clone(),
-                        activities: Vec::new(),
-                        redemption: None,
-                        new_hold: None,
-                    }),
-                )
+                let mut c = rules::write_off(v, &actor(caller, now)).unwrap_or_else(|_| Change {
+                    voucher: v.clone(),
+                    activities: Vec::new(),
+                    redemption: None,
+                    new_hold: None,
+                });
+                for a in &mut c.activities {
+                    if a.kind == domain::voucher::ActivityKind::WriteOff {
+                        a.note = run.clone();
+                    }
+                }
+                Ok(c)
             };
             let done = store.change(&p.id, &code, None, &rule, None).await?;
             let Committed::Applied(c) = done else {
