@@ -2,14 +2,14 @@
 //! roster imports and approve a held one. Thin: scope, parse, delegate.
 
 use axum::Json;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use chrono::NaiveDate;
 use domain::roster::import::ImportReport;
 use domain::roster::service::{self, TierView};
 use domain::roster::store::RosterStore;
 use domain::{Email, Scope};
 use platform::Store;
-use platform::http::{ApiError, ApiJson, Caller};
+use platform::http::{ApiError, ApiJson, ApiQuery, Caller};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
@@ -156,7 +156,7 @@ pub struct ImportsView {
 pub async fn imports(
     State(store): State<Store>,
     caller: Caller,
-    Query(q): Query<ImportsQuery>,
+    ApiQuery(q): ApiQuery<ImportsQuery>,
 ) -> Result<Json<ImportsView>, ApiError> {
     caller.require(Scope::ClubRead)?;
     let limit = q.limit.unwrap_or(50).clamp(1, 500);

@@ -3,7 +3,7 @@
 //! The scheduled `loyalty-export` function delivers what these queue.
 
 use axum::Json;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::response::Response;
 use chrono::{DateTime, NaiveDate, Utc};
 use domain::guest::ports::GuestStore;
@@ -16,7 +16,7 @@ use domain::loyalty::{
 use domain::{Currency, Email, Money, Scope, StoreError, ValidationError};
 use http::{HeaderMap, StatusCode};
 use platform::Store;
-use platform::http::{ApiError, ApiJson, Caller, Idempotent, Outcome};
+use platform::http::{ApiError, ApiJson, ApiQuery, Caller, Idempotent, Outcome};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
@@ -350,7 +350,7 @@ pub async fn enrol(
 pub async fn search_members(
     State(store): State<Store>,
     caller: Caller,
-    Query(q): Query<MemberQuery>,
+    ApiQuery(q): ApiQuery<MemberQuery>,
 ) -> Result<Json<MemberList>, ApiError> {
     caller.require(Scope::Loyalty)?;
     let q = q.q.unwrap_or_default();

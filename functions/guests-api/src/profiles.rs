@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 
 use axum::Json;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::response::Response;
 use chrono::{DateTime, NaiveDate, Utc};
 use domain::guest::ports::GuestStore;
@@ -11,7 +11,7 @@ use domain::guest::{Guest, GuestId, Note, NoteSource, ScreeningState, validate_p
 use domain::{Email, Scope, StoreError, ValidationError};
 use http::{HeaderMap, StatusCode};
 use platform::Store;
-use platform::http::{ApiError, ApiJson, Caller, Idempotent, Outcome};
+use platform::http::{ApiError, ApiJson, ApiQuery, Caller, Idempotent, Outcome};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
@@ -262,7 +262,7 @@ pub async fn upsert_guest(
 pub async fn find_guests(
     State(store): State<Store>,
     caller: Caller,
-    Query(q): Query<EmailQuery>,
+    ApiQuery(q): ApiQuery<EmailQuery>,
 ) -> Result<Json<GuestList>, ApiError> {
     caller.require(Scope::Guests)?;
     let raw = q

@@ -1,7 +1,7 @@
 //! The routes: authenticate, check the scope, parse, hand over to
 //! [`crate::service`]. Errors become HTTP only in `platform::http::error`.
 
-use axum::extract::{FromRequestParts, Path, State};
+use axum::extract::{Path, State};
 use axum::response::{IntoResponse, Response};
 use chrono::NaiveDate;
 use domain::Scope;
@@ -9,13 +9,11 @@ use domain::voucher::pickup::ArticleMapping;
 use domain::voucher::rules::{
     CaptureRequest, HoldRequest, IssueRequest, LoadRequest, RedeemRequest, ReverseRequest,
 };
-use http::request::Parts;
 use http::{HeaderMap, HeaderValue, StatusCode, header};
 use platform::Store;
 use platform::http::error::ErrorBody;
 use platform::http::{ApiError, ApiJson, Caller, Idempotent, Outcome};
 use serde::Deserialize;
-use serde::de::DeserializeOwned;
 use utoipa::{IntoParams, ToSchema};
 
 use crate::AppState;
@@ -29,18 +27,7 @@ use crate::views::{
 /// Every voucher POST shares one idempotency family.
 const OPERATION: &str = "vouchers";
 
-/// Query parameters, refused in the common error shape.
-pub struct ApiQuery<T>(pub T);
-
-impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for ApiQuery<T> {
-    type Rejection = ApiError;
-
-    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
-        axum::extract::Query::<T>::try_from_uri(&parts.uri)
-            .map(|q| Self(q.0))
-            .map_err(|e| ApiError::bad_request("invalid_query", e.body_text()))
-    }
-}
+use platform::http::ApiQuery;
 
 fn json(status: StatusCode, body: &impl serde::Serialize) -> Response {
     platform::http::idempotent::json_response(status, to_json(body))

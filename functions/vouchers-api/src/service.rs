@@ -625,6 +625,9 @@ pub async fn write_off(
                 .find(|a| a.kind == domain::voucher::ActivityKind::WriteOff)
             {
                 Some(a) => Money::new(-a.amount.amount, a.amount.currency),
+                // Written off meanwhile by another attempt of this run (one
+                // whose lock expired while it was still working): ours.
+                None if let Some(m) = written_off_by(store, &c.voucher, run.as_deref()).await? => m,
                 None => {
                     view.skipped.push(WriteOffSkipped {
                         code: v.code,

@@ -59,6 +59,11 @@ pub enum Benefit {
     },
 }
 
+/// The highest unit price (minor units): with at most 1000 tickets a line
+/// and [`super::pricing::MAX_ORDER_LINES`] lines, order sums stay far
+/// inside `i64`.
+pub const MAX_UNIT_PRICE: i64 = 10_000_000_000;
+
 /// A product as `PUT /products/{id}` takes it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -128,6 +133,9 @@ impl Product {
             }
             if u.price < 0 {
                 return bad("units.price", "must not be negative");
+            }
+            if u.price > MAX_UNIT_PRICE {
+                return bad("units.price", "must be at most 10000000000 minor units");
             }
         }
         if let Some(d) = self.discounts.member {

@@ -97,6 +97,9 @@ fn candidate(source: DiscountSource, description: String, amount_off: i64) -> Ap
     }
 }
 
+/// Most items one order may carry.
+pub const MAX_ORDER_LINES: usize = 500;
+
 /// A discount on `quantity` tickets of `price`: percentages on the line
 /// (rounded once), amounts and fixed prices per ticket.
 fn line_off(d: Discount, price: Money, quantity: u32) -> i64 {
@@ -121,6 +124,11 @@ pub fn price(
     if lines.is_empty() {
         return Err(CheckoutError::InvalidOrder(
             "an order needs at least one item",
+        ));
+    }
+    if lines.len() > MAX_ORDER_LINES {
+        return Err(CheckoutError::InvalidOrder(
+            "an order takes at most 500 items",
         ));
     }
     let mut currency: Option<Currency> = None;

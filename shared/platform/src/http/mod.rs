@@ -6,6 +6,7 @@ pub mod caller;
 pub mod error;
 pub mod idempotent;
 pub mod json;
+pub mod query;
 
 use std::time::Duration;
 
@@ -21,6 +22,7 @@ pub use caller::{Caller, RequiredScope, scoped};
 pub use error::ApiError;
 pub use idempotent::{Idempotent, Outcome};
 pub use json::ApiJson;
+pub use query::ApiQuery;
 
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
