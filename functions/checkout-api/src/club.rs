@@ -134,6 +134,7 @@ pub async fn set_tier(
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ImportsQuery {
     /// At most this many (default 50, max 500).
     pub limit: Option<usize>,

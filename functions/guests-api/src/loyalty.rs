@@ -156,6 +156,7 @@ pub struct MemberList {
 }
 
 #[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct MemberQuery {
     /// An email, a loyalty number, or part of a name (at least 2
     /// characters, case-insensitive).

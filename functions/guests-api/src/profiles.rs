@@ -112,6 +112,7 @@ pub struct NoteInput {
 }
 
 #[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct EmailQuery {
     /// The guest's email (trimmed, case-insensitive).
     pub email: Option<String>,
