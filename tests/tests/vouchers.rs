@@ -2045,6 +2045,21 @@ async fn write_off_retry_reports_the_whole_run(b: Backend) {
             1
         );
     }
+    // Written-off vouchers leave the expiry index after the idempotency
+    // window, so later runs do not read them again.
+    let castle = domain::PropertyId::parse("castle").unwrap();
+    let through = chrono::NaiveDate::from_ymd_opt(2027, 2, 28).unwrap();
+    let listed =
+        domain::voucher::ports::VoucherStore::valid_until_through(&h.store, &castle, through)
+            .await
+            .unwrap();
+    assert_eq!(listed.len(), 2);
+    h.t.clock.advance(Duration::days(4));
+    let listed =
+        domain::voucher::ports::VoucherStore::valid_until_through(&h.store, &castle, through)
+            .await
+            .unwrap();
+    assert!(listed.is_empty(), "{listed:?}");
 }
 
 both_stores! {

@@ -9,7 +9,7 @@
 //! | issuer's settlement copy (accepted elsewhere) | `VOUCHER#<issuer>#<code key>` | `XSET#<seq:010>` | `SETTLE#<issuer>#<YYYY-MM>` / as above |
 //! | redemption (reversible remainder) | `VOUCHER#<issuer>#<code key>` | `RED#<redemption id>` | — |
 //! | hold location | `HOLD#<placing property>#<hold id>` | `HOLD` | — |
-//! | expiry index | `EXPIRY#<issuer>` | `<valid_until>#<code key>` | — |
+//! | expiry index | `EXPIRY#<issuer>` | `<valid_until>#<code key>` | — (TTL 3 days once written off) |
 //! | pickup feed counter | `ORDERS#<issuer>` | `SEQ` (version = last sequence) | — |
 //! | order | `ORDERS#<issuer>` | `ORDER#<seq:012>` | — |
 //! | pickup cursor | `PICKUP#<property>#<partner id>` | `CURSOR` | — |
@@ -38,6 +38,10 @@ use domain::voucher::{
 };
 use domain::{PartnerId, PropertyId, StoreError};
 use serde::{Deserialize, Serialize};
+
+/// How long a written-off voucher stays in the expiry index: longer than
+/// idempotency records are kept (48 h).
+const WRITTEN_OFF_INDEX_SECONDS: i64 = 3 * 24 * 3600;
 
 use super::items::{Cond, Item, Query, Table, TxError, Write};
 use super::{Store, decode, encode};
@@ -214,6 +218,21 @@ impl Store {
             };
             let item = Item::new(pk.clone(), format!("RED#{}", r.id), encode(r)).with_version(v);
             writes.push(Write::put(T, item, cond));
+        }
+        // A written-off voucher leaves the expiry index (write-off runs read
+        // it), but only after the idempotency window, so a retried run still
+        // finds what its interrupted attempt wrote off.
+        if change.voucher.status == domain::voucher::VoucherStatus::WrittenOff
+            && voucher.status != domain::voucher::VoucherStatus::WrittenOff
+            && let Some(d) = change.voucher.valid_until
+        {
+            let item = Item::new(
+                format!("EXPIRY#{issuer}"),
+                format!("{d}#{}", code.key()),
+                "{}".into(),
+            )
+            .with_expiry(self.now_ts() + WRITTEN_OFF_INDEX_SECONDS);
+            writes.push(Write::put(T, item, Cond::None));
         }
         if let Some(h) = &change.new_hold {
             let rec = HoldRecord {
