@@ -118,8 +118,7 @@ fn cli_commands_in_the_readme_exist() {
         // flags and their values may come first).
         let mut path: Vec<String> = Vec::new();
         let mut flags = Vec::new();
-        let mut iter = args.iter().peekable();
-        while let Some(a) = iter.next() {
+        for a in &args {
             if let Some(flag) = a.strip_prefix("--") {
                 flags.push(flag.split('=').next().unwrap().to_owned());
                 continue;
