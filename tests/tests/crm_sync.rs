@@ -522,7 +522,51 @@ async fn remark_during_run_survives(b: Backend) {
     assert!(t.store.refetch_targets(&p).await.unwrap().is_empty());
 }
 
+/// The schedule fires twice at once, then Cloudbeds is down for a run:
+/// one run works, the other skips; after recovery every guest has exactly
+/// one screening note in Cloudbeds (counted), none lost, none twice.
+async fn double_fire_and_outage(b: Backend) {
+    let e = setup(b, "castle").await;
+    let earlier = Utc::now() - chrono::Duration::minutes(10);
+    for n in 1..=6 {
+        e.cb.add_guest_with_stay(n, &[], "confirmed", earlier);
+    }
+    // Cloudbeds down for the first attempt of everything: more 500s than
+    // the retries absorb.
+    for _ in 0..6 {
+        e.cb.fault("getCustomFields", Fault::Status(500));
+    }
+    let down = run(&e).await;
+    assert!(!down.errors.is_empty(), "{down}");
+    e.t.clock.set(Utc::now());
+    let watchlist = e.t.store.watchlist(&e.conn.property).await.unwrap();
+    let c1 = client_for(&e.conn, ApiKey::new(KEY), &opts()).unwrap();
+    let c2 = client_for(&e.conn, ApiKey::new(KEY), &opts()).unwrap();
+    let o = opts();
+    let (a, b2) = tokio::join!(
+        sync_property(&e.t.store, &e.conn, &c1, &watchlist, &o),
+        sync_property(&e.t.store, &e.conn, &c2, &watchlist, &o)
+    );
+    let skipped = [&a, &b2].iter().filter(|s| s.skipped_busy).count();
+    assert_eq!(skipped, 1, "{a}\n{b2}");
+    let worked = if a.skipped_busy { &b2 } else { &a };
+    assert!(worked.errors.is_empty(), "{worked}");
+    let again = run(&e).await;
+    assert_eq!(again.notes_pushed, 0, "{again}");
+    e.cb.with(|s| {
+        let total: usize = s.notes.values().map(Vec::len).sum();
+        let guests_with_one = s.notes.values().filter(|n| n.len() == 1).count();
+        println!(
+            "crm double fire ({b:?}): 3 runs + 1 skipped, {total} notes for 6 guests, {} duplicate posts",
+            s.duplicate_note_posts
+        );
+        assert_eq!((total, guests_with_one), (6, 6), "{:?}", s.notes);
+        assert_eq!(s.duplicate_note_posts, 0);
+    });
+}
+
 both_stores! {
+    double_fire_and_outage_count => double_fire_and_outage;
     remark_during_run => remark_during_run_survives;
     pull_push_roundtrip => roundtrip;
     ambiguous_note_posts_are_not_repeated => ambiguous_posts;
