@@ -20,6 +20,8 @@ use platform::http::{ApiError, ApiJson, ApiQuery, Caller, Idempotent, Outcome};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
+use crate::profiles::text;
+
 /// Most members one search answers.
 const MAX_RESULTS: usize = 50;
 
@@ -174,14 +176,9 @@ fn number_taken() -> ApiError {
     )
 }
 
+/// An optional name: as profile text fields are (trimmed, bounded).
 fn name(field: &'static str, v: Option<&str>) -> Result<Option<String>, ValidationError> {
-    let Some(t) = v.map(str::trim).filter(|t| !t.is_empty()) else {
-        return Ok(None);
-    };
-    if t.chars().count() > 200 {
-        return Err(ValidationError::new(field, "is longer than 200 characters"));
-    }
-    Ok(Some(t.to_owned()))
+    Ok(v.map(|v| text(field, v)).transpose()?.flatten())
 }
 
 /// The parsed "who": checked before anything is read or written.

@@ -127,7 +127,7 @@ fn erased() -> ApiError {
 }
 
 /// Text fields: trimmed, `""` means none, bounded.
-fn text(field: &'static str, v: &str) -> Result<Option<String>, ValidationError> {
+pub(crate) fn text(field: &'static str, v: &str) -> Result<Option<String>, ValidationError> {
     let t = v.trim();
     if t.chars().count() > 200 {
         return Err(ValidationError::new(field, "is longer than 200 characters"));

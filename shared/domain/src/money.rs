@@ -158,6 +158,24 @@ impl Money {
         Ok(Money::new(if neg { -v } else { v }, currency))
     }
 
+    /// The amount in major units as text (`"123.45"`, `"-0.05"`, `"1500"`
+    /// for JPY): the inverse of [`Money::parse_major`].
+    pub fn major_units(&self) -> String {
+        let exp = u32::from(self.currency.exponent());
+        if exp == 0 {
+            return self.amount.to_string();
+        }
+        let div = 10_u64.pow(exp);
+        let sign = if self.amount < 0 { "-" } else { "" };
+        let abs = self.amount.unsigned_abs();
+        format!(
+            "{sign}{}.{:0width$}",
+            abs / div,
+            abs % div,
+            width = exp as usize
+        )
+    }
+
     pub fn checked_add(self, other: Money) -> Option<Money> {
         (self.currency == other.currency)
             .then(|| self.amount.checked_add(other.amount))
@@ -183,21 +201,7 @@ impl Money {
 
 impl fmt::Display for Money {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let exp = u32::from(self.currency.exponent());
-        if exp == 0 {
-            return write!(f, "{} {}", self.amount, self.currency);
-        }
-        let div = 10_i64.pow(exp);
-        let sign = if self.amount < 0 { "-" } else { "" };
-        let abs = self.amount.unsigned_abs();
-        write!(
-            f,
-            "{sign}{}.{:0width$} {}",
-            abs / div as u64,
-            abs % div as u64,
-            self.currency,
-            width = exp as usize
-        )
+        write!(f, "{} {}", self.major_units(), self.currency)
     }
 }
 
@@ -238,6 +242,13 @@ mod tests {
         }
         let jpy = Currency::parse("JPY").unwrap();
         assert_eq!(Money::parse_major("1500", jpy).unwrap().amount, 1500);
+        for m in [
+            Money::new(-5, eur),
+            Money::new(12_345, eur),
+            Money::new(1500, jpy),
+        ] {
+            assert_eq!(Money::parse_major(&m.major_units(), m.currency).unwrap(), m);
+        }
     }
 
     #[test]

@@ -55,22 +55,7 @@ impl FileCounts {
 
 /// A decimal amount in major units (`123.45`), as finance tools read it.
 fn decimal(m: Option<Money>) -> String {
-    let Some(m) = m else {
-        return String::new();
-    };
-    let exp = u32::from(m.currency.exponent());
-    if exp == 0 {
-        return m.amount.to_string();
-    }
-    let div = 10_u64.pow(exp);
-    let sign = if m.amount < 0 { "-" } else { "" };
-    let abs = m.amount.unsigned_abs();
-    format!(
-        "{sign}{}.{:0width$}",
-        abs / div,
-        abs % div,
-        width = exp as usize
-    )
+    m.map(|m| m.major_units()).unwrap_or_default()
 }
 
 /// Writes a whole export file. The same records always give the same bytes.

@@ -79,7 +79,8 @@ fn pointer_item(pk: String, sk: &str, g: &GuestId) -> Item {
 }
 
 impl Store {
-    async fn get_guests(&self, pk: &str, sk: &str) -> Result<Option<Item>, StoreError> {
+    /// A strongly consistent read of one item of the `guests` table.
+    pub(super) async fn get_guests(&self, pk: &str, sk: &str) -> Result<Option<Item>, StoreError> {
         self.items().get(T, pk, sk, self.now_ts()).await
     }
 
@@ -123,12 +124,46 @@ impl Store {
         }
     }
 
-    async fn run(&self, writes: Vec<Write>) -> Result<(), StoreError> {
+    /// A transaction whose failed condition is `StoreError::Conflict`.
+    pub(super) async fn run(&self, writes: Vec<Write>) -> Result<(), StoreError> {
         match self.items().transact(writes, self.now_ts()).await {
             Ok(()) => Ok(()),
             Err(TxError::Condition(_)) => Err(StoreError::Conflict),
             Err(e) => Err(e.into()),
         }
+    }
+
+    /// Takes the lease item `<pk>` / `LEASE` for `holder` until `until`
+    /// (Unix seconds). `Ok(false)` when another holder's lease is live.
+    pub(super) async fn take_lease(
+        &self,
+        pk: String,
+        holder: &str,
+        until: i64,
+    ) -> Result<bool, StoreError> {
+        let item = Item::new(pk, "LEASE", encode(&holder)).with_expiry(until);
+        match self.run(vec![Write::put(T, item, Cond::Absent)]).await {
+            Ok(()) => Ok(true),
+            Err(StoreError::Conflict) => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Releases `holder`'s lease on `<pk>`, if it still holds it.
+    pub(super) async fn release_lease(&self, pk: String, holder: &str) -> Result<(), StoreError> {
+        if let Some(i) = self.get_guests(&pk, "LEASE").await?
+            && decode::<String>(&i)? == holder
+        {
+            let w = Write::Delete {
+                table: T,
+                pk,
+                sk: "LEASE".into(),
+                cond: Cond::Version(i.version),
+            };
+            // Lost the lease meanwhile (expired, taken): nothing to release.
+            let _ = self.run(vec![w]).await;
+        }
+        Ok(())
     }
 }
 
@@ -393,28 +428,11 @@ impl GuestStore for Store {
         holder: &str,
         until: i64,
     ) -> Result<bool, StoreError> {
-        let item = Item::new(state_pk(p), "LEASE", encode(&holder)).with_expiry(until);
-        match self.run(vec![Write::put(T, item, Cond::Absent)]).await {
-            Ok(()) => Ok(true),
-            Err(StoreError::Conflict) => Ok(false),
-            Err(e) => Err(e),
-        }
+        self.take_lease(state_pk(p), holder, until).await
     }
 
     async fn release_sync_lease(&self, p: &PropertyId, holder: &str) -> Result<(), StoreError> {
-        if let Some(i) = self.get_guests(&state_pk(p), "LEASE").await?
-            && decode::<String>(&i)? == holder
-        {
-            let w = Write::Delete {
-                table: T,
-                pk: state_pk(p),
-                sk: "LEASE".into(),
-                cond: Cond::Version(i.version),
-            };
-            // Lost the lease meanwhile (expired, taken): nothing to release.
-            let _ = self.run(vec![w]).await;
-        }
-        Ok(())
+        self.release_lease(state_pk(p), holder).await
     }
 
     async fn refetch_targets(

@@ -3,7 +3,7 @@
 //!
 //! | item | pk | sk | gsi1 |
 //! |---|---|---|---|
-//! | NetCarrots connection | `LOYALTY#<p>` | `CONNECTION` | `LOYALTYCONNECTIONS` / `<p>` |
+//! | NetCarrots connection | `LOYALTY#<p>` | `CONNECTION` | — |
 //! | export state (sequence, open batch) | `LOYALTY#<p>` | `EXPORT` | — |
 //! | export lease | `LOYALTY#<p>` | `LEASE` | — (TTL: the lease's end) |
 //! | processed members file | `LOYALTY#<p>` | `MEMBERS#<sha256(name)>` | — (TTL 90 days) |
@@ -24,7 +24,7 @@ use domain::{PropertyId, StoreError};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use super::items::{Cond, Item, MAX_BATCH_ITEMS, Query, Table, TxError, Write};
+use super::items::{Cond, Item, MAX_BATCH_ITEMS, Query, Table, Write};
 use super::{Store, decode, encode};
 
 const T: Table = Table::Guests;
@@ -68,43 +68,18 @@ fn enrolment_item(e: &Enrolment) -> Item {
     )
 }
 
-impl Store {
-    async fn get_loyalty(&self, pk: &str, sk: &str) -> Result<Option<Item>, StoreError> {
-        self.items().get(T, pk, sk, self.now_ts()).await
-    }
-
-    async fn run_loyalty(&self, writes: Vec<Write>) -> Result<(), StoreError> {
-        match self.items().transact(writes, self.now_ts()).await {
-            Ok(()) => Ok(()),
-            Err(TxError::Condition(_)) => Err(StoreError::Conflict),
-            Err(e) => Err(e.into()),
-        }
-    }
-
-    /// Every property with a NetCarrots connection.
-    pub async fn loyalty_connections(&self) -> Result<Vec<LoyaltyConnection>, StoreError> {
-        self.query_all(Query::gsi1(T, "LOYALTYCONNECTIONS"))
-            .await?
-            .iter()
-            .map(decode)
-            .collect()
-    }
-}
-
 #[async_trait]
 impl LoyaltyStore for Store {
     async fn save_loyalty_connection(&self, c: &LoyaltyConnection) -> Result<(), StoreError> {
-        let item = Item::new(state_pk(&c.property), "CONNECTION", encode(c))
-            .with_gsi1("LOYALTYCONNECTIONS", c.property.as_str());
-        self.run_loyalty(vec![Write::put(T, item, Cond::None)])
-            .await
+        let item = Item::new(state_pk(&c.property), "CONNECTION", encode(c));
+        self.run(vec![Write::put(T, item, Cond::None)]).await
     }
 
     async fn loyalty_connection(
         &self,
         p: &PropertyId,
     ) -> Result<Option<LoyaltyConnection>, StoreError> {
-        match self.get_loyalty(&state_pk(p), "CONNECTION").await? {
+        match self.get_guests(&state_pk(p), "CONNECTION").await? {
             Some(i) => decode(&i).map(Some),
             None => Ok(None),
         }
@@ -115,10 +90,7 @@ impl LoyaltyStore for Store {
         p: &PropertyId,
         g: &GuestId,
     ) -> Result<Option<Enrolment>, StoreError> {
-        match self
-            .get_loyalty(&state_pk(p), &format!("ENROL#{g}"))
-            .await?
-        {
+        match self.get_guests(&state_pk(p), &format!("ENROL#{g}")).await? {
             Some(i) => {
                 let mut e: Enrolment = decode(&i)?;
                 e.revision = i.version;
@@ -145,7 +117,7 @@ impl LoyaltyStore for Store {
                 Cond::Absent,
             ));
         }
-        self.run_loyalty(writes).await?;
+        self.run(writes).await?;
         Ok(e)
     }
 
@@ -183,7 +155,7 @@ impl LoyaltyStore for Store {
                 ));
             }
         }
-        self.run_loyalty(writes).await?;
+        self.run(writes).await?;
         Ok(next)
     }
 
@@ -205,7 +177,7 @@ impl LoyaltyStore for Store {
         p: &PropertyId,
         number: &str,
     ) -> Result<Option<GuestId>, StoreError> {
-        match self.get_loyalty(&number_pk(p, number), "NUMBER").await? {
+        match self.get_guests(&number_pk(p, number), "NUMBER").await? {
             Some(i) => decode::<NumberOwner>(&i).map(|o| Some(o.guest)),
             None => Ok(None),
         }
@@ -217,7 +189,7 @@ impl LoyaltyStore for Store {
         reservation: &str,
     ) -> Result<Option<LoyaltyStay>, StoreError> {
         match self
-            .get_loyalty(&state_pk(p), &format!("STAY#{reservation}"))
+            .get_guests(&state_pk(p), &format!("STAY#{reservation}"))
             .await?
         {
             Some(i) => {
@@ -254,7 +226,7 @@ impl LoyaltyStore for Store {
                 .iter()
                 .map(|r| Write::put(T, record_item(r), Cond::Absent)),
         );
-        self.run_loyalty(writes).await
+        self.run(writes).await
     }
 
     async fn export_record(
@@ -262,7 +234,7 @@ impl LoyaltyStore for Store {
         p: &PropertyId,
         transaction_id: &str,
     ) -> Result<Option<ExportRecord>, StoreError> {
-        match self.get_loyalty(&record_pk(p), transaction_id).await? {
+        match self.get_guests(&record_pk(p), transaction_id).await? {
             Some(i) => decode(&i).map(Some),
             None => Ok(None),
         }
@@ -316,7 +288,7 @@ impl LoyaltyStore for Store {
     }
 
     async fn export_state(&self, p: &PropertyId) -> Result<ExportState, StoreError> {
-        match self.get_loyalty(&state_pk(p), "EXPORT").await? {
+        match self.get_guests(&state_pk(p), "EXPORT").await? {
             Some(i) => {
                 let mut s: ExportState = decode(&i)?;
                 s.version = i.version;
@@ -337,7 +309,7 @@ impl LoyaltyStore for Store {
                 Cond::Version(s.version),
             )
         };
-        self.run_loyalty(vec![w]).await
+        self.run(vec![w]).await
     }
 
     async fn take_export_lease(
@@ -346,36 +318,16 @@ impl LoyaltyStore for Store {
         holder: &str,
         until: i64,
     ) -> Result<bool, StoreError> {
-        let item = Item::new(state_pk(p), "LEASE", encode(&holder)).with_expiry(until);
-        match self
-            .run_loyalty(vec![Write::put(T, item, Cond::Absent)])
-            .await
-        {
-            Ok(()) => Ok(true),
-            Err(StoreError::Conflict) => Ok(false),
-            Err(e) => Err(e),
-        }
+        self.take_lease(state_pk(p), holder, until).await
     }
 
     async fn release_export_lease(&self, p: &PropertyId, holder: &str) -> Result<(), StoreError> {
-        if let Some(i) = self.get_loyalty(&state_pk(p), "LEASE").await?
-            && decode::<String>(&i)? == holder
-        {
-            let w = Write::Delete {
-                table: T,
-                pk: state_pk(p),
-                sk: "LEASE".into(),
-                cond: Cond::Version(i.version),
-            };
-            // Lost meanwhile (expired, taken): nothing to release.
-            let _ = self.run_loyalty(vec![w]).await;
-        }
-        Ok(())
+        self.release_lease(state_pk(p), holder).await
     }
 
     async fn members_file_seen(&self, p: &PropertyId, name: &str) -> Result<bool, StoreError> {
         Ok(self
-            .get_loyalty(&state_pk(p), &members_sk(name))
+            .get_guests(&state_pk(p), &members_sk(name))
             .await?
             .is_some())
     }
@@ -383,7 +335,6 @@ impl LoyaltyStore for Store {
     async fn record_members_file(&self, p: &PropertyId, name: &str) -> Result<(), StoreError> {
         let item = Item::new(state_pk(p), members_sk(name), "{}".into())
             .with_expiry(self.now_ts() + MEMBERS_FILE_MEMORY_SECONDS);
-        self.run_loyalty(vec![Write::put(T, item, Cond::None)])
-            .await
+        self.run(vec![Write::put(T, item, Cond::None)]).await
     }
 }
