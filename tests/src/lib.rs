@@ -100,6 +100,14 @@ impl ItemStore for MotoGate {
         let _g = self.gate.read().await;
         self.inner.get(table, pk, sk, now).await
     }
+    async fn get_many(
+        &self,
+        keys: &[platform::store::Key],
+        now: i64,
+    ) -> Result<Vec<Option<Item>>, domain::StoreError> {
+        let _g = self.gate.read().await;
+        self.inner.get_many(keys, now).await
+    }
     async fn query(&self, q: &Query, now: i64) -> Result<Page, domain::StoreError> {
         let _g = self.gate.read().await;
         self.inner.query(q, now).await

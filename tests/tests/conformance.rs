@@ -9,7 +9,7 @@ use domain::idempotency::{
 };
 use domain::ports::{IdempotencyStore, PartnerStore, PropertyStore};
 use domain::{Currency, Partner, PartnerId, Property, PropertyId, Scope, StoreError};
-use platform::store::items::{Cond, Item, Query, Table, TxError, Write};
+use platform::store::items::{Cond, Item, Key, Query, Table, TxError, Write};
 use tests::{Backend, both_stores, fresh_store};
 
 fn property(id: &str) -> Property {
@@ -594,6 +594,64 @@ async fn faults_fail_before_or_after_commit(b: Backend) {
     assert_eq!(faulty.injected(), 2);
 }
 
+async fn batch_reads_answer_in_order(b: Backend) {
+    let t = fresh_store(b).await;
+    let now = t.store.now_ts();
+    let writes = vec![
+        Write::put(
+            Table::Platform,
+            Item::new("B", "1", "one".into()),
+            Cond::Absent,
+        ),
+        Write::put(
+            Table::Vouchers,
+            Item::new("B", "1", "other table".into()),
+            Cond::Absent,
+        ),
+        Write::put(
+            Table::Platform,
+            Item::new("B", "old", "gone".into()).with_expiry(now + 5),
+            Cond::Absent,
+        ),
+    ];
+    t.items.transact(writes, now).await.unwrap();
+    let keys = [
+        Key::new(Table::Vouchers, "B", "1"),
+        Key::new(Table::Platform, "B", "missing"),
+        Key::new(Table::Platform, "B", "old"),
+        Key::new(Table::Platform, "B", "1"),
+    ];
+    let got = t.items.get_many(&keys, now + 6).await.unwrap();
+    let bodies: Vec<Option<&str>> = got
+        .iter()
+        .map(|i| i.as_ref().map(|i| i.body.as_str()))
+        .collect();
+    assert_eq!(bodies, [Some("other table"), None, None, Some("one")]);
+    let before_expiry = t.items.get_many(&keys[2..3], now).await.unwrap();
+    assert_eq!(
+        before_expiry[0].as_ref().map(|i| i.body.as_str()),
+        Some("gone")
+    );
+    // What DynamoDB refuses, both refuse.
+    assert!(t.items.get_many(&[], now).await.is_err());
+    assert!(
+        t.items
+            .get_many(&[keys[0].clone(), keys[0].clone()], now)
+            .await
+            .is_err()
+    );
+    let too_many: Vec<Key> = (0..101)
+        .map(|i| Key::new(Table::Platform, "B", i.to_string()))
+        .collect();
+    assert!(t.items.get_many(&too_many, now).await.is_err());
+    let hundred = t.items.get_many(&too_many[..100], now).await.unwrap();
+    assert_eq!(
+        hundred.iter().filter(|i| i.is_some()).count(),
+        1,
+        "only B/1 exists"
+    );
+}
+
 both_stores! {
     properties => properties_round_trip;
     partners => partners_found_by_key_id;
@@ -606,4 +664,5 @@ both_stores! {
     queries => queries_page_filter_and_order;
     expiry => expired_items_count_as_absent;
     faults => faults_fail_before_or_after_commit;
+    batch_reads => batch_reads_answer_in_order;
 }

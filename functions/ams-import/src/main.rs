@@ -8,7 +8,7 @@ use lambda_runtime::{Diagnostic, LambdaEvent, service_fn};
 async fn main() -> Result<(), lambda_runtime::Error> {
     platform::telemetry::init();
     let config = platform::config::Config::from_env()?;
-    let store = config.store.open().await?;
+    let store = config.open_store().await?;
     let s3 = client(None).await;
     lambda_runtime::run(service_fn(|event: LambdaEvent<S3Event>| {
         let (store, s3) = (store.clone(), s3.clone());

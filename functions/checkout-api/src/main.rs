@@ -4,6 +4,6 @@
 async fn main() -> Result<(), lambda_http::Error> {
     platform::telemetry::init();
     let config = platform::config::Config::from_env()?;
-    let store = config.store.open().await?;
+    let store = config.open_store().await?;
     lambda_http::run(checkout_api::router(store, config.max_body_bytes)).await
 }

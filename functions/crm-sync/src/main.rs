@@ -9,7 +9,7 @@ use platform::config::Config;
 async fn main() -> Result<(), Error> {
     platform::telemetry::init();
     let config = Config::from_env()?;
-    let store = config.store.open().await?;
+    let store = config.open_store().await?;
     let opts = crm_sync::SyncOptions::default();
     run(service_fn(|event: LambdaEvent<EventBridgeEvent>| {
         let store = store.clone();

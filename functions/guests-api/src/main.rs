@@ -6,6 +6,6 @@ use platform::config::Config;
 async fn main() -> Result<(), lambda_http::Error> {
     platform::telemetry::init();
     let config = Config::from_env()?;
-    let store = config.store.open().await?;
+    let store = config.open_store().await?;
     lambda_http::run(guests_api::router(store, config.max_body_bytes)).await
 }

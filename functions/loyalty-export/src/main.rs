@@ -9,7 +9,7 @@ use platform::config::Config;
 async fn main() -> Result<(), Error> {
     platform::telemetry::init();
     let config = Config::from_env()?;
-    let store = config.store.open().await?;
+    let store = config.open_store().await?;
     let opts = loyalty_export::ExportOptions::default();
     let destinations = loyalty_export::Connected {
         timeout: opts.timeout,

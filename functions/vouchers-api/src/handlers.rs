@@ -176,7 +176,7 @@ pub async fn load(
     caller.require(Scope::VouchersIssue)?;
     let path = voucher_path(&caller, &code, "/loads");
     idempotent(&app.store, &caller, &path, &body.canonical, true)
-        .run(&headers, |lease| {
+        .run_atomic(&headers, |lease| {
             service::load(&app, &caller, &code, body.value, lease)
         })
         .await
@@ -208,7 +208,7 @@ pub async fn redeem(
     caller.require(Scope::VouchersRedeem)?;
     let path = voucher_path(&caller, &code, "/redemptions");
     idempotent(&app.store, &caller, &path, &body.canonical, true)
-        .run(&headers, |lease| {
+        .run_atomic(&headers, |lease| {
             service::redeem(&app, &caller, &code, body.value, lease)
         })
         .await
@@ -246,7 +246,7 @@ pub async fn reverse(
         &format!("/redemptions/{redemption_id}/reversal"),
     );
     idempotent(&app.store, &caller, &path, &body.canonical, true)
-        .run(&headers, |lease| {
+        .run_atomic(&headers, |lease| {
             service::reverse(&app, &caller, &code, &redemption_id, body.value, lease)
         })
         .await
@@ -276,7 +276,7 @@ pub async fn hold(
     caller.require(Scope::VouchersRedeem)?;
     let path = voucher_path(&caller, &code, "/holds");
     idempotent(&app.store, &caller, &path, &body.canonical, true)
-        .run(&headers, |lease| {
+        .run_atomic(&headers, |lease| {
             service::hold(&app, &caller, &code, body.value, lease)
         })
         .await
@@ -309,7 +309,7 @@ pub async fn capture(
         caller.property.id
     );
     idempotent(&app.store, &caller, &path, &body.canonical, true)
-        .run(&headers, |lease| {
+        .run_atomic(&headers, |lease| {
             service::capture(&app, &caller, &hold_id, body.value, lease)
         })
         .await
@@ -340,7 +340,7 @@ pub async fn release(
         caller.property.id
     );
     idempotent(&app.store, &caller, &path, "", false)
-        .run(&headers, |lease| {
+        .run_atomic(&headers, |lease| {
             service::release(&app, &caller, &hold_id, lease)
         })
         .await
@@ -357,7 +357,7 @@ async fn lifecycle(
     caller.require(Scope::VouchersIssue)?;
     let path = voucher_path(&caller, &code, suffix);
     idempotent(&app.store, &caller, &path, "", false)
-        .run(&headers, |lease| {
+        .run_atomic(&headers, |lease| {
             service::lifecycle(&app, &caller, &code, what, lease)
         })
         .await

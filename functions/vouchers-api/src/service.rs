@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, HashSet};
 
 use domain::idempotency::Lease;
 use domain::voucher::pickup::{self, ArticleMapping, MAX_PAGE};
-use domain::voucher::ports::{Committed, Receipt, Rule, VoucherStore};
+use domain::voucher::ports::{Changed, Committed, Find, Receipt, Rule, VoucherStore};
 use domain::voucher::rules::{
     self, CaptureRequest, HoldRequest, ImportLine, IssueRequest, LoadRequest, RedeemRequest,
     ReverseRequest,
@@ -43,23 +43,33 @@ fn not_found(raw: &str) -> VoucherError {
     }
 }
 
-/// The voucher behind a code as typed, if the caller may know it exists:
-/// issued or accepted at the caller's property, or issued by another
-/// property of the same partner. Everything else is "not found".
-async fn locate(
-    store: &Store,
-    caller: &Caller,
-    raw: &str,
-) -> Result<(PropertyId, VoucherCode), VoucherError> {
-    let code = VoucherCode::lookup(raw).map_err(|_| not_found(raw))?;
-    let issuer = store
-        .issuer_of(&code)
-        .await?
-        .ok_or_else(|| not_found(raw))?;
-    if !rules::visible_to(&issuer, &caller.property, &caller.partner) {
-        return Err(VoucherError::NotFound { mistyped: false });
+/// Which issuers' vouchers the caller may know of: issued or accepted at
+/// the caller's property, or issued by another property of the same
+/// partner. Everything else is "not found".
+fn visibility(caller: &Caller) -> impl Fn(&PropertyId) -> bool + Send + Sync + '_ {
+    |issuer| rules::visible_to(issuer, &caller.property, &caller.partner)
+}
+
+/// The code as typed, or "not found" (with a typo hint) when it cannot be one.
+fn parse_code(raw: &str) -> Result<VoucherCode, VoucherError> {
+    VoucherCode::lookup(raw).map_err(|_| not_found(raw))
+}
+
+/// How the caller finds `code` (and the redemption a reversal names).
+fn find<'a>(
+    caller: &'a Caller,
+    code: &'a VoucherCode,
+    may_see: &'a (dyn Fn(&PropertyId) -> bool + Send + Sync),
+    redemption: Option<&'a str>,
+) -> Find<'a> {
+    Find {
+        code,
+        at: &caller.property.id,
+        partner: &caller.partner.id,
+        may_see,
+        redemption,
+        issuer: None,
     }
-    Ok((issuer, code))
 }
 
 fn actor<'a>(caller: &'a Caller, now: chrono::DateTime<chrono::Utc>) -> Actor<'a> {
@@ -68,16 +78,6 @@ fn actor<'a>(caller: &'a Caller, now: chrono::DateTime<chrono::Utc>) -> Actor<'a
         property: &caller.property,
         now,
     }
-}
-
-/// This partner's pickup cursor, when the voucher could be in its feed.
-async fn acked(store: &Store, caller: &Caller, issuer: &PropertyId) -> Result<u64, VoucherError> {
-    if *issuer != caller.property.id {
-        return Ok(0);
-    }
-    Ok(store
-        .pickup_cursor(&caller.property.id, &caller.partner.id)
-        .await?)
 }
 
 /// The answer of a committed (or replayed) change.
@@ -92,26 +92,25 @@ fn answer<T>(
             status,
             body: render(&t),
             already_stored: stored,
+            replayed: false,
         },
         Committed::Replayed(r) => Outcome {
             status: StatusCode::from_u16(r.status).unwrap_or(StatusCode::OK),
             body: r.body,
             already_stored: true,
+            replayed: true,
         },
     }
 }
 
-/// Runs `rule` on the voucher through the store, committing `render`'s
-/// answer with it when there is a lease.
-#[allow(clippy::too_many_arguments)]
+/// Runs `rule` on the voucher `find` names through the store, committing
+/// `render`'s answer with it when there is a lease.
 async fn apply(
     app: &AppState,
-    issuer: &PropertyId,
-    code: &VoucherCode,
-    redemption: Option<&str>,
+    find: &Find<'_>,
     rule: &Rule<'_>,
     status: StatusCode,
-    render: &(dyn Fn(&Change) -> String + Send + Sync),
+    render: &(dyn Fn(&Changed) -> String + Send + Sync),
     lease: Option<&Lease>,
 ) -> Result<Outcome, ApiError> {
     let receipt = lease.map(|lease| Receipt {
@@ -119,11 +118,8 @@ async fn apply(
         status: status.as_u16(),
         render,
     });
-    let _turn = app.gates.enter(&format!("{issuer}#{}", code.key())).await;
-    let done = app
-        .store
-        .change(issuer, code, redemption, rule, receipt)
-        .await?;
+    let _turn = app.gates.enter(find.code.key()).await;
+    let done = app.store.change(find, rule, receipt).await?;
     Ok(answer(done, status, render, lease.is_some()))
 }
 
@@ -148,18 +144,13 @@ pub async fn issue(
 }
 
 pub async fn status(store: &Store, caller: &Caller, raw: &str) -> Result<VoucherView, ApiError> {
-    let (issuer, code) = locate(store, caller, raw).await?;
-    let v = store
-        .voucher(&issuer, &code)
-        .await?
-        .ok_or_else(|| not_found(raw))?;
-    let picked = rules::picked_up(
-        &v,
-        &caller.property.id,
-        acked(store, caller, &issuer).await?,
-    );
+    let code = parse_code(raw)?;
+    let may_see = visibility(caller);
+    let found = store.find(&find(caller, &code, &may_see, None)).await?;
+    let v = &found.voucher;
+    let picked = rules::picked_up(v, &caller.property.id, found.pickup_cursor);
     Ok(VoucherView::of(
-        &v,
+        v,
         &caller.property,
         picked,
         store.clock().now(),
@@ -173,15 +164,14 @@ pub async fn load(
     req: LoadRequest,
     lease: Option<Lease>,
 ) -> Result<Outcome, ApiError> {
-    let store = &app.store;
-    let (issuer, code) = locate(store, caller, raw).await?;
+    let code = parse_code(raw)?;
+    let may_see = visibility(caller);
     let rule = |v: &Voucher, _: Option<&Redemption>, now| rules::load(v, &req, &actor(caller, now));
-    let render = |c: &Change| to_json(&LoadView::of(c));
+    let render = |c: &Changed| to_json(&LoadView::of(&c.change));
+    let find = find(caller, &code, &may_see, None);
     apply(
         app,
-        &issuer,
-        &code,
-        None,
+        &find,
         &rule,
         StatusCode::CREATED,
         &render,
@@ -197,21 +187,19 @@ pub async fn redeem(
     req: RedeemRequest,
     lease: Option<Lease>,
 ) -> Result<Outcome, ApiError> {
-    let store = &app.store;
-    let (issuer, code) = locate(store, caller, raw).await?;
-    let acked = acked(store, caller, &issuer).await?;
+    let code = parse_code(raw)?;
+    let may_see = visibility(caller);
     let id = new_id();
     let rule =
         |v: &Voucher, _: Option<&Redemption>, now| rules::redeem(v, &req, &id, &actor(caller, now));
-    let render = |c: &Change| {
-        let picked = rules::picked_up(&c.voucher, &caller.property.id, acked);
-        to_json(&RedemptionView::of(c, picked))
+    let render = |c: &Changed| {
+        let picked = rules::picked_up(&c.change.voucher, &caller.property.id, c.pickup_cursor);
+        to_json(&RedemptionView::of(&c.change, picked))
     };
+    let find = find(caller, &code, &may_see, None);
     let out = apply(
         app,
-        &issuer,
-        &code,
-        None,
+        &find,
         &rule,
         StatusCode::CREATED,
         &render,
@@ -230,18 +218,17 @@ pub async fn reverse(
     req: ReverseRequest,
     lease: Option<Lease>,
 ) -> Result<Outcome, ApiError> {
-    let store = &app.store;
-    let (issuer, code) = locate(store, caller, raw).await?;
+    let code = parse_code(raw)?;
+    let may_see = visibility(caller);
     let rule = |v: &Voucher, r: Option<&Redemption>, now| match r {
         Some(r) => rules::reverse(v, r, &req, &actor(caller, now)),
         None => Err(VoucherError::RedemptionNotFound),
     };
-    let render = |c: &Change| to_json(&ReversalView::of(c));
+    let render = |c: &Changed| to_json(&ReversalView::of(&c.change));
+    let find = find(caller, &code, &may_see, Some(redemption_id));
     apply(
         app,
-        &issuer,
-        &code,
-        Some(redemption_id),
+        &find,
         &rule,
         StatusCode::CREATED,
         &render,
@@ -257,19 +244,18 @@ pub async fn hold(
     req: HoldRequest,
     lease: Option<Lease>,
 ) -> Result<Outcome, ApiError> {
-    let store = &app.store;
-    let (issuer, code) = locate(store, caller, raw).await?;
+    let code = parse_code(raw)?;
+    let may_see = visibility(caller);
     let id = new_id();
     let rule = |v: &Voucher, _: Option<&Redemption>, now| {
         rules::place_hold(v, &req, &id, &actor(caller, now))
     };
-    let now = store.clock().now();
-    let render = |c: &Change| to_json(&HoldView::of(c, now));
+    let now = app.store.clock().now();
+    let render = |c: &Changed| to_json(&HoldView::of(&c.change, now));
+    let find = find(caller, &code, &may_see, None);
     apply(
         app,
-        &issuer,
-        &code,
-        None,
+        &find,
         &rule,
         StatusCode::CREATED,
         &render,
@@ -289,6 +275,20 @@ async fn locate_hold(
         .ok_or(VoucherError::HoldNotFound)
 }
 
+/// Holds are found by their record, which names the voucher: the caller
+/// placed the hold here, so it may see the voucher.
+fn find_held<'a>(
+    caller: &'a Caller,
+    issuer: &'a PropertyId,
+    code: &'a VoucherCode,
+    may_see: &'a (dyn Fn(&PropertyId) -> bool + Send + Sync),
+) -> Find<'a> {
+    Find {
+        issuer: Some(issuer),
+        ..find(caller, code, may_see, None)
+    }
+}
+
 pub async fn capture(
     app: &AppState,
     caller: &Caller,
@@ -296,18 +296,16 @@ pub async fn capture(
     req: CaptureRequest,
     lease: Option<Lease>,
 ) -> Result<Outcome, ApiError> {
-    let store = &app.store;
-    let (issuer, code) = locate_hold(store, caller, hold_id).await?;
+    let (issuer, code) = locate_hold(&app.store, caller, hold_id).await?;
     let id = new_id();
     let rule = |v: &Voucher, _: Option<&Redemption>, now| {
         rules::capture(v, hold_id, &req, &id, &actor(caller, now))
     };
-    let render = |c: &Change| to_json(&CaptureView::of(c, hold_id));
+    let render = |c: &Changed| to_json(&CaptureView::of(&c.change, hold_id));
+    let find = find_held(caller, &issuer, &code, &|_| true);
     apply(
         app,
-        &issuer,
-        &code,
-        None,
+        &find,
         &rule,
         StatusCode::CREATED,
         &render,
@@ -322,23 +320,13 @@ pub async fn release(
     hold_id: &str,
     lease: Option<Lease>,
 ) -> Result<Outcome, ApiError> {
-    let store = &app.store;
-    let (issuer, code) = locate_hold(store, caller, hold_id).await?;
+    let (issuer, code) = locate_hold(&app.store, caller, hold_id).await?;
     let rule =
         |v: &Voucher, _: Option<&Redemption>, now| rules::release(v, hold_id, &actor(caller, now));
-    let now = store.clock().now();
-    let render = |c: &Change| to_json(&ReleaseView::of(c, hold_id, now));
-    apply(
-        app,
-        &issuer,
-        &code,
-        None,
-        &rule,
-        StatusCode::OK,
-        &render,
-        lease.as_ref(),
-    )
-    .await
+    let now = app.store.clock().now();
+    let render = |c: &Changed| to_json(&ReleaseView::of(&c.change, hold_id, now));
+    let find = find_held(caller, &issuer, &code, &|_| true);
+    apply(app, &find, &rule, StatusCode::OK, &render, lease.as_ref()).await
 }
 
 /// Block, unblock or cancel.
@@ -356,8 +344,8 @@ pub async fn lifecycle(
     what: Lifecycle,
     lease: Option<Lease>,
 ) -> Result<Outcome, ApiError> {
-    let store = &app.store;
-    let (issuer, code) = locate(store, caller, raw).await?;
+    let code = parse_code(raw)?;
+    let may_see = visibility(caller);
     let rule = |v: &Voucher, _: Option<&Redemption>, now| {
         let a = actor(caller, now);
         match what {
@@ -366,23 +354,14 @@ pub async fn lifecycle(
             Lifecycle::Cancel => rules::cancel(v, &a),
         }
     };
-    let acked = acked(store, caller, &issuer).await?;
-    let now = store.clock().now();
-    let render = |c: &Change| {
-        let picked = rules::picked_up(&c.voucher, &caller.property.id, acked);
-        to_json(&VoucherView::of(&c.voucher, &caller.property, picked, now))
+    let now = app.store.clock().now();
+    let render = |c: &Changed| {
+        let v = &c.change.voucher;
+        let picked = rules::picked_up(v, &caller.property.id, c.pickup_cursor);
+        to_json(&VoucherView::of(v, &caller.property, picked, now))
     };
-    apply(
-        app,
-        &issuer,
-        &code,
-        None,
-        &rule,
-        StatusCode::OK,
-        &render,
-        lease.as_ref(),
-    )
-    .await
+    let find = find(caller, &code, &may_see, None);
+    apply(app, &find, &rule, StatusCode::OK, &render, lease.as_ref()).await
 }
 
 pub async fn activities(
@@ -392,11 +371,13 @@ pub async fn activities(
     after: Option<&str>,
     limit: Option<usize>,
 ) -> Result<ActivitiesView, ApiError> {
-    let (issuer, code) = locate(store, caller, raw).await?;
+    let code = parse_code(raw)?;
+    let may_see = visibility(caller);
     let v = store
-        .voucher(&issuer, &code)
+        .find(&find(caller, &code, &may_see, None))
         .await?
-        .ok_or_else(|| not_found(raw))?;
+        .voucher;
+    let issuer = v.issuer.clone();
     let after = after.map(pickup::parse_cursor).transpose()?.unwrap_or(0);
     let limit = limit.unwrap_or(100).clamp(1, 500);
     let mut acts = store.activities(&issuer, &code, after, limit).await?;
@@ -615,8 +596,13 @@ pub async fn write_off(
                 }
                 Ok(c)
             };
-            let done = store.change(&p.id, &code, None, &rule, None).await?;
-            let Committed::Applied(c) = done else {
+            let see_own = |_: &PropertyId| true;
+            let find = Find {
+                issuer: Some(&p.id),
+                ..find(caller, &code, &see_own, None)
+            };
+            let done = store.change(&find, &rule, None).await?;
+            let Committed::Applied(Changed { change: c, .. }) = done else {
                 continue;
             };
             match c

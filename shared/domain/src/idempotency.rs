@@ -87,11 +87,31 @@ pub struct IdempotencyRecord {
 
 /// Proof that this attempt holds the key. Completing or releasing checks it,
 /// so an attempt whose lock was taken over cannot overwrite the new owner.
+///
+/// An *unlocked* lease (version 0) holds nothing: it is for operations whose
+/// whole effect commits in one transaction together with the answer. They
+/// read the record with their data, and their commit requires it still
+/// absent, so of two racing attempts exactly one commits and the other
+/// replays it — without the extra write a lock costs.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Lease {
     pub record_id: String,
     pub fingerprint: String,
     pub version: i64,
+}
+
+impl Lease {
+    pub fn unlocked(record_id: String, fingerprint: String) -> Self {
+        Self {
+            record_id,
+            fingerprint,
+            version: 0,
+        }
+    }
+
+    pub fn is_locked(&self) -> bool {
+        self.version != 0
+    }
 }
 
 #[derive(Debug)]

@@ -3,6 +3,7 @@
 
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::{Context, bail};
 
@@ -26,13 +27,18 @@ pub struct Config {
     pub store: StoreKind,
     /// Largest request body accepted, in bytes (413 beyond).
     pub max_body_bytes: usize,
+    /// How long a process remembers a caller's partner and property
+    /// (`store::caller_cache`); zero reads them on every request.
+    pub caller_cache: Duration,
 }
 
 pub const DEFAULT_MAX_BODY_BYTES: usize = 256 * 1024;
+pub const DEFAULT_CALLER_CACHE_SECONDS: u64 = 30;
 
 impl Config {
     /// `GUESTHUB_STORE` = `dynamodb` (with `GUESTHUB_TABLE_PREFIX`) or
-    /// `sqlite` (with `GUESTHUB_SQLITE_PATH`); `GUESTHUB_MAX_BODY_BYTES`.
+    /// `sqlite` (with `GUESTHUB_SQLITE_PATH`); `GUESTHUB_MAX_BODY_BYTES`;
+    /// `GUESTHUB_AUTH_CACHE_SECONDS`.
     pub fn from_env() -> anyhow::Result<Self> {
         let var = |k: &str| std::env::var(k).ok().filter(|v| !v.trim().is_empty());
         let store = match var("GUESTHUB_STORE").as_deref().unwrap_or("dynamodb") {
@@ -54,10 +60,26 @@ impl Config {
                 .context("GUESTHUB_MAX_BODY_BYTES must be a number of bytes")?,
             None => DEFAULT_MAX_BODY_BYTES,
         };
+        let cache_seconds = match var("GUESTHUB_AUTH_CACHE_SECONDS") {
+            Some(v) => v
+                .parse()
+                .context("GUESTHUB_AUTH_CACHE_SECONDS must be a whole number of seconds")?,
+            None => DEFAULT_CALLER_CACHE_SECONDS,
+        };
         Ok(Self {
             store,
             max_body_bytes,
+            caller_cache: Duration::from_secs(cache_seconds),
         })
+    }
+
+    /// Connects the configured store, with the caller cache as configured.
+    pub async fn open_store(&self) -> anyhow::Result<Store> {
+        Ok(self
+            .store
+            .open()
+            .await?
+            .with_caller_cache(self.caller_cache))
     }
 }
 

@@ -33,6 +33,38 @@ pub enum Committed<T> {
     Replayed(StoredResponse),
 }
 
+/// How a status read or a change finds its voucher. The caller's property
+/// is the likely issuer, so its copy is read in the same request as the
+/// code lookup (one round trip); a voucher of another issuer costs a second.
+pub struct Find<'a> {
+    pub code: &'a VoucherCode,
+    /// The caller's property; its pickup cursor is read alongside.
+    pub at: &'a PropertyId,
+    pub partner: &'a PartnerId,
+    /// May the caller know of vouchers of this issuer? Others are "not
+    /// found", exactly as if the code did not exist.
+    pub may_see: &'a (dyn Fn(&PropertyId) -> bool + Send + Sync),
+    /// The redemption a reversal names.
+    pub redemption: Option<&'a str>,
+    /// The issuer, when already known (a hold's record names it): then the
+    /// code lookup is skipped.
+    pub issuer: Option<&'a PropertyId>,
+}
+
+/// A voucher as found, with the caller's pickup cursor at its property.
+#[derive(Debug, Clone)]
+pub struct Found {
+    pub voucher: Voucher,
+    pub pickup_cursor: u64,
+}
+
+/// A committed change, with the caller's pickup cursor read with it.
+#[derive(Debug, Clone)]
+pub struct Changed {
+    pub change: Change,
+    pub pickup_cursor: u64,
+}
+
 /// A rule run against the voucher's current state (and the redemption it
 /// names, if any) at the store's `now`. Run again on every retry.
 pub type Rule<'a> = dyn Fn(&Voucher, Option<&Redemption>, DateTime<Utc>) -> Result<Change, VoucherError>
@@ -77,18 +109,22 @@ pub trait VoucherStore: Send + Sync {
         receipt: Option<Receipt<'_, Voucher>>,
     ) -> Result<Committed<Voucher>, VoucherError>;
 
+    /// The voucher `find` names, if the caller may see it: `Err(NotFound)`
+    /// otherwise, the same whether it is missing or another's.
+    async fn find(&self, find: &Find<'_>) -> Result<Found, VoucherError>;
+
     /// Applies `rule` to the voucher's current state and commits the new
     /// state with its activities, retrying when another change won the
     /// race. `Err(NotFound)` / `Err(RedemptionNotFound)` when they are
-    /// missing; the rule's own refusal otherwise.
+    /// missing; the rule's own refusal otherwise. With an unlocked lease in
+    /// the receipt, the idempotency record is read with the voucher: an
+    /// answer already stored is replayed instead of running the rule.
     async fn change(
         &self,
-        issuer: &PropertyId,
-        code: &VoucherCode,
-        redemption: Option<&str>,
+        find: &Find<'_>,
         rule: &Rule<'_>,
-        receipt: Option<Receipt<'_, Change>>,
-    ) -> Result<Committed<Change>, VoucherError>;
+        receipt: Option<Receipt<'_, Changed>>,
+    ) -> Result<Committed<Changed>, VoucherError>;
 
     /// Where the hold `hold_id` placed by `property` lives.
     async fn hold_location(

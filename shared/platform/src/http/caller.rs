@@ -3,7 +3,6 @@
 //! not exist) → 404, the same answer either way; a missing scope → 403.
 
 use axum::extract::{FromRef, FromRequestParts, RawPathParams};
-use domain::ports::{PartnerStore, PropertyStore};
 use domain::{Partner, Property, PropertyId, Scope};
 use http::header;
 use http::request::Parts;
@@ -70,7 +69,7 @@ pub async fn authenticate(store: &Store, parts: &Parts) -> Result<Partner, ApiEr
         .ok_or_else(ApiError::unauthorized)?;
     let (key_id, secret) = split_key(presented).ok_or_else(ApiError::unauthorized)?;
     let partner = store
-        .partner_by_key_id(key_id)
+        .caller_partner(key_id)
         .await?
         .ok_or_else(ApiError::unauthorized)?;
     if partner.disabled || !secret_matches(secret, &partner.key_hash) {
@@ -101,7 +100,10 @@ where
         if !partner.may_act_for(&id) {
             return Err(property_not_found());
         }
-        let property = store.property(&id).await?.ok_or_else(property_not_found)?;
+        let property = store
+            .caller_property(&id)
+            .await?
+            .ok_or_else(property_not_found)?;
         if let Some(RequiredScope(scope)) = parts.extensions.get::<RequiredScope>().copied()
             && !partner.has_scope(scope)
         {

@@ -6,12 +6,19 @@
 //! `idempotency_key_in_flight`. Rule violations (4xx) are stored and
 //! replayed like successes; 5xx, 409 and 429 release the key so a retry
 //! runs again.
+//!
+//! [`Idempotent::run`] locks the key first (one write) because its
+//! operation may take several writes. [`Idempotent::run_atomic`] is for
+//! operations that commit their effect and the answer in one transaction:
+//! no lock, the operation reads the record with its own data, and two
+//! racing attempts end with one commit and one replay of it.
 
 use std::future::Future;
 
 use axum::response::{IntoResponse, Response};
 use domain::idempotency::{
-    Begin, IdempotencyKey, IdempotencyPolicy, IdempotencyScope, Lease, StoredResponse, fingerprint,
+    Begin, IdempotencyError, IdempotencyKey, IdempotencyPolicy, IdempotencyScope, Lease,
+    StoredResponse, decide_existing, fingerprint,
 };
 use domain::ports::IdempotencyStore;
 use http::{HeaderMap, HeaderValue, StatusCode, header};
@@ -31,6 +38,8 @@ pub struct Outcome {
     /// True when the operation already committed the idempotency record in
     /// its own transaction (see `Store::idempotency_completion`).
     pub already_stored: bool,
+    /// True when this is the stored answer of an earlier attempt.
+    pub replayed: bool,
 }
 
 impl Outcome {
@@ -39,6 +48,7 @@ impl Outcome {
             status,
             body: serde_json::to_string(value).unwrap_or_default(),
             already_stored: false,
+            replayed: false,
         }
     }
 
@@ -90,27 +100,21 @@ impl Idempotent<'_> {
         IdempotencyPolicy::default()
     }
 
-    /// Runs `op` at most once per key. `op` gets the lease (when a key was
-    /// sent) so it may commit the response atomically with its own writes.
-    pub async fn run<F, Fut>(self, headers: &HeaderMap, op: F) -> Result<Response, ApiError>
-    where
-        F: FnOnce(Option<Lease>) -> Fut,
-        Fut: Future<Output = Result<Outcome, ApiError>>,
-    {
-        let key = match headers.get(HEADER) {
-            None if self.required => {
-                return Err(ApiError::bad_request(
-                    "idempotency_key_required",
-                    "this operation needs an Idempotency-Key header",
-                ));
-            }
-            None => None,
-            Some(v) => Some(IdempotencyKey::parse(v.to_str().unwrap_or("\u{0}"))?),
-        };
-        let Some(key) = key else {
-            let out = op(None).await?;
-            return Ok(json_response(out.status, out.body));
-        };
+    /// The key sent, if any: `Err` when it is malformed or required and
+    /// missing.
+    fn key(&self, headers: &HeaderMap) -> Result<Option<IdempotencyKey>, ApiError> {
+        match headers.get(HEADER) {
+            None if self.required => Err(ApiError::bad_request(
+                "idempotency_key_required",
+                "this operation needs an Idempotency-Key header",
+            )),
+            None => Ok(None),
+            Some(v) => Ok(Some(IdempotencyKey::parse(v.to_str().unwrap_or("\u{0}"))?)),
+        }
+    }
+
+    /// The record id and request fingerprint of `key` in this context.
+    fn identify(&self, key: IdempotencyKey) -> (IdempotencyScope, String) {
         let scope = IdempotencyScope {
             partner: self.caller.partner.id.0.clone(),
             property: self.caller.property.id.as_str().to_owned(),
@@ -118,6 +122,21 @@ impl Idempotent<'_> {
             key,
         };
         let fp = fingerprint(&[self.path.as_bytes(), self.canonical_body.as_bytes()]);
+        (scope, fp)
+    }
+
+    /// Runs `op` at most once per key. `op` gets the lease (when a key was
+    /// sent) so it may commit the response atomically with its own writes.
+    pub async fn run<F, Fut>(self, headers: &HeaderMap, op: F) -> Result<Response, ApiError>
+    where
+        F: FnOnce(Option<Lease>) -> Fut,
+        Fut: Future<Output = Result<Outcome, ApiError>>,
+    {
+        let Some(key) = self.key(headers)? else {
+            let out = op(None).await?;
+            return Ok(json_response(out.status, out.body));
+        };
+        let (scope, fp) = self.identify(key);
         let lease = match self.store.begin(&scope, &fp, Self::policy()).await? {
             Begin::Replay(stored) => return Ok(replay(stored)),
             Begin::Acquired(lease) => lease,
@@ -147,6 +166,58 @@ impl Idempotent<'_> {
                 }
                 Err(err)
             }
+        }
+    }
+
+    /// Runs `op` at most once per key without locking it. `op` must read the
+    /// record (`Store::idempotency_key`) together with its data, answer with
+    /// the stored response when there is one (`Outcome::replayed`), and
+    /// commit its answer in its own transaction (`already_stored`). A final
+    /// error is stored only while the key is still free; when another
+    /// attempt got there first, its answer is the answer.
+    pub async fn run_atomic<F, Fut>(self, headers: &HeaderMap, op: F) -> Result<Response, ApiError>
+    where
+        F: FnOnce(Option<Lease>) -> Fut,
+        Fut: Future<Output = Result<Outcome, ApiError>>,
+    {
+        let Some(key) = self.key(headers)? else {
+            let out = op(None).await?;
+            return Ok(json_response(out.status, out.body));
+        };
+        let (scope, fp) = self.identify(key);
+        let lease = Lease::unlocked(scope.record_id(), fp);
+        let result = op(Some(lease.clone())).await;
+        let stored = match &result {
+            Ok(out) if out.replayed => {
+                return Ok(replay(StoredResponse {
+                    status: out.status.as_u16(),
+                    body: out.body.clone(),
+                }));
+            }
+            Ok(out) if out.already_stored => {
+                return Ok(json_response(out.status, out.body.clone()));
+            }
+            Ok(out) => StoredResponse {
+                status: out.status.as_u16(),
+                body: out.body.clone(),
+            },
+            Err(err) if is_final(err.status) => StoredResponse {
+                status: err.status.as_u16(),
+                body: err.body(),
+            },
+            Err(_) => return result.map(|out| json_response(out.status, out.body)),
+        };
+        match self.store.complete(&lease, &stored, Self::policy()).await {
+            Ok(()) => result.map(|out| json_response(out.status, out.body)),
+            Err(IdempotencyError::LockLost) => {
+                let existing = self
+                    .store
+                    .idempotency_record(&lease.record_id)
+                    .await?
+                    .ok_or(IdempotencyError::InFlight)?;
+                Ok(replay(decide_existing(&existing, &lease.fingerprint)?))
+            }
+            Err(e) => Err(e.into()),
         }
     }
 }

@@ -4,26 +4,58 @@
 //! `TransactWriteItems`, whose cancellation reasons name the failed write.
 
 use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::config::interceptors::BeforeTransmitInterceptorContextRef;
+use aws_sdk_dynamodb::config::{ConfigBag, Intercept, RuntimeComponents};
+use aws_sdk_dynamodb::error::BoxError;
 use aws_sdk_dynamodb::error::{DisplayErrorContext, SdkError};
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, AttributeValue, BillingMode, ConditionCheck, Delete, DeleteRequest,
-    GlobalSecondaryIndex, KeySchemaElement, KeyType, PointInTimeRecoverySpecification, Projection,
-    ProjectionType, Put, PutRequest, ScalarAttributeType, SseSpecification,
-    TimeToLiveSpecification, TransactWriteItem, WriteRequest,
+    GlobalSecondaryIndex, KeySchemaElement, KeyType, KeysAndAttributes,
+    PointInTimeRecoverySpecification, Projection, ProjectionType, Put, PutRequest,
+    ScalarAttributeType, SseSpecification, TimeToLiveSpecification, TransactWriteItem,
+    WriteRequest,
 };
 use domain::StoreError;
 
 use super::items::{
-    Cond, Cursor, Item, ItemStore, MAX_BATCH_ITEMS, Page, Query, SkRange, Table, TxError, Write,
-    check_transaction,
+    Cond, Cursor, Item, ItemStore, Key, MAX_BATCH_ITEMS, Page, Query, SkRange, Table, TxError,
+    Write, check_batch_get, check_transaction,
 };
 
 type Attrs = HashMap<String, AttributeValue>;
+
+/// Requests sent by a client built with [`DynamoItems::connect_counted`].
+#[derive(Debug, Clone, Default)]
+pub struct RequestCount(Arc<AtomicU64>);
+
+impl RequestCount {
+    pub fn get(&self) -> u64 {
+        self.0.load(Ordering::SeqCst)
+    }
+}
+
+impl Intercept for RequestCount {
+    fn name(&self) -> &'static str {
+        "RequestCount"
+    }
+
+    fn read_before_transmit(
+        &self,
+        _: &BeforeTransmitInterceptorContextRef<'_>,
+        _: &RuntimeComponents,
+        _: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        self.0.fetch_add(1, Ordering::SeqCst);
+        Ok(())
+    }
+}
 
 #[derive(Clone)]
 pub struct DynamoItems {
@@ -125,12 +157,23 @@ impl DynamoItems {
     /// A client from the standard AWS configuration chain (honours
     /// `AWS_ENDPOINT_URL` / `AWS_ENDPOINT_URL_DYNAMODB`), or an explicit endpoint.
     pub async fn connect(prefix: &str, endpoint: Option<&str>) -> Self {
+        Self::connect_counted(prefix, endpoint).await.0
+    }
+
+    /// Connects like [`DynamoItems::connect`], counting every HTTP request
+    /// the client sends (retries included): what a round-trip budget is
+    /// measured in.
+    pub async fn connect_counted(prefix: &str, endpoint: Option<&str>) -> (Self, RequestCount) {
+        let count = RequestCount::default();
         let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest());
         if let Some(e) = endpoint {
             loader = loader.endpoint_url(e);
         }
         let conf = loader.load().await;
-        Self::new(Client::new(&conf), prefix)
+        let conf = aws_sdk_dynamodb::config::Builder::from(&conf)
+            .interceptor(count.clone())
+            .build();
+        (Self::new(Client::from_conf(conf), prefix), count)
     }
 
     pub fn table_name(&self, t: Table) -> String {
@@ -344,6 +387,61 @@ impl ItemStore for DynamoItems {
             }
             None => Ok(None),
         }
+    }
+
+    async fn get_many(&self, keys: &[Key], now: i64) -> Result<Vec<Option<Item>>, StoreError> {
+        check_batch_get(keys)?;
+        let mut by_table: HashMap<String, Vec<Attrs>> = HashMap::new();
+        for k in keys {
+            by_table
+                .entry(self.table_name(k.table))
+                .or_default()
+                .push(key(&k.pk, &k.sk));
+        }
+        let mut pending = HashMap::with_capacity(by_table.len());
+        for (name, ks) in by_table {
+            let ask = KeysAndAttributes::builder()
+                .consistent_read(true)
+                .set_keys(Some(ks))
+                .build()
+                .map_err(unavailable)?;
+            pending.insert(name, ask);
+        }
+        let mut found: HashMap<(String, String, String), Item> = HashMap::new();
+        let mut attempt = 0u32;
+        while !pending.is_empty() {
+            let out = self
+                .client
+                .batch_get_item()
+                .set_request_items(Some(pending))
+                .send()
+                .await
+                .map_err(unavailable)?;
+            for (table, rows) in out.responses.unwrap_or_default() {
+                for row in &rows {
+                    let item = from_attrs(row)?;
+                    found.insert((table.clone(), item.pk.clone(), item.sk.clone()), item);
+                }
+            }
+            pending = out.unprocessed_keys.unwrap_or_default();
+            if !pending.is_empty() {
+                attempt += 1;
+                if attempt > 8 {
+                    return Err(StoreError::Unavailable(
+                        "batch read kept being throttled".into(),
+                    ));
+                }
+                tokio::time::sleep(Duration::from_millis(25 << attempt.min(6))).await;
+            }
+        }
+        Ok(keys
+            .iter()
+            .map(|k| {
+                found
+                    .remove(&(self.table_name(k.table), k.pk.clone(), k.sk.clone()))
+                    .filter(|i| i.is_live(now))
+            })
+            .collect())
     }
 
     async fn query(&self, q: &Query, now: i64) -> Result<Page, StoreError> {

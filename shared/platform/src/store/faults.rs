@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use async_trait::async_trait;
 use domain::StoreError;
 
-use super::items::{Item, ItemStore, Page, Query, Table, TxError, Write};
+use super::items::{Item, ItemStore, Key, Page, Query, Table, TxError, Write};
 
 /// When injected failures happen.
 #[derive(Debug, Clone, Copy, Default)]
@@ -104,6 +104,14 @@ impl ItemStore for FaultyItems {
             return Err(injected());
         }
         self.inner.get(table, pk, sk, now).await
+    }
+
+    async fn get_many(&self, keys: &[Key], now: i64) -> Result<Vec<Option<Item>>, StoreError> {
+        if self.roll(self.plan().fail_reads_permille) {
+            self.injected.fetch_add(1, Ordering::SeqCst);
+            return Err(injected());
+        }
+        self.inner.get_many(keys, now).await
     }
 
     async fn query(&self, q: &Query, now: i64) -> Result<Page, StoreError> {

@@ -252,6 +252,26 @@ impl From<TxError> for StoreError {
 pub const MAX_TRANSACTION_ITEMS: usize = 100;
 /// Most items one batch request may carry (DynamoDB's limit).
 pub const MAX_BATCH_ITEMS: usize = 25;
+/// Most keys one batch read may ask for (DynamoDB's `BatchGetItem` limit).
+pub const MAX_BATCH_GET_KEYS: usize = 100;
+
+/// One key of a batch read.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Key {
+    pub table: Table,
+    pub pk: String,
+    pub sk: String,
+}
+
+impl Key {
+    pub fn new(table: Table, pk: impl Into<String>, sk: impl Into<String>) -> Self {
+        Self {
+            table,
+            pk: pk.into(),
+            sk: sk.into(),
+        }
+    }
+}
 
 #[async_trait]
 pub trait ItemStore: Send + Sync + 'static {
@@ -265,6 +285,18 @@ pub trait ItemStore: Send + Sync + 'static {
         sk: &str,
         now: i64,
     ) -> Result<Option<Item>, StoreError>;
+    /// Strongly consistent reads of up to [`MAX_BATCH_GET_KEYS`] live items
+    /// in one request (not one snapshot: each item as of its own read),
+    /// answered in the order asked. Lets a hot path read what it may need
+    /// in one round trip instead of one per item.
+    async fn get_many(&self, keys: &[Key], now: i64) -> Result<Vec<Option<Item>>, StoreError> {
+        check_batch_get(keys)?;
+        let mut out = Vec::with_capacity(keys.len());
+        for k in keys {
+            out.push(self.get(k.table, &k.pk, &k.sk, now).await?);
+        }
+        Ok(out)
+    }
     /// Live items of one partition in key order. Index queries are eventually
     /// consistent on DynamoDB; nothing that decides money reads through them.
     async fn query(&self, q: &Query, now: i64) -> Result<Page, StoreError>;
@@ -279,6 +311,24 @@ pub trait ItemStore: Send + Sync + 'static {
         table: Table,
         keys: Vec<(String, String)>,
     ) -> Result<(), StoreError>;
+}
+
+/// Rejects batch reads DynamoDB would reject: empty, too many keys, or one
+/// key twice.
+pub fn check_batch_get(keys: &[Key]) -> Result<(), StoreError> {
+    if keys.is_empty() || keys.len() > MAX_BATCH_GET_KEYS {
+        return Err(StoreError::Corrupt(format!(
+            "a batch read takes 1-{MAX_BATCH_GET_KEYS} keys, got {}",
+            keys.len()
+        )));
+    }
+    let distinct: std::collections::HashSet<&Key> = keys.iter().collect();
+    if distinct.len() != keys.len() {
+        return Err(StoreError::Corrupt(
+            "a batch read asks for one key twice".into(),
+        ));
+    }
+    Ok(())
 }
 
 /// Rejects what DynamoDB would reject, so both backends refuse the same

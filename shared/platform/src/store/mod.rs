@@ -4,6 +4,7 @@
 //! Key patterns live next to the repository that writes them and are listed
 //! in ARCHITECTURE.md.
 
+pub mod caller_cache;
 pub mod checkout_repo;
 pub mod dynamo;
 pub mod faults;
@@ -22,7 +23,8 @@ use domain::ports::{Clock, SystemClock};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-pub use items::{Cond, Item, ItemStore, Query, Table, TxError, Write};
+use caller_cache::CallerCache;
+pub use items::{Cond, Item, ItemStore, Key, Query, Table, TxError, Write};
 
 /// The one handle every function holds: a backend and a clock. Cheap to
 /// clone. Implements every store port of the domain.
@@ -30,6 +32,7 @@ pub use items::{Cond, Item, ItemStore, Query, Table, TxError, Write};
 pub struct Store {
     items: Arc<dyn ItemStore>,
     clock: Arc<dyn Clock>,
+    callers: Arc<CallerCache>,
 }
 
 impl Store {
@@ -38,7 +41,22 @@ impl Store {
     }
 
     pub fn with_clock(items: Arc<dyn ItemStore>, clock: Arc<dyn Clock>) -> Self {
-        Self { items, clock }
+        Self {
+            items,
+            clock,
+            callers: Arc::new(CallerCache::off()),
+        }
+    }
+
+    /// Remembers callers' partners and properties for `ttl` in this process
+    /// (see [`caller_cache`]); zero turns it off.
+    pub fn with_caller_cache(mut self, ttl: std::time::Duration) -> Self {
+        self.callers = Arc::new(CallerCache::new(ttl));
+        self
+    }
+
+    pub(crate) fn callers(&self) -> &CallerCache {
+        self.callers.as_ref()
     }
 
     pub fn items(&self) -> &dyn ItemStore {

@@ -30,6 +30,31 @@ fn idem_pk(record_id: &str) -> String {
 }
 
 impl Store {
+    /// The partner holding `key_id`, for authenticating a request: from this
+    /// process's caller cache when it is on and fresh.
+    pub async fn caller_partner(&self, key_id: &str) -> Result<Option<Partner>, StoreError> {
+        if let Some(p) = self.callers().partner(key_id) {
+            return Ok(Some(p));
+        }
+        let found = self.partner_by_key_id(key_id).await?;
+        if let Some(p) = &found {
+            self.callers().keep_partner(key_id, p);
+        }
+        Ok(found)
+    }
+
+    /// The property a request acts for, from the caller cache when fresh.
+    pub async fn caller_property(&self, id: &PropertyId) -> Result<Option<Property>, StoreError> {
+        if let Some(p) = self.callers().property(id) {
+            return Ok(Some(p));
+        }
+        let found = self.property(id).await?;
+        if let Some(p) = &found {
+            self.callers().keep_property(p);
+        }
+        Ok(found)
+    }
+
     /// Reads every page of a query.
     pub async fn query_all(&self, q: Query) -> Result<Vec<Item>, StoreError> {
         let mut out = Vec::new();
@@ -61,7 +86,18 @@ impl Store {
         let item = Item::new(idem_pk(&lease.record_id), "IDEM", encode(&rec))
             .with_expiry(rec.expires_at)
             .with_version(lease.version + 1);
-        Write::put(Table::Platform, item, Cond::Version(lease.version))
+        let cond = if lease.is_locked() {
+            Cond::Version(lease.version)
+        } else {
+            Cond::Absent
+        };
+        Write::put(Table::Platform, item, cond)
+    }
+
+    /// The key of an idempotency record, for reading it in a batch with the
+    /// data an unlocked operation decides on.
+    pub fn idempotency_key(record_id: &str) -> super::Key {
+        super::Key::new(Table::Platform, idem_pk(record_id), "IDEM")
     }
 
     /// Reads an idempotency record as it is now (used after a conflict).
@@ -83,11 +119,13 @@ impl Store {
 #[async_trait]
 impl PropertyStore for Store {
     async fn add_property(&self, property: &Property) -> Result<(), StoreError> {
+        self.callers().forget_property(&property.id);
         let w = Write::put(Table::Platform, property_item(property), Cond::Absent);
         Ok(self.items().transact(vec![w], self.now_ts()).await?)
     }
 
     async fn save_property(&self, property: &Property) -> Result<(), StoreError> {
+        self.callers().forget_property(&property.id);
         let pk = property_pk(&property.id);
         let current = self
             .items()
@@ -133,6 +171,8 @@ impl PartnerStore for Store {
     }
 
     async fn replace_partner(&self, old_key_id: &str, partner: &Partner) -> Result<(), StoreError> {
+        self.callers().forget_partner(old_key_id);
+        self.callers().forget_partner(&partner.key_id);
         let item = Item::new(
             format!("PARTNERKEY#{}", partner.key_id),
             "PARTNER",
@@ -240,6 +280,9 @@ impl IdempotencyStore for Store {
     }
 
     async fn release(&self, lease: &Lease) -> Result<(), IdempotencyError> {
+        if !lease.is_locked() {
+            return Ok(());
+        }
         let w = Write::Delete {
             table: Table::Platform,
             pk: idem_pk(&lease.record_id),

@@ -13,7 +13,8 @@ use domain::StoreError;
 use rusqlite::{Connection, OpenFlags, OptionalExtension, TransactionBehavior, params};
 
 use super::items::{
-    Cond, Cursor, Item, ItemStore, Page, Query, SkRange, Table, TxError, Write, check_transaction,
+    Cond, Cursor, Item, ItemStore, Key, Page, Query, SkRange, Table, TxError, Write,
+    check_batch_get, check_transaction,
 };
 
 const READERS: usize = 4;
@@ -302,6 +303,17 @@ impl ItemStore for SqliteItems {
         let (pk, sk) = (pk.to_owned(), sk.to_owned());
         self.with_reader(move |c| get_item(c, table, &pk, &sk, now))
             .await
+    }
+
+    async fn get_many(&self, keys: &[Key], now: i64) -> Result<Vec<Option<Item>>, StoreError> {
+        check_batch_get(keys)?;
+        let keys = keys.to_vec();
+        self.with_reader(move |c| {
+            keys.iter()
+                .map(|k| get_item(c, k.table, &k.pk, &k.sk, now))
+                .collect()
+        })
+        .await
     }
 
     async fn query(&self, q: &Query, now: i64) -> Result<Page, StoreError> {

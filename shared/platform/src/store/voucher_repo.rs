@@ -21,7 +21,15 @@
 //! idempotency key — the stored response. When another change won the race
 //! (condition failed on the voucher), the rule runs again on the fresh state
 //! after a jittered back-off. When the condition failed on the idempotency
-//! record, this attempt lost its lock: the stored record decides the answer.
+//! record, another attempt with the same key got there first: the stored
+//! record decides the answer.
+//!
+//! **Two round trips.** An attempt reads, in one batch: the code lookup,
+//! the voucher and the redemption where the caller's property would keep
+//! them (the usual case: a hotel's PMS asks about its own vouchers), the
+//! caller's pickup cursor, and the idempotency record of an unlocked lease.
+//! Then it commits with one transaction. Only a voucher of another issuer
+//! costs a second read.
 //!
 //! **Pickup never skips.** An order's sequence is allocated by a conditional
 //! write of the feed counter in the same transaction as the order, so
@@ -30,9 +38,9 @@
 
 use async_trait::async_trait;
 use chrono::{DateTime, Datelike, Months, NaiveDate, SecondsFormat, Utc};
-use domain::idempotency::decide_existing;
+use domain::idempotency::{IdempotencyRecord, Lease, decide_existing};
 use domain::voucher::pickup::{ArticleMapping, Order};
-use domain::voucher::ports::{Committed, Receipt, Rule, VoucherStore};
+use domain::voucher::ports::{Changed, Committed, Find, Found, Receipt, Rule, VoucherStore};
 use domain::voucher::{
     Activity, Change, LedgerEntry, Redemption, Voucher, VoucherCode, VoucherError,
 };
@@ -43,7 +51,7 @@ use serde::{Deserialize, Serialize};
 /// idempotency records are kept (48 h).
 const WRITTEN_OFF_INDEX_SECONDS: i64 = 3 * 24 * 3600;
 
-use super::items::{Cond, Item, Query, Table, TxError, Write};
+use super::items::{Cond, Item, Key, Query, Table, TxError, Write};
 use super::{Store, decode, encode};
 
 const T: Table = Table::Vouchers;
@@ -175,34 +183,132 @@ impl Store {
     }
 }
 
+/// Keys of one batch read, remembering where each answer will be.
+#[derive(Default)]
+struct Batch {
+    keys: Vec<Key>,
+}
+
+impl Batch {
+    fn ask(&mut self, key: Key) -> usize {
+        self.keys.push(key);
+        self.keys.len() - 1
+    }
+}
+
+/// Everything one attempt at a change decides on.
+struct Snapshot {
+    issuer: PropertyId,
+    voucher: Voucher,
+    version: i64,
+    redemption: Option<(Redemption, i64)>,
+    pickup_cursor: u64,
+    /// The idempotency record, when an unlocked lease asked for it.
+    record: Option<IdempotencyRecord>,
+}
+
+fn voucher_key(issuer: &PropertyId, code: &VoucherCode) -> Key {
+    Key::new(T, voucher_pk(issuer, code), "VOUCHER")
+}
+
+fn redemption_key(issuer: &PropertyId, code: &VoucherCode, id: &str) -> Key {
+    Key::new(T, voucher_pk(issuer, code), format!("RED#{id}"))
+}
+
+fn versioned<V: serde::de::DeserializeOwned>(
+    item: Option<Item>,
+) -> Result<Option<(V, i64)>, StoreError> {
+    item.map(|i| Ok((decode(&i)?, i.version))).transpose()
+}
+
 impl Store {
-    /// Reads the voucher (and redemption), runs `rule` and returns the new
-    /// state with the writes that commit it — without sending them, so a
-    /// caller (checkout's gift-card payments) can commit them in its own
-    /// transaction. The voucher write is conditioned on the version read.
-    pub async fn plan_change(
+    /// Reads the voucher `f` names with what a change needs alongside it.
+    /// One request when the voucher is the caller property's (or `issuer`
+    /// is known from an earlier attempt); a second for another issuer's.
+    async fn snapshot(
         &self,
-        issuer: &PropertyId,
-        code: &VoucherCode,
-        redemption: Option<&str>,
-        rule: &Rule<'_>,
-    ) -> Result<(Change, Vec<Write>), VoucherError> {
-        let pk = voucher_pk(issuer, code);
-        let (voucher, version) = self
-            .voucher_item(issuer, code)
-            .await?
-            .ok_or(VoucherError::NotFound { mistyped: false })?;
-        let red = match redemption {
-            Some(id) => {
-                let item = self
-                    .get_item(&pk, &format!("RED#{id}"))
-                    .await?
-                    .ok_or(VoucherError::RedemptionNotFound)?;
-                Some((decode::<Redemption>(&item)?, item.version))
-            }
+        f: &Find<'_>,
+        issuer: Option<&PropertyId>,
+        unlocked: Option<&Lease>,
+    ) -> Result<Snapshot, VoucherError> {
+        let guess = issuer.unwrap_or(f.at);
+        let mut b = Batch::default();
+        let code_at = issuer
+            .is_none()
+            .then(|| b.ask(Key::new(T, code_pk(f.code), "CODE")));
+        let voucher_at = b.ask(voucher_key(guess, f.code));
+        let red_at = f
+            .redemption
+            .map(|id| b.ask(redemption_key(guess, f.code, id)));
+        let cursor_at = b.ask(Key::new(T, pickup_pk(f.at, f.partner), "CURSOR"));
+        let record_at = unlocked.map(|l| b.ask(Store::idempotency_key(&l.record_id)));
+        let mut got = self.items().get_many(&b.keys, self.now_ts()).await?;
+        let mut take = |i: usize| got.get_mut(i).and_then(Option::take);
+
+        let record = record_at
+            .and_then(&mut take)
+            .map(|i| decode(&i))
+            .transpose()?;
+        let pickup_cursor = take(cursor_at)
+            .map(|i| decode::<CursorRecord>(&i).map(|c| c.acked))
+            .transpose()?
+            .unwrap_or(0);
+        let issuer = match (issuer, code_at) {
+            (Some(known), _) => known.clone(),
+            (None, Some(at)) => match take(at) {
+                Some(i) => decode::<CodeRecord>(&i)?.issuer,
+                None => {
+                    return Err(VoucherError::NotFound {
+                        mistyped: VoucherCode::looks_mistyped(f.code.key()),
+                    });
+                }
+            },
+            (None, None) => f.at.clone(),
+        };
+        if !(f.may_see)(&issuer) {
+            return Err(VoucherError::NotFound { mistyped: false });
+        }
+        let (voucher, red) = if issuer == *guess {
+            (take(voucher_at), red_at.and_then(&mut take))
+        } else {
+            let mut keys = vec![voucher_key(&issuer, f.code)];
+            keys.extend(f.redemption.map(|id| redemption_key(&issuer, f.code, id)));
+            let mut got = self
+                .items()
+                .get_many(&keys, self.now_ts())
+                .await?
+                .into_iter();
+            (got.next().flatten(), got.next().flatten())
+        };
+        let (voucher, version) =
+            versioned(voucher)?.ok_or(VoucherError::NotFound { mistyped: false })?;
+        let redemption = match f.redemption {
+            Some(_) => Some(versioned(red)?.ok_or(VoucherError::RedemptionNotFound)?),
             None => None,
         };
-        let change = rule(&voucher, red.as_ref().map(|(r, _)| r), self.clock().now())?;
+        Ok(Snapshot {
+            issuer,
+            voucher,
+            version,
+            redemption,
+            pickup_cursor,
+            record,
+        })
+    }
+
+    /// Runs `rule` on a voucher as read (at `version`) and returns the new
+    /// state with the writes that commit it; the voucher write is
+    /// conditioned on the version read.
+    fn plan_writes(
+        &self,
+        voucher: &Voucher,
+        version: i64,
+        red: Option<&(Redemption, i64)>,
+        rule: &Rule<'_>,
+    ) -> Result<(Change, Vec<Write>), VoucherError> {
+        let (issuer, code) = (&voucher.issuer, &voucher.code);
+        let pk = voucher_pk(issuer, code);
+        let change = rule(voucher, red.map(|(r, _)| r), self.clock().now())?;
         let mut writes = vec![Write::put(
             T,
             voucher_item(&change.voucher, version + 1),
@@ -212,7 +318,7 @@ impl Store {
             writes.extend(ledger_writes(&change.voucher, a));
         }
         if let Some(r) = &change.redemption {
-            let (cond, v) = match &red {
+            let (cond, v) = match red {
                 Some((old, v)) if old.id == r.id => (Cond::Version(*v), v + 1),
                 _ => (Cond::Absent, 1),
             };
@@ -243,6 +349,35 @@ impl Store {
             writes.push(Write::put(T, item, Cond::Absent));
         }
         Ok((change, writes))
+    }
+
+    /// Reads the voucher (and redemption), runs `rule` and returns the new
+    /// state with the writes that commit it — without sending them, so a
+    /// caller (checkout's gift-card payments) can commit them in its own
+    /// transaction. The voucher write is conditioned on the version read.
+    pub async fn plan_change(
+        &self,
+        issuer: &PropertyId,
+        code: &VoucherCode,
+        redemption: Option<&str>,
+        rule: &Rule<'_>,
+    ) -> Result<(Change, Vec<Write>), VoucherError> {
+        let mut keys = vec![voucher_key(issuer, code)];
+        keys.extend(redemption.map(|id| redemption_key(issuer, code, id)));
+        let mut got = self
+            .items()
+            .get_many(&keys, self.now_ts())
+            .await?
+            .into_iter();
+        let (voucher, version) =
+            versioned(got.next().flatten())?.ok_or(VoucherError::NotFound { mistyped: false })?;
+        let red = match redemption {
+            Some(_) => {
+                Some(versioned(got.next().flatten())?.ok_or(VoucherError::RedemptionNotFound)?)
+            }
+            None => None,
+        };
+        self.plan_writes(&voucher, version, red.as_ref(), rule)
     }
 }
 
@@ -384,26 +519,47 @@ impl VoucherStore for Store {
         Err(busy())
     }
 
+    async fn find(&self, find: &Find<'_>) -> Result<Found, VoucherError> {
+        let snap = self.snapshot(find, find.issuer, None).await?;
+        Ok(Found {
+            voucher: snap.voucher,
+            pickup_cursor: snap.pickup_cursor,
+        })
+    }
+
     async fn change(
         &self,
-        issuer: &PropertyId,
-        code: &VoucherCode,
-        redemption: Option<&str>,
+        find: &Find<'_>,
         rule: &Rule<'_>,
-        receipt: Option<Receipt<'_, Change>>,
-    ) -> Result<Committed<Change>, VoucherError> {
+        receipt: Option<Receipt<'_, Changed>>,
+    ) -> Result<Committed<Changed>, VoucherError> {
+        let unlocked = receipt.as_ref().map(|r| r.lease).filter(|l| !l.is_locked());
+        let mut issuer = find.issuer.cloned();
         for attempt in 0..MAX_ATTEMPTS {
-            let (change, mut writes) = self.plan_change(issuer, code, redemption, rule).await?;
+            let snap = self.snapshot(find, issuer.as_ref(), unlocked).await?;
+            if let (Some(rec), Some(lease)) = (&snap.record, unlocked) {
+                return Ok(Committed::Replayed(decide_existing(
+                    rec,
+                    &lease.fingerprint,
+                )?));
+            }
+            let (change, mut writes) =
+                self.plan_writes(&snap.voucher, snap.version, snap.redemption.as_ref(), rule)?;
+            let changed = Changed {
+                change,
+                pickup_cursor: snap.pickup_cursor,
+            };
             if let Some(r) = &receipt {
                 let stored = domain::idempotency::StoredResponse {
                     status: r.status,
-                    body: (r.render)(&change),
+                    body: (r.render)(&changed),
                 };
                 writes.push(self.idempotency_completion(r.lease, &stored, Default::default()));
             }
+            issuer = Some(snap.issuer);
             let last = writes.len() - 1;
             match self.items().transact(writes, self.now_ts()).await {
-                Ok(()) => return Ok(Committed::Applied(change)),
+                Ok(()) => return Ok(Committed::Applied(changed)),
                 Err(TxError::Condition(i)) if receipt.is_some() && i == last => {
                     let lease = receipt.as_ref().map(|r| r.lease).ok_or_else(busy)?;
                     return self.lost_lock(&lease.record_id, &lease.fingerprint).await;
@@ -413,7 +569,7 @@ impl VoucherStore for Store {
                 Err(TxError::Store(e)) => return Err(e.into()),
             }
         }
-        tracing::warn!(code = %code.masked(), "voucher change gave up after contention");
+        tracing::warn!(code = %find.code.masked(), "voucher change gave up after contention");
         Err(busy())
     }
 
