@@ -7,7 +7,7 @@ use std::path::PathBuf;
 
 use chrono::NaiveDate;
 use domain::roster::{
-    Counts, FileError, FileKind, NotMemberReason, RosterRow, RosterRows, RowOutcome,
+    Counts, Detail, FileError, FileKind, NotMemberReason, RosterRow, RosterRows, RowOutcome,
     SpreadsheetKind, TextEncoding, file_kind, open, open_delimited, open_spreadsheet,
 };
 
@@ -911,4 +911,50 @@ fn open_dispatches_on_file_kind() {
     assert_eq!(roster.counts().members, 1);
     assert!(!roster.truncated());
     assert_eq!(roster.encoding_fallbacks(), 0);
+}
+
+#[test]
+fn roster_detail_keeps_only_what_the_roster_needs_and_judges_rows_alike() {
+    let open = |detail| {
+        let rows = open_delimited(fixture("comma_crlf_bom.csv"), as_of())
+            .unwrap()
+            .with_detail(detail);
+        rows.collect::<Vec<_>>()
+    };
+    let (full, lean) = (open(Detail::Full), open(Detail::Roster));
+    let ana = member(&lean[0]);
+    assert_eq!(ana.member_id.as_deref(), Some("1001"));
+    assert_eq!(ana.email.as_str(), "ana.lopez@example.com");
+    assert_eq!(ana.tier.as_deref(), Some("Gold Club"));
+    assert_eq!(ana.status.as_deref(), Some("Active"));
+    assert_eq!(ana.join_date, Some(date(2019, 3, 15)));
+    assert_eq!(ana.birth_date, Some(date(1980, 7, 4)));
+    for personal in [
+        &ana.first_name,
+        &ana.last_name,
+        &ana.phone,
+        &ana.wine_preference,
+        &ana.address1,
+        &ana.address2,
+        &ana.city,
+        &ana.state,
+        &ana.zip,
+        &ana.country,
+    ] {
+        assert_eq!(*personal, None);
+    }
+    assert_eq!(member(&full[0]).first_name.as_deref(), Some("Ana"));
+
+    // Rejects (a bad birth date included) do not depend on the detail.
+    let judged = |detail| {
+        open_delimited(fixture("bad_rows.csv"), as_of())
+            .unwrap()
+            .with_detail(detail)
+            .map(|o| match o {
+                RowOutcome::Member(m) => format!("member {}", m.line),
+                other => format!("{other:?}"),
+            })
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(judged(Detail::Full), judged(Detail::Roster));
 }

@@ -26,7 +26,7 @@ use encoding_rs::{CoderResult, Decoder, UTF_16BE, UTF_16LE, WINDOWS_1252};
 
 use super::FileError;
 use super::columns::{ColumnMap, Field};
-use super::row::{Counts, DateCell, RowOutcome, RowSource, classify};
+use super::row::{Counts, DateCell, Detail, RowOutcome, RowSource, classify};
 
 /// The CSV reader's buffer: large reads keep the parse fast.
 const READ_BUF: usize = 64 * 1024;
@@ -367,6 +367,7 @@ pub fn open_delimited<R: Read>(input: R, as_of: NaiveDate) -> Result<RosterRows<
         delimiter,
         encoding,
         as_of,
+        detail: Detail::Full,
         counts: Counts::default(),
         fallbacks: Cell::new(0),
         last_start,
@@ -389,6 +390,7 @@ pub struct RosterRows<R: Read> {
     delimiter: u8,
     encoding: TextEncoding,
     as_of: NaiveDate,
+    detail: Detail,
     counts: Counts,
     fallbacks: Cell<u64>,
     last_start: u64,
@@ -398,6 +400,12 @@ pub struct RosterRows<R: Read> {
 }
 
 impl<R: Read> RosterRows<R> {
+    /// How much of each member row to copy out (everything by default).
+    pub fn with_detail(mut self, detail: Detail) -> Self {
+        self.detail = detail;
+        self
+    }
+
     /// Did the file end mid-row: inside a quoted field, or with a last record
     /// shorter than the header? Also true after a read error. Such a file is
     /// an incomplete upload; the caller should hold it rather than apply it.
@@ -495,7 +503,7 @@ impl<R: Read> RosterRows<R> {
             columns: &self.columns,
             fallbacks: &self.fallbacks,
         };
-        Some(classify(&row, line, self.as_of))
+        Some(classify(&row, line, self.as_of, self.detail))
     }
 }
 

@@ -45,7 +45,7 @@ pub mod store;
 
 pub use columns::{ColumnMap, Field};
 pub use delimited::{RosterRows, TextEncoding, open_delimited};
-pub use row::{Counts, NotMemberReason, RosterRow, RowOutcome};
+pub use row::{Counts, Detail, NotMemberReason, RosterRow, RowOutcome};
 pub use spreadsheet::{SheetRows, open_spreadsheet};
 
 /// Why a roster file cannot be used at all (as opposed to a bad row).
@@ -131,6 +131,14 @@ pub enum Roster<R: Read> {
 }
 
 impl<R: Read> Roster<R> {
+    /// How much of each member row to copy out (everything by default).
+    pub fn with_detail(self, detail: Detail) -> Self {
+        match self {
+            Roster::Delimited(r) => Roster::Delimited(r.with_detail(detail)),
+            Roster::Spreadsheet(s) => Roster::Spreadsheet(s.with_detail(detail)),
+        }
+    }
+
     /// See [`RosterRows::truncated`]; always false for spreadsheets.
     pub fn truncated(&self) -> bool {
         match self {

@@ -43,6 +43,20 @@ pub struct RosterRow {
     pub country: Option<String>,
 }
 
+/// How much of a member row the readers copy out.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Detail {
+    /// Every recognised column.
+    #[default]
+    Full,
+    /// Only what a club roster keeps and decides on: member id, email, tier,
+    /// status and the dates (all still validated). Names, phones, addresses
+    /// and preferences stay in the file and are `None` here: an import never
+    /// holds them in memory, and their copies were most of the parser's
+    /// allocations.
+    Roster,
+}
+
 /// Why a well-formed row is not a current member.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum NotMemberReason {
@@ -193,7 +207,12 @@ fn date<S: RowSource>(src: &S, field: Field) -> Result<Option<NaiveDate>, DateEr
 /// enter the roster anyway; a quit date that cannot be read is a reject
 /// because membership cannot be decided without it.
 #[inline]
-pub(crate) fn classify<S: RowSource>(src: &S, line: u64, as_of: NaiveDate) -> RowOutcome {
+pub(crate) fn classify<S: RowSource>(
+    src: &S,
+    line: u64,
+    as_of: NaiveDate,
+    detail: Detail,
+) -> RowOutcome {
     let status = src.text(Field::Status);
     if let Some(word) = status.as_deref().and_then(leaving_word) {
         return RowOutcome::NotMember {
@@ -228,25 +247,29 @@ pub(crate) fn classify<S: RowSource>(src: &S, line: u64, as_of: NaiveDate) -> Ro
         Err(e) => return reject(line, Field::BirthDate, e.reason()),
     };
     let owned = |f: Field| src.text(f).map(Cow::into_owned);
+    let profile = |f: Field| match detail {
+        Detail::Full => owned(f),
+        Detail::Roster => None,
+    };
     RowOutcome::Member(Box::new(RosterRow {
         line,
         member_id: owned(Field::MemberId),
         email,
-        first_name: owned(Field::FirstName),
-        last_name: owned(Field::LastName),
-        phone: owned(Field::Phone),
+        first_name: profile(Field::FirstName),
+        last_name: profile(Field::LastName),
+        phone: profile(Field::Phone),
         tier: owned(Field::Tier),
         status: status.map(Cow::into_owned),
         join_date,
         quit_date,
-        wine_preference: owned(Field::WinePreference),
+        wine_preference: profile(Field::WinePreference),
         birth_date,
-        address1: owned(Field::Address1),
-        address2: owned(Field::Address2),
-        city: owned(Field::City),
-        state: owned(Field::State),
-        zip: owned(Field::Zip),
-        country: owned(Field::Country),
+        address1: profile(Field::Address1),
+        address2: profile(Field::Address2),
+        city: profile(Field::City),
+        state: profile(Field::State),
+        zip: profile(Field::Zip),
+        country: profile(Field::Country),
     }))
 }
 

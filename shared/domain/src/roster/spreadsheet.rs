@@ -12,7 +12,7 @@ use calamine::{Data, DataType, Range, Reader, Xls, Xlsx};
 use chrono::NaiveDate;
 
 use super::columns::{ColumnMap, Field};
-use super::row::{Counts, DateCell, RowOutcome, RowSource, classify};
+use super::row::{Counts, DateCell, Detail, RowOutcome, RowSource, classify};
 use super::{FileError, SpreadsheetKind};
 
 /// Opens a spreadsheet roster and reads the header of its first worksheet
@@ -62,10 +62,17 @@ pub struct SheetRows {
     /// Next row to judge, relative to the range.
     next: usize,
     as_of: NaiveDate,
+    detail: Detail,
     counts: Counts,
 }
 
 impl SheetRows {
+    /// How much of each member row to copy out (everything by default).
+    pub fn with_detail(mut self, detail: Detail) -> Self {
+        self.detail = detail;
+        self
+    }
+
     fn new(range: Range<Data>, as_of: NaiveDate) -> Result<Self, FileError> {
         let Some((first_row, _)) = range.start() else {
             return Err(FileError::Empty);
@@ -86,6 +93,7 @@ impl SheetRows {
                     first_row,
                     next: r + 1,
                     as_of,
+                    detail: Detail::Full,
                     counts: Counts::default(),
                     range,
                 });
@@ -132,7 +140,7 @@ impl Iterator for SheetRows {
                 continue;
             }
             let line = u64::from(self.first_row) + r as u64 + 1;
-            let outcome = classify(&row, line, self.as_of);
+            let outcome = classify(&row, line, self.as_of, self.detail);
             self.counts.record(&outcome);
             return Some(outcome);
         }
