@@ -241,8 +241,11 @@ impl Cli {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    platform::telemetry::init();
     let cli = Cli::parse();
+    // The demo talks to the hub through its own routes: its step lines and
+    // walkthrough are the output, not one log line per request.
+    let quiet = matches!(cli.command, Some(Command::Demo { .. }));
+    platform::telemetry::init_with_default(if quiet { "warn" } else { "info" });
     let command = cli
         .command
         .as_ref()

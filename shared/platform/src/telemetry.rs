@@ -6,13 +6,19 @@
 use tracing_subscriber::EnvFilter;
 
 pub fn init() {
+    init_with_default("info");
+}
+
+/// As [`init`], with `default_level` when no level is set (a one-shot
+/// command whose own output matters more than request logs uses `warn`).
+pub fn init_with_default(default_level: &str) {
     let json = std::env::var("AWS_LAMBDA_LOG_FORMAT")
         .map(|v| v.eq_ignore_ascii_case("json"))
         .unwrap_or(false)
         || std::env::var("AWS_LAMBDA_FUNCTION_NAME").is_ok();
     let level = std::env::var("AWS_LAMBDA_LOG_LEVEL")
         .or_else(|_| std::env::var("RUST_LOG"))
-        .unwrap_or_else(|_| "info".into())
+        .unwrap_or_else(|_| default_level.into())
         .to_lowercase();
     let filter = EnvFilter::try_new(&level).unwrap_or_else(|_| EnvFilter::new("info"));
     // stderr: stdout is for command output (a new key on its last line).
