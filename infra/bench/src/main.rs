@@ -1,12 +1,24 @@
-//! `cargo run --release -p guesthub-bench -- [--rows N] [--runs R]`
+//! `cargo run --release -p guesthub-bench -- [--rows N] [--runs R] [--ops N]
+//! [--dynamo-rows N] [--cold-runs N] [--only CASE,…]`
 //!
 //! Generates its own AMS files, runs each case `--runs` times and prints a
 //! table of medians (min–max) with the ratio against the peer measured in
-//! the same run. Cases: roster parse + validate (vs Python `csv.DictReader`
-//! with the same checks), roster import into SQLite (rows/s, store requests
-//! per row), peak memory of `guesthub import` (needs the release binary),
-//! voucher status and redemption latency through the axum router on SQLite,
-//! and store round trips per voucher operation.
+//! the same run. Cases (names for `--only`):
+//! - `parse`: roster parse + validate (vs Python `csv.DictReader` with the
+//!   same checks);
+//! - `sqlite-import`: roster import into SQLite (rows/s, store requests per
+//!   row);
+//! - `rss`: peak memory of `guesthub import` (needs the release binary);
+//! - `router`: voucher status and redemption latency through the axum
+//!   router on SQLite, and store round trips per voucher operation;
+//! - `dynamo-import`: roster import into DynamoDB on a moto server the
+//!   harness starts (vs a boto3 `batch_writer` importer on the same server);
+//! - `cold-start`: spawn of the release `vouchers-api` binary to its first
+//!   answered status request under a Runtime API emulator (vs a Python
+//!   boto3 handler), and the binary's size.
+//!
+//! Python (peers and moto): `GUESTHUB_BENCH_PYTHON`, else `.venv-bench/`
+//! (installed by `infra/bench/setup-python`), else `python3`.
 
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
@@ -19,9 +31,14 @@ use domain::StoreError;
 use domain::ports::PropertyStore;
 use platform::Store;
 use platform::store::items::{
-    Item, ItemStore, MAX_BATCH_ITEMS, Page, Query, Table, TxError, Write,
+    Item, ItemStore, Key, MAX_BATCH_GET_KEYS, MAX_BATCH_ITEMS, Page, Query, Table, TxError, Write,
 };
 use platform::store::sqlite::SqliteItems;
+
+mod cold_start;
+mod dynamo_import;
+mod moto;
+mod runtime_api;
 
 /// Counts requests as DynamoDB would see them (a batch of n items is
 /// ceil(n / 25) requests).
@@ -54,6 +71,10 @@ impl ItemStore for Counting {
         self.add(1);
         self.inner.get(t, pk, sk, now).await
     }
+    async fn get_many(&self, keys: &[Key], now: i64) -> Result<Vec<Option<Item>>, StoreError> {
+        self.add(keys.len().div_ceil(MAX_BATCH_GET_KEYS) as u64);
+        self.inner.get_many(keys, now).await
+    }
     async fn query(&self, q: &Query, now: i64) -> Result<Page, StoreError> {
         self.add(1);
         self.inner.query(q, now).await
@@ -72,7 +93,7 @@ impl ItemStore for Counting {
     }
 }
 
-fn generate(path: &Path, rows: usize) -> std::io::Result<u64> {
+pub(crate) fn generate(path: &Path, rows: usize) -> std::io::Result<u64> {
     let mut f = std::io::BufWriter::new(std::fs::File::create(path)?);
     writeln!(
         f,
@@ -96,13 +117,13 @@ fn generate(path: &Path, rows: usize) -> std::io::Result<u64> {
     Ok(std::fs::metadata(path)?.len())
 }
 
-struct Stat {
+pub(crate) struct Stat {
     median: f64,
     min: f64,
     max: f64,
 }
 
-fn stat(mut v: Vec<f64>) -> Stat {
+pub(crate) fn stat(mut v: Vec<f64>) -> Stat {
     v.sort_by(|a, b| a.total_cmp(b));
     Stat {
         median: v[v.len() / 2],
@@ -116,7 +137,7 @@ fn percentile(mut v: Vec<f64>, p: f64) -> f64 {
     v[((v.len() as f64 - 1.0) * p).round() as usize]
 }
 
-struct Row {
+pub(crate) struct Row {
     case: String,
     ours: String,
     peer: String,
@@ -127,9 +148,11 @@ fn parse_rust(path: &Path) -> f64 {
     let started = Instant::now();
     let f = std::fs::File::open(path).unwrap();
     let as_of = chrono::Utc::now().date_naive();
+    // What the import reads: the roster's own columns, every row validated.
     let rows =
         domain::roster::open_delimited(std::io::BufReader::with_capacity(256 * 1024, f), as_of)
-            .unwrap();
+            .unwrap()
+            .with_detail(domain::roster::Detail::Roster);
     let mut n = 0u64;
     for outcome in rows {
         if matches!(outcome, domain::roster::RowOutcome::Member(_)) {
@@ -156,8 +179,17 @@ fn parse_python(python: &str, path: &Path) -> Option<f64> {
 
 async fn import_sqlite(dir: &Path, file: &Path) -> (f64, u64) {
     let db = dir.join(format!("bench-{}.sqlite3", uuid::Uuid::new_v4().simple()));
+    let result = import_into(Arc::new(SqliteItems::open(&db).unwrap()), file).await;
+    let _ = std::fs::remove_file(&db);
+    result
+}
+
+/// Imports `file` for a new property on `items` through the pipeline the
+/// `ams-import` function and `guesthub import` use: seconds, and store
+/// requests of the import alone.
+pub(crate) async fn import_into(items: Arc<dyn ItemStore>, file: &Path) -> (f64, u64) {
     let counting = Arc::new(Counting {
-        inner: Arc::new(SqliteItems::open(&db).unwrap()),
+        inner: items,
         requests: AtomicU64::new(0),
     });
     let store = Store::new(counting.clone());
@@ -195,7 +227,6 @@ async fn import_sqlite(dir: &Path, file: &Path) -> (f64, u64) {
     .unwrap();
     let secs = started.elapsed().as_secs_f64();
     assert_eq!(report.status, domain::roster::import::ImportStatus::Applied);
-    let _ = std::fs::remove_file(&db);
     (secs, counting.take())
 }
 
@@ -239,7 +270,7 @@ fn peak_rss_kb(binary: &Path, dir: &Path, file: &Path) -> Option<u64> {
         .ok()
 }
 
-async fn call(
+pub(crate) async fn call(
     app: &axum::Router,
     method: &str,
     uri: &str,
@@ -275,7 +306,10 @@ async fn vouchers(dir: &Path, n: usize) -> (Vec<f64>, Vec<f64>, u64, u64) {
         inner: Arc::new(SqliteItems::open(dir.join("vouchers.sqlite3")).unwrap()),
         requests: AtomicU64::new(0),
     });
-    let store = Store::new(counting.clone());
+    // As in Lambda: callers' partners and properties are remembered.
+    let store = Store::new(counting.clone()).with_caller_cache(std::time::Duration::from_secs(
+        platform::config::DEFAULT_CALLER_CACHE_SECONDS,
+    ));
     guesthub::admin::add_property(&store, "castle", "Castle", "Europe/Vienna", "EUR")
         .await
         .unwrap();
@@ -331,84 +365,183 @@ async fn vouchers(dir: &Path, n: usize) -> (Vec<f64>, Vec<f64>, u64, u64) {
     (status_us, redeem_us, status_requests, redeem_requests)
 }
 
-fn arg(name: &str, default: usize) -> usize {
+const CASES: [&str; 6] = [
+    "parse",
+    "sqlite-import",
+    "rss",
+    "router",
+    "dynamo-import",
+    "cold-start",
+];
+
+pub(crate) struct Options {
+    rows: usize,
+    runs: usize,
+    ops: usize,
+    dynamo_rows: usize,
+    cold_runs: usize,
+    only: Vec<String>,
+    python: String,
+}
+
+fn arg_text(name: &str) -> Option<String> {
     let args: Vec<String> = std::env::args().collect();
     args.iter()
         .position(|a| a == name)
         .and_then(|i| args.get(i + 1))
+        .cloned()
+}
+
+fn arg(name: &str, default: usize) -> usize {
+    arg_text(name)
         .and_then(|v| v.parse().ok())
         .unwrap_or(default)
 }
 
-#[tokio::main]
-async fn main() {
-    let rows = arg("--rows", 1_000_000);
-    let runs = arg("--runs", 3).max(1);
-    let python = std::env::var("GUESTHUB_BENCH_PYTHON").unwrap_or_else(|_| "python3".into());
-    let dir = tempfile::tempdir().unwrap();
-    let mut table: Vec<Row> = Vec::new();
-    for n in [rows / 10, rows] {
-        let file = dir.path().join(format!("ams_{n}.csv"));
+/// The interpreter for peers and moto; absolute, as some peers run in
+/// another working directory.
+fn python() -> String {
+    let venv = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../.venv-bench/bin/python");
+    let chosen = match std::env::var("GUESTHUB_BENCH_PYTHON") {
+        Ok(p) => p,
+        Err(_) if venv.exists() => venv.display().to_string(),
+        Err(_) => "python3".into(),
+    };
+    if !chosen.contains('/') {
+        return chosen; // looked up on PATH
+    }
+    // `absolute`, not `canonicalize`: a venv's python is a symlink whose
+    // target would not see the venv's packages.
+    std::path::absolute(&chosen).map_or(chosen, |p| p.display().to_string())
+}
+
+impl Options {
+    fn from_args() -> Self {
+        let only: Vec<String> = match arg_text("--only") {
+            Some(list) => list.split(',').map(|c| c.trim().to_owned()).collect(),
+            None => CASES.iter().map(|c| c.to_string()).collect(),
+        };
+        if let Some(bad) = only.iter().find(|c| !CASES.contains(&c.as_str())) {
+            eprintln!("unknown case {bad:?}; cases: {}", CASES.join(","));
+            std::process::exit(2);
+        }
+        Self {
+            rows: arg("--rows", 1_000_000),
+            runs: arg("--runs", 3).max(1),
+            ops: arg("--ops", 1000),
+            dynamo_rows: arg("--dynamo-rows", 20_000).max(1),
+            cold_runs: arg("--cold-runs", 10).max(1),
+            only,
+            python: python(),
+        }
+    }
+
+    pub(crate) fn wants(&self, case: &str) -> bool {
+        self.only.iter().any(|c| c == case)
+    }
+}
+
+/// A binary of this workspace built with the same profile as the harness
+/// (it sits next to it), else a release build in the target directory.
+pub(crate) fn built_binary(name: &str) -> Option<PathBuf> {
+    let beside = std::env::current_exe()
+        .ok()
+        .and_then(|e| e.parent().map(|d| d.join(name)));
+    let target = std::env::var("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target"));
+    beside
+        .into_iter()
+        .chain([target.join("release").join(name)])
+        .find(|p| p.exists())
+}
+
+/// "median unit (min–max)" with `prec` decimals.
+pub(crate) fn spread(s: &Stat, unit: &str, prec: usize) -> String {
+    format!(
+        "{:.prec$} {unit} ({:.prec$}–{:.prec$})",
+        s.median, s.min, s.max
+    )
+}
+
+pub(crate) fn na_row(case: &str, why: &str) -> Row {
+    Row {
+        case: case.into(),
+        ours: format!("n/a: {why}"),
+        peer: "—".into(),
+        ratio: "—".into(),
+    }
+}
+
+/// Parse, SQLite import and peak RSS at a tenth of `--rows` and at `--rows`.
+async fn roster_cases(opts: &Options, dir: &Path, table: &mut Vec<Row>) {
+    let (python, runs) = (&opts.python, opts.runs);
+    for n in [opts.rows / 10, opts.rows] {
+        let file = dir.join(format!("ams_{n}.csv"));
         let bytes = generate(&file, n).unwrap();
         let mb = bytes as f64 / 1e6;
-        let ours = stat((0..runs).map(|_| mb / parse_rust(&file)).collect());
-        let peer: Vec<f64> = (0..runs)
-            .filter_map(|_| parse_python(&python, &file))
-            .map(|s| mb / s)
-            .collect();
-        let (peer_txt, ratio) = if peer.is_empty() {
-            ("n/a".to_owned(), "n/a".to_owned())
-        } else {
-            let p = stat(peer);
-            (
-                format!("{:.1} MB/s ({:.1}–{:.1})", p.median, p.min, p.max),
-                format!("{:.1}×", ours.median / p.median),
-            )
-        };
-        table.push(Row {
-            case: format!("roster parse+validate, {n} rows ({mb:.1} MB)"),
-            ours: format!("{:.0} MB/s ({:.0}–{:.0})", ours.median, ours.min, ours.max),
-            peer: peer_txt,
-            ratio,
-        });
-        let mut secs = Vec::new();
-        let mut requests = 0;
-        for _ in 0..runs {
-            let (s, r) = import_sqlite(dir.path(), &file).await;
-            secs.push(n as f64 / s);
-            requests = r;
+        if opts.wants("parse") {
+            let ours = stat((0..runs).map(|_| mb / parse_rust(&file)).collect());
+            let peer: Vec<f64> = (0..runs)
+                .filter_map(|_| parse_python(python, &file))
+                .map(|s| mb / s)
+                .collect();
+            let (peer_txt, ratio) = if peer.is_empty() {
+                ("n/a".to_owned(), "n/a".to_owned())
+            } else {
+                let p = stat(peer);
+                (
+                    format!("{:.1} MB/s ({:.1}–{:.1})", p.median, p.min, p.max),
+                    format!("{:.1}×", ours.median / p.median),
+                )
+            };
+            table.push(Row {
+                case: format!("roster parse+validate, {n} rows ({mb:.1} MB)"),
+                ours: format!("{:.0} MB/s ({:.0}–{:.0})", ours.median, ours.min, ours.max),
+                peer: peer_txt,
+                ratio,
+            });
         }
-        let s = stat(secs);
-        table.push(Row {
-            case: format!("roster import into SQLite, {n} rows"),
-            ours: format!(
-                "{:.0} rows/s ({:.0}–{:.0}); {:.3} store requests/row",
-                s.median,
-                s.min,
-                s.max,
-                requests as f64 / n as f64
-            ),
-            peer: "—".into(),
-            ratio: "—".into(),
-        });
-        let binary =
-            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target/release/guesthub");
-        let rss = if binary.exists() {
-            peak_rss_kb(&binary, dir.path(), &file)
-        } else {
-            None
-        };
-        table.push(Row {
-            case: format!("peak RSS of `guesthub import`, {n} rows"),
-            ours: rss.map_or("n/a (build target/release/guesthub)".into(), |kb| {
-                format!("{:.1} MB", kb as f64 / 1024.0)
-            }),
-            peer: "—".into(),
-            ratio: "—".into(),
-        });
+        if opts.wants("sqlite-import") {
+            let mut secs = Vec::new();
+            let mut requests = 0;
+            for _ in 0..runs {
+                let (s, r) = import_sqlite(dir, &file).await;
+                secs.push(n as f64 / s);
+                requests = r;
+            }
+            let s = stat(secs);
+            table.push(Row {
+                case: format!("roster import into SQLite, {n} rows"),
+                ours: format!(
+                    "{:.0} rows/s ({:.0}–{:.0}); {:.3} store requests/row",
+                    s.median,
+                    s.min,
+                    s.max,
+                    requests as f64 / n as f64
+                ),
+                peer: "—".into(),
+                ratio: "—".into(),
+            });
+        }
+        if opts.wants("rss") {
+            let rss = built_binary("guesthub").and_then(|b| peak_rss_kb(&b, dir, &file));
+            table.push(Row {
+                case: format!("peak RSS of `guesthub import`, {n} rows"),
+                ours: rss.map_or("n/a (build target/release/guesthub)".into(), |kb| {
+                    format!("{:.1} MB", kb as f64 / 1024.0)
+                }),
+                peer: "—".into(),
+                ratio: "—".into(),
+            });
+        }
+        let _ = std::fs::remove_file(&file);
     }
-    let ops = arg("--ops", 1000);
-    let (status, redeem, status_req, redeem_req) = vouchers(dir.path(), ops).await;
+}
+
+async fn router_cases(opts: &Options, dir: &Path, table: &mut Vec<Row>) {
+    let ops = opts.ops;
+    let (status, redeem, status_req, redeem_req) = vouchers(dir, ops).await;
     table.push(Row {
         case: format!("voucher status via router, SQLite ({ops}×)"),
         ours: format!(
@@ -429,6 +562,42 @@ async fn main() {
         peer: "—".into(),
         ratio: "—".into(),
     });
+}
+
+/// The cases that need moto share one server, started only for them.
+async fn moto_cases(opts: &Options, dir: &Path, table: &mut Vec<Row>) {
+    let moto = match moto::Moto::start(&opts.python, &dir.join("moto.log")) {
+        Ok(m) => m,
+        Err(e) => {
+            table.push(na_row("DynamoDB cases (moto)", &e));
+            return;
+        }
+    };
+    if opts.wants("dynamo-import") {
+        table.push(dynamo_import::case(opts, &moto, dir).await);
+    }
+    if opts.wants("cold-start") {
+        table.extend(cold_start::cases(opts, &moto, dir).await);
+    }
+}
+
+#[tokio::main]
+async fn main() {
+    let opts = Options::from_args();
+    let dir = tempfile::tempdir().unwrap();
+    let mut table: Vec<Row> = Vec::new();
+    if ["parse", "sqlite-import", "rss"]
+        .iter()
+        .any(|c| opts.wants(c))
+    {
+        roster_cases(&opts, dir.path(), &mut table).await;
+    }
+    if opts.wants("router") {
+        router_cases(&opts, dir.path(), &mut table).await;
+    }
+    if opts.wants("dynamo-import") || opts.wants("cold-start") {
+        moto_cases(&opts, dir.path(), &mut table).await;
+    }
     println!("| case | GuestHub (median, min–max) | peer | ratio |\n|---|---|---|---|");
     for r in table {
         println!("| {} | {} | {} | {} |", r.case, r.ours, r.peer, r.ratio);

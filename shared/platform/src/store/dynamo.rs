@@ -23,6 +23,7 @@ use aws_sdk_dynamodb::types::{
     WriteRequest,
 };
 use domain::StoreError;
+use futures::{StreamExt, TryStreamExt};
 
 use super::items::{
     Cond, Cursor, Item, ItemStore, Key, MAX_BATCH_ITEMS, Page, Query, SkRange, Table, TxError,
@@ -30,6 +31,10 @@ use super::items::{
 };
 
 type Attrs = HashMap<String, AttributeValue>;
+
+/// Batch writes one bulk load keeps in flight: enough to hide the round
+/// trip, few enough that an on-demand table's burst absorbs them.
+const BATCHES_IN_FLIGHT: usize = 8;
 
 /// Requests sent by a client built with [`DynamoItems::connect_counted`].
 #[derive(Debug, Clone, Default)]
@@ -318,37 +323,54 @@ impl DynamoItems {
         })
     }
 
-    /// Sends batches of ≤ 25, re-sending what DynamoDB leaves unprocessed.
+    /// Sends batches of ≤ 25, [`BATCHES_IN_FLIGHT`] at a time, re-sending
+    /// what DynamoDB leaves unprocessed. One after another, a large roster
+    /// would wait a network round trip per 25 members.
     async fn batch_write(
         &self,
         table: Table,
         requests: Vec<WriteRequest>,
     ) -> Result<(), StoreError> {
         let name = self.table_name(table);
-        for chunk in requests.chunks(MAX_BATCH_ITEMS) {
-            let mut pending = chunk.to_vec();
-            let mut attempt = 0u32;
-            while !pending.is_empty() {
-                let out = self
-                    .client
-                    .batch_write_item()
-                    .request_items(&name, pending)
-                    .send()
-                    .await
-                    .map_err(unavailable)?;
-                pending = out
-                    .unprocessed_items
-                    .and_then(|mut m| m.remove(&name))
-                    .unwrap_or_default();
-                if !pending.is_empty() {
-                    attempt += 1;
-                    if attempt > 8 {
-                        return Err(StoreError::Unavailable(
-                            "batch write kept being throttled".into(),
-                        ));
-                    }
-                    tokio::time::sleep(Duration::from_millis(25 << attempt.min(6))).await;
+        let batches: Vec<Vec<WriteRequest>> = requests
+            .chunks(MAX_BATCH_ITEMS)
+            .map(<[_]>::to_vec)
+            .collect();
+        futures::stream::iter(batches)
+            .map(|batch| self.write_batch(&name, batch))
+            .buffer_unordered(BATCHES_IN_FLIGHT)
+            .try_collect::<()>()
+            .await
+    }
+
+    /// One `BatchWriteItem`, re-sent with back-off until nothing is left
+    /// unprocessed.
+    async fn write_batch(
+        &self,
+        name: &str,
+        mut pending: Vec<WriteRequest>,
+    ) -> Result<(), StoreError> {
+        let mut attempt = 0u32;
+        while !pending.is_empty() {
+            let out = self
+                .client
+                .batch_write_item()
+                .request_items(name, pending)
+                .send()
+                .await
+                .map_err(unavailable)?;
+            pending = out
+                .unprocessed_items
+                .and_then(|mut m| m.remove(name))
+                .unwrap_or_default();
+            if !pending.is_empty() {
+                attempt += 1;
+                if attempt > 8 {
+                    return Err(StoreError::Unavailable(
+                        "batch write kept being throttled".into(),
+                    ));
                 }
+                tokio::time::sleep(Duration::from_millis(25 << attempt.min(6))).await;
             }
         }
         Ok(())
