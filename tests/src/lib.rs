@@ -180,6 +180,17 @@ pub async fn fresh_store(backend: Backend) -> TestStore {
     }
 }
 
+/// Adds a partner for `properties` with comma-separated `scopes`; returns
+/// its API key.
+pub async fn partner_key(store: &Store, name: &str, properties: &[&str], scopes: &str) -> String {
+    let properties: Vec<String> = properties.iter().map(|p| p.to_string()).collect();
+    let scopes: Vec<String> = scopes.split(',').map(str::to_owned).collect();
+    guesthub::admin::add_partner(store, name, &properties, &scopes)
+        .await
+        .unwrap()
+        .1
+}
+
 /// A response read whole.
 #[derive(Debug)]
 pub struct Reply {

@@ -391,17 +391,7 @@ async fn world(b: Backend) -> Arc<World> {
     guesthub::admin::accept_issuer(s, "castle", "abbey")
         .await
         .unwrap();
-    let partner = |name: &'static str, props: &'static [&'static str], scopes: &'static str| {
-        let s = s.clone();
-        async move {
-            let props: Vec<String> = props.iter().map(|p| p.to_string()).collect();
-            let scopes: Vec<String> = scopes.split(',').map(str::to_owned).collect();
-            guesthub::admin::add_partner(&s, name, &props, &scopes)
-                .await
-                .unwrap()
-                .1
-        }
-    };
+    let partner = |name, props, scopes| tests::partner_key(s, name, props, scopes);
     let office = "vouchers:issue,vouchers:read,vouchers:pickup";
     let pms = "vouchers:read,vouchers:redeem";
     let offices = [

@@ -61,17 +61,7 @@ async fn hub() -> Counted {
             .await
             .unwrap();
     }
-    let partner = |name: &'static str, props: &'static [&'static str], scopes: &'static str| {
-        let s = store.clone();
-        async move {
-            let props: Vec<String> = props.iter().map(|p| p.to_string()).collect();
-            let scopes: Vec<String> = scopes.split(',').map(str::to_owned).collect();
-            guesthub::admin::add_partner(&s, name, &props, &scopes)
-                .await
-                .unwrap()
-                .1
-        }
-    };
+    let partner = |name, props, scopes| tests::partner_key(&store, name, props, scopes);
     let office = partner("Office", &["castle"], "vouchers:issue,vouchers:read").await;
     let pms = partner(
         "PMS",
