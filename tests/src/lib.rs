@@ -248,6 +248,28 @@ pub async fn call(
     }
 }
 
+/// Sends one partner request: its key, an optional `Idempotency-Key` and
+/// an optional JSON body.
+pub async fn send(
+    app: &Router,
+    method: &str,
+    uri: &str,
+    key: &str,
+    idem: Option<&str>,
+    body: Option<Value>,
+) -> Reply {
+    let headers: Vec<(&str, &str)> = idem.map(|k| ("idempotency-key", k)).into_iter().collect();
+    call(
+        app,
+        method,
+        uri,
+        Some(key),
+        &headers,
+        body.map(|b| b.to_string()),
+    )
+    .await
+}
+
 /// Runs an async test body once per backend, naming the backend on failure.
 #[macro_export]
 macro_rules! both_stores {

@@ -31,16 +31,7 @@ impl Counted {
         idem: Option<&str>,
         body: Option<Value>,
     ) -> Reply {
-        let headers: Vec<(&str, &str)> = idem.map(|k| ("idempotency-key", k)).into_iter().collect();
-        call(
-            &self.app,
-            method,
-            uri,
-            Some(key),
-            &headers,
-            body.map(|b| b.to_string()),
-        )
-        .await
+        tests::send(&self.app, method, uri, key, idem, body).await
     }
 
     /// The requests `op` sent to DynamoDB, with its reply.

@@ -17,7 +17,7 @@ use platform::Store;
 use platform::store::faults::{FaultPlan, FaultyItems};
 use platform::store::items::{Item, ItemStore, Page, Query, Table, TxError, Write};
 use serde_json::{Value, json};
-use tests::{Backend, Reply, TestStore, both_stores, call, fresh_store};
+use tests::{Backend, Reply, TestStore, both_stores, call, fresh_store, send};
 
 // ---- set-up ---------------------------------------------------------------
 
@@ -97,26 +97,6 @@ fn eur(a: i64) -> Value {
 
 fn uri(property: &str, rest: &str) -> String {
     format!("/v1/properties/{property}{rest}")
-}
-
-async fn send(
-    app: &Router,
-    method: &str,
-    uri: &str,
-    key: &str,
-    idem: Option<&str>,
-    body: Option<Value>,
-) -> Reply {
-    let headers: Vec<(&str, &str)> = idem.map(|k| ("idempotency-key", k)).into_iter().collect();
-    call(
-        app,
-        method,
-        uri,
-        Some(key),
-        &headers,
-        body.map(|b| b.to_string()),
-    )
-    .await
 }
 
 fn reservation(n: &str) -> Value {

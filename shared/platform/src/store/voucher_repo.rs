@@ -253,9 +253,9 @@ impl Store {
             .map(|i| decode::<CursorRecord>(&i).map(|c| c.acked))
             .transpose()?
             .unwrap_or(0);
-        let issuer = match (issuer, code_at) {
-            (Some(known), _) => known.clone(),
-            (None, Some(at)) => match take(at) {
+        let issuer = match issuer {
+            Some(known) => known.clone(),
+            None => match code_at.and_then(&mut take) {
                 Some(i) => decode::<CodeRecord>(&i)?.issuer,
                 None => {
                     return Err(VoucherError::NotFound {
@@ -263,7 +263,6 @@ impl Store {
                     });
                 }
             },
-            (None, None) => f.at.clone(),
         };
         if !(f.may_see)(&issuer) {
             return Err(VoucherError::NotFound { mistyped: false });
