@@ -224,7 +224,7 @@ pub async fn redeem(
     responses(
         (status = 201, description = "Reversed", body = ReversalView),
         (status = 404, description = "voucher_not_found, redemption_not_found", body = ErrorBody),
-        (status = 422, description = "reversal_exceeds_redemption, currency_mismatch, zero_value", body = ErrorBody),
+        (status = 422, description = "reversal_exceeds_redemption, redemption_belongs_to_order (details.order_id: cancel that order instead), currency_mismatch, zero_value", body = ErrorBody),
     ),
     security(("partner_key" = []))
 )]

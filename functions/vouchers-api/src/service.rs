@@ -221,7 +221,7 @@ pub async fn reverse(
     let code = parse_code(raw)?;
     let may_see = visibility(caller);
     let rule = |v: &Voucher, r: Option<&Redemption>, now| match r {
-        Some(r) => rules::reverse(v, r, &req, &actor(caller, now)),
+        Some(r) => rules::reverse_by_partner(v, r, &req, &actor(caller, now)),
         None => Err(VoucherError::RedemptionNotFound),
     };
     let render = |c: &Changed| to_json(&ReversalView::of(&c.change));

@@ -75,6 +75,8 @@ pub enum VoucherError {
     RedemptionNotFound,
     #[error("at most {reversible} of this redemption can still be reversed")]
     ReversalExceedsRedemption { reversible: Money },
+    #[error("this redemption paid order {order_id}: cancel the order to give it back")]
+    RedemptionBelongsToOrder { order_id: String },
     #[error("no such hold")]
     HoldNotFound,
     #[error("the hold was captured or released already")]
@@ -118,6 +120,7 @@ impl VoucherError {
             VoucherError::NotAGiftCard => "not_a_gift_card",
             VoucherError::RedemptionNotFound => "redemption_not_found",
             VoucherError::ReversalExceedsRedemption { .. } => "reversal_exceeds_redemption",
+            VoucherError::RedemptionBelongsToOrder { .. } => "redemption_belongs_to_order",
             VoucherError::HoldNotFound => "hold_not_found",
             VoucherError::HoldClosed => "hold_closed",
             VoucherError::HoldExpired => "hold_expired",

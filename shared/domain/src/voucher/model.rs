@@ -346,6 +346,10 @@ pub struct Redemption {
     pub reservation: Reservation,
     /// Set when it came from capturing a hold.
     pub hold_id: Option<String>,
+    /// The checkout order this redemption paid (reversed only by
+    /// cancelling that order).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub order_id: Option<String>,
 }
 
 impl Redemption {

@@ -463,6 +463,7 @@ pub fn redeem(
         partner: actor.partner.clone(),
         reservation: req.reservation.clone(),
         hold_id: None,
+        order_id: None,
     });
     Ok(c)
 }
@@ -529,6 +530,23 @@ pub fn reverse(
     updated.reversed.amount += amount.amount;
     c.redemption = Some(updated);
     Ok(c)
+}
+
+/// A partner's reversal (`POST …/reversal`): as [`reverse`], except that a
+/// redemption a checkout order made is given back only by cancelling that
+/// order, which also frees its seats and benefits.
+pub fn reverse_by_partner(
+    v: &Voucher,
+    r: &Redemption,
+    req: &ReverseRequest,
+    actor: &Actor<'_>,
+) -> Result<Change, VoucherError> {
+    if let Some(order_id) = &r.order_id {
+        return Err(VoucherError::RedemptionBelongsToOrder {
+            order_id: order_id.clone(),
+        });
+    }
+    reverse(v, r, req, actor)
 }
 
 // ---- holds -----------------------------------------------------------------
@@ -675,6 +693,7 @@ pub fn capture(
         partner: actor.partner.clone(),
         reservation: hold.reservation,
         hold_id: Some(hold.id),
+        order_id: None,
     });
     Ok(c)
 }

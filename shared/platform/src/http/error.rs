@@ -230,6 +230,9 @@ impl From<domain::voucher::VoucherError> for ApiError {
             V::ReversalExceedsRedemption { reversible } => {
                 ApiError::rule(code, message).with_details(json!({ "reversible": reversible }))
             }
+            V::RedemptionBelongsToOrder { order_id } => {
+                ApiError::rule(code, message).with_details(json!({ "order_id": order_id }))
+            }
             V::CaptureExceedsHold { held } => {
                 ApiError::rule(code, message).with_details(json!({ "held": held }))
             }
