@@ -33,6 +33,7 @@ async fn shop(b: Backend) -> Shop {
         "checkout",
         "vouchers:issue",
         "vouchers:read",
+        "vouchers:redeem",
         "club:admin",
         "club:read",
     ]
@@ -395,6 +396,563 @@ async fn gift_card_payments(b: Backend) {
     assert!(acts.body.contains("reverse"), "{}", acts.body);
 }
 
+async fn gift_card(s: &Shop, amount: i64, valid_until: Option<&str>) -> String {
+    let mut body =
+        json!({"article_type": "gift_card", "value": {"amount": amount, "currency": "EUR"}});
+    if let Some(d) = valid_until {
+        body["valid_until"] = json!(d);
+    }
+    let r = s.post("/vouchers", body).await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    r.json()["code"].as_str().unwrap().to_owned()
+}
+
+/// The last four characters of a code, as refunds name a card.
+fn tail(code: &str) -> String {
+    let key: Vec<char> = code.chars().filter(|c| *c != '-').collect();
+    key[key.len() - 4..].iter().collect()
+}
+
+async fn order_owns_its_gift_card_redemptions(b: Backend) {
+    let s = shop(b).await;
+    let a = gift_card(&s, 5000, None).await;
+    let seat =
+        json!({"product_id": "harvest", "unit_id": "adult", "quantity": 1, "date": "2027-02-01"});
+    let r = s
+        .order(json!({"uuid": "o-1", "items": [seat],
+            "payment": {"mode": "split", "parts": [
+                {"method": "gift_card", "amount": {"amount": 3000, "currency": "EUR"}, "gift_card_code": a},
+                {"method": "card", "amount": {"amount": 5000, "currency": "EUR"}, "reference": "txn-1"}]}}))
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    let red = r.json()["payments"][0]["gift_card"]["redemption_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    // The order's redemption is not reversed behind its back.
+    let rev = s
+        .post(
+            &format!("/vouchers/{a}/redemptions/{red}/reversal"),
+            json!({}),
+        )
+        .await;
+    assert_eq!(
+        (rev.status, rev.code()),
+        (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "redemption_belongs_to_order".into()
+        ),
+        "{}",
+        rev.body
+    );
+    assert_eq!(rev.json()["error"]["details"]["order_id"], "o-1");
+    assert_eq!(balance(&s, &a).await, 2000);
+    // Cancelling the order gives it back, and names the card part to refund.
+    let r = s.post("/orders/o-1/cancel", json!({})).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(r.json()["status"], "cancelled");
+    assert_eq!(
+        r.json()["refunds_due"],
+        json!([{"method": "card", "amount": {"amount": 5000, "currency": "EUR"}, "reference": "txn-1"}])
+    );
+    assert_eq!(balance(&s, &a).await, 5000);
+
+    // Cards cancelled or expired after the order: the order still cancels,
+    // seats and benefits come back, the card parts are owed as refunds.
+    let sale = s
+        .order(json!({"uuid": "sale", "contact": {"email": "ana@example.com", "first_name": "Ana"},
+            "items": [{"product_id": "club", "unit_id": "member", "quantity": 1}], "payment": card(9900)}))
+        .await;
+    let mem = sale.json()["lines"][0]["memberships"][0]["reference"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let c = gift_card(&s, 5000, None).await;
+    let d = gift_card(&s, 5000, Some("2027-01-15")).await;
+    let r = s
+        .order(json!({"uuid": "o-2", "membership_reference": mem,
+            "items": [{"product_id": "tasting", "unit_id": "adult", "quantity": 2, "date": "2027-02-01"},
+                      {"product_id": "harvest", "unit_id": "adult", "quantity": 5, "date": "2027-02-01"}],
+            "payment": {"mode": "pay_later", "parts": [
+                {"method": "gift_card", "amount": {"amount": 3000, "currency": "EUR"}, "gift_card_code": c},
+                {"method": "gift_card", "amount": {"amount": 2000, "currency": "EUR"}, "gift_card_code": d}]}}))
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    assert_eq!(
+        s.order(
+            json!({"uuid": "o-3", "items": [seat], "payment": {"mode": "pay_later", "parts": []}})
+        )
+        .await
+        .code(),
+        "sold_out"
+    );
+    let m = s.get(&format!("/memberships/{mem}")).await.json();
+    assert_eq!(m["benefit_uses"]["0"], 2, "{m}");
+    let r = s.post(&format!("/vouchers/{c}/cancel"), json!({})).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    s.t.clock
+        .set(Utc.with_ymd_and_hms(2027, 1, 20, 9, 0, 0).unwrap());
+    let r = s.post("/orders/o-2/cancel", json!({})).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    let o = r.json();
+    assert_eq!(o["status"], "cancelled");
+    let refunds = o["refunds_due"].as_array().unwrap();
+    assert_eq!(refunds.len(), 2, "{o}");
+    for (refund, (code, amount)) in refunds.iter().zip([(&c, 3000), (&d, 2000)]) {
+        assert_eq!(refund["method"], "gift_card");
+        assert_eq!(
+            refund["amount"],
+            json!({"amount": amount, "currency": "EUR"})
+        );
+        assert!(
+            refund["reference"].as_str().unwrap().ends_with(&tail(code)),
+            "{refund}"
+        );
+    }
+    assert_eq!(
+        balance(&s, &d).await,
+        3000,
+        "nothing put back onto an expired card"
+    );
+    let m = s.get(&format!("/memberships/{mem}")).await.json();
+    assert_eq!(m["benefit_uses"]["0"], 0, "{m}");
+    let r = s
+        .order(json!({"uuid": "o-4", "items": [{"product_id": "harvest", "unit_id": "adult", "quantity": 5, "date": "2027-02-01"}],
+            "payment": {"mode": "pay_later", "parts": []}}))
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "seats are back: {}", r.body);
+    // Cancelling again changes nothing.
+    let again = s.post("/orders/o-2/cancel", json!({})).await;
+    assert_eq!(again.json(), o);
+}
+
+async fn pay(s: &Shop, order: &str, key: &str, amount: i64) -> Reply {
+    let body =
+        json!({"parts": [{"method": "card", "amount": {"amount": amount, "currency": "EUR"}}]});
+    call(
+        &s.app,
+        "POST",
+        &Shop::uri(&format!("/orders/{order}/payments")),
+        Some(&s.key),
+        &[("idempotency-key", key)],
+        Some(body.to_string()),
+    )
+    .await
+}
+
+fn pay_later() -> Value {
+    json!({"mode": "pay_later", "parts": []})
+}
+
+fn sale(uuid: &str, product: &str, payment: Value) -> Value {
+    json!({"uuid": uuid, "contact": {"email": "ana@example.com", "first_name": "Ana", "last_name": "Lopez"},
+        "items": [{"product_id": product, "unit_id": "member", "quantity": 1}], "payment": payment})
+}
+
+fn reference(r: &Reply) -> String {
+    r.json()["lines"][0]["memberships"][0]["reference"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no membership: {}", r.body))
+        .to_owned()
+}
+
+fn visit(uuid: &str, reference: &str, date: &str) -> Value {
+    json!({"uuid": uuid, "membership_reference": reference,
+        "items": [{"product_id": "tasting", "unit_id": "adult", "quantity": 1, "date": date}], "payment": pay_later()})
+}
+
+async fn unpaid_memberships_are_not_usable(b: Backend) {
+    let s = shop(b).await;
+    let r = s.order(sale("sale-later", "club", pay_later())).await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    let mem = reference(&r);
+    assert_eq!(
+        s.order(visit("v-1", &mem, "2027-01-20")).await.code(),
+        "membership_unpaid"
+    );
+    // Part paid: still not usable; paid in full: it is.
+    assert_eq!(
+        pay(&s, "sale-later", "p-1", 5000).await.status,
+        StatusCode::OK
+    );
+    assert_eq!(
+        s.order(visit("v-2", &mem, "2027-01-20")).await.code(),
+        "membership_unpaid"
+    );
+    let r = pay(&s, "sale-later", "p-2", 4900).await;
+    assert_eq!(r.json()["status"], "confirmed", "{}", r.body);
+    let r = s.order(visit("v-3", &mem, "2027-01-20")).await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    assert_eq!(r.json()["total"]["amount"], 0);
+    // A product may allow use before payment.
+    let mut flex = s.get("/products/club").await.json();
+    flex["usable_before_payment"] = json!(true);
+    flex.as_object_mut().unwrap().remove("id");
+    let r = s.put("/products/club-flex", flex).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(r.json()["usable_before_payment"], true);
+    let r = s.order(sale("sale-flex", "club-flex", pay_later())).await;
+    let flex_ref = reference(&r);
+    let r = s.order(visit("v-4", &flex_ref, "2027-01-20")).await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    // Only memberships take it.
+    let mut tasting = s.get("/products/tasting").await.json();
+    tasting["usable_before_payment"] = json!(true);
+    assert_eq!(
+        s.put("/products/tasting", tasting).await.code(),
+        "invalid_field"
+    );
+}
+
+async fn early_renewal_keeps_paid_time(b: Backend) {
+    let s = shop(b).await;
+    let r = s
+        .order(json!({"uuid": "sale", "contact": {"email": "ana@example.com", "first_name": "Ana"},
+            "items": [{"product_id": "club", "unit_id": "member", "quantity": 1, "valid_from": "2027-01-15"}], "payment": card(9900)}))
+        .await;
+    let old = reference(&r);
+    // Renewed on Jan 20, before Feb 14 ends: the new period starts Feb 15.
+    s.t.clock
+        .set(Utc.with_ymd_and_hms(2027, 1, 20, 9, 0, 0).unwrap());
+    let renew = |uuid: &str, of: &str| {
+        json!({"uuid": uuid, "contact": {"email": "ana@example.com", "first_name": "Ana"},
+            "items": [{"product_id": "club", "unit_id": "member", "quantity": 1, "renews": of}], "payment": card(9900)})
+    };
+    let r = s.order(renew("renew-1", &old)).await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    let m = &r.json()["lines"][0]["memberships"][0];
+    assert_eq!(
+        (m["valid_from"].as_str(), m["expires_on"].as_str()),
+        (Some("2027-02-15"), Some("2027-03-14"))
+    );
+    let new = reference(&r);
+    // A visit uses the period covering its date, whichever reference is given.
+    let r = s.order(visit("v-feb", &new, "2027-02-05")).await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    assert_eq!(r.json()["membership_reference"], old.as_str());
+    let r = s.order(visit("v-mar", &old, "2027-03-01")).await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    assert_eq!(r.json()["membership_reference"], new.as_str());
+    assert_eq!(
+        s.order(visit("v-apr", &old, "2027-03-15")).await.code(),
+        "membership_expired"
+    );
+    let r = s.get(&format!("/memberships/{old}")).await;
+    assert_eq!(r.json()["reference"], new.as_str(), "{}", r.body);
+    assert_eq!(
+        r.json()["periods"],
+        json!([
+            {"reference": old, "valid_from": "2027-01-15", "expires_on": "2027-02-14", "status": "renewed"},
+            {"reference": new, "valid_from": "2027-02-15", "expires_on": "2027-03-14", "status": "active"}
+        ])
+    );
+    let r = s.get(&format!("/memberships/{new}/bookings")).await;
+    assert_eq!(
+        r.json()["bookings"].as_array().unwrap().len(),
+        2,
+        "{}",
+        r.body
+    );
+    // Renewed after expiry: from today in the property's zone (23:30 UTC
+    // on Mar 20 is already Mar 21 in Vienna).
+    s.t.clock
+        .set(Utc.with_ymd_and_hms(2027, 3, 20, 23, 30, 0).unwrap());
+    let r = s.order(renew("renew-2", &old)).await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    let m = &r.json()["lines"][0]["memberships"][0];
+    assert_eq!(
+        (m["valid_from"].as_str(), m["expires_on"].as_str()),
+        (Some("2027-03-21"), Some("2027-04-20"))
+    );
+    let latest = reference(&r);
+    let periods = s.get(&format!("/memberships/{old}")).await.json()["periods"].clone();
+    assert_eq!(periods.as_array().unwrap().len(), 3, "{periods}");
+    // Cancelling a renewal makes the renewed period current again.
+    assert_eq!(
+        s.post("/orders/renew-2/cancel", json!({})).await.status,
+        StatusCode::OK
+    );
+    let r = s.get(&format!("/memberships/{old}")).await.json();
+    assert_eq!(r["reference"], new.as_str(), "{r}");
+    assert_eq!(r["status"], "active");
+    let r = s.get(&format!("/memberships/{latest}")).await.json();
+    assert_eq!(r["status"], "cancelled", "{r}");
+}
+
+async fn memberships_found_by_email_and_name(b: Backend) {
+    let s = shop(b).await;
+    let sell = |uuid: &str, email: &str, first: &str, last: &str, test: bool| {
+        json!({"uuid": uuid, "test_mode": test, "contact": {"email": email, "first_name": first, "last_name": last},
+            "items": [{"product_id": "club", "unit_id": "member", "quantity": 1}], "payment": pay_later()})
+    };
+    let mut refs = Vec::new();
+    for (i, (uuid, email, first, last, test)) in [
+        ("a-1", "ana@example.com", "Ana", "Lopez", false),
+        ("b-1", "ben@example.com", "Ben", "Okafor", false),
+        ("a-2", "ana@example.com", "Ana", "Lopez", false),
+        ("a-test", "ana@example.com", "Ana", "Lopez", true),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        s.t.clock
+            .set(Utc.with_ymd_and_hms(2027, 1, 10, 9, i as u32, 0).unwrap());
+        let r = s.order(sell(uuid, email, first, last, test)).await;
+        assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+        refs.push(reference(&r));
+    }
+    let found = |r: &Reply| -> Vec<String> {
+        r.json()["memberships"]
+            .as_array()
+            .unwrap_or_else(|| panic!("{}", r.body))
+            .iter()
+            .map(|m| m["reference"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    // Newest first; email trimmed and case-insensitive; live only.
+    let r = s.get("/memberships?email=%20ANA@example.com").await;
+    assert_eq!(
+        found(&r),
+        vec![refs[2].clone(), refs[0].clone()],
+        "{}",
+        r.body
+    );
+    assert_eq!(r.json()["memberships"][0]["contact"]["last_name"], "Lopez");
+    let r = s.get("/memberships?q=oka").await;
+    assert_eq!(found(&r), vec![refs[1].clone()]);
+    let r = s.get("/memberships?q=ana%20lop&test_mode=true").await;
+    assert_eq!(found(&r), vec![refs[3].clone()]);
+    // Paged.
+    let r = s.get("/memberships?email=ana@example.com&limit=1").await;
+    assert_eq!(found(&r), vec![refs[2].clone()]);
+    let next = r.json()["next"].as_str().unwrap().to_owned();
+    let r = s
+        .get(&format!(
+            "/memberships?email=ana@example.com&limit=1&cursor={}",
+            next.replace('#', "%23")
+                .replace(':', "%3A")
+                .replace('+', "%2B")
+        ))
+        .await;
+    assert_eq!(found(&r), vec![refs[0].clone()], "{}", r.body);
+    assert!(r.json().get("next").is_none(), "{}", r.body);
+    assert!(found(&s.get("/memberships?email=nobody@example.com").await).is_empty());
+    assert_eq!(s.get("/memberships").await.code(), "invalid_query");
+}
+
+async fn back_office_fields_are_kept(b: Backend) {
+    let s = shop(b).await;
+    let order = json!({"uuid": "bo-1", "source": "phone", "reseller": "res-42", "skip_confirmation_email": true,
+        "email_receipt": false, "contact": {"email": "ana@example.com", "first_name": "Ana", "marketing_opt_in": true},
+        "items": [{"product_id": "club", "unit_id": "member", "quantity": 1}], "payment": card(9900)});
+    let r = s.order(order).await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    for o in [r.json(), s.get("/orders/bo-1").await.json()] {
+        assert_eq!(
+            (
+                &o["source"],
+                &o["reseller"],
+                &o["skip_confirmation_email"],
+                &o["email_receipt"],
+                &o["contact"]["marketing_opt_in"]
+            ),
+            (
+                &json!("phone"),
+                &json!("res-42"),
+                &json!(true),
+                &json!(false),
+                &json!(true)
+            ),
+            "{o}"
+        );
+        assert_eq!(
+            o["lines"][0]["memberships"][0]["contact"]["marketing_opt_in"],
+            true
+        );
+    }
+    // Defaults: a receipt, a confirmation, no source.
+    let r = s
+        .order(json!({"uuid": "bo-2", "items": [{"product_id": "tasting", "unit_id": "adult", "quantity": 1}], "payment": pay_later()}))
+        .await;
+    let o = r.json();
+    assert_eq!(
+        (
+            &o["skip_confirmation_email"],
+            &o["email_receipt"],
+            o.get("source")
+        ),
+        (&json!(false), &json!(true), None),
+        "{o}"
+    );
+    for (field, value) in [
+        ("reseller", json!("")),
+        ("source", json!("web\nshop")),
+        ("reseller", json!(42)),
+        ("email_receipt", json!("no")),
+    ] {
+        let mut bad = json!({"uuid": "bo-3", "items": [{"product_id": "tasting", "unit_id": "adult", "quantity": 1}], "payment": pay_later()});
+        bad[field] = value;
+        let r = s.order(bad).await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST, "{field}: {}", r.body);
+    }
+    let r = s
+        .order(json!({"uuid": "bo-4", "contact": {"marketing_opt_in": "yes"}, "items": [{"product_id": "tasting", "unit_id": "adult", "quantity": 1}], "payment": pay_later()}))
+        .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.body);
+    assert_eq!(s.get("/orders/bo-3").await.status, StatusCode::NOT_FOUND);
+}
+
+async fn cancelling_says_what_to_refund(b: Backend) {
+    let s = shop(b).await;
+    let r = s
+        .order(json!({"uuid": "paid", "items": [{"product_id": "tasting", "unit_id": "adult", "quantity": 3}],
+            "payment": {"mode": "split", "parts": [
+                {"method": "cash", "amount": {"amount": 5000, "currency": "EUR"}, "tendered": {"amount": 6000, "currency": "EUR"}},
+                {"method": "other", "amount": {"amount": 2500, "currency": "EUR"}, "reference": "invoice 7"}]}}))
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    assert_eq!(r.json()["refunds_due"], json!([]));
+    let r = s.post("/orders/paid/cancel", json!({})).await;
+    assert_eq!(
+        r.json()["refunds_due"],
+        json!([
+            {"method": "cash", "amount": {"amount": 5000, "currency": "EUR"}, "reference": null},
+            {"method": "other", "amount": {"amount": 2500, "currency": "EUR"}, "reference": "invoice 7"}
+        ]),
+        "{}",
+        r.body
+    );
+    // Pay later: only what was paid is owed back.
+    s.order(json!({"uuid": "later", "items": [{"product_id": "tasting", "unit_id": "adult", "quantity": 2}], "payment": pay_later()}))
+        .await;
+    pay(&s, "later", "p-1", 2000).await;
+    let r = s.post("/orders/later/cancel", json!({})).await;
+    assert_eq!(
+        r.json()["refunds_due"],
+        json!([{"method": "card", "amount": {"amount": 2000, "currency": "EUR"}, "reference": null}]),
+        "{}",
+        r.body
+    );
+    assert_eq!(s.get("/orders/later").await.json(), r.json());
+}
+
+fn seats(uuid: &str, test: bool, qty: u32, date: &str) -> Value {
+    json!({"uuid": uuid, "test_mode": test, "items": [{"product_id": "harvest", "unit_id": "adult", "quantity": qty, "date": date}],
+        "payment": pay_later()})
+}
+
+async fn test_mode_is_a_separate_world(b: Backend) {
+    let s = Arc::new(shop(b).await);
+    // Test orders take test seats only: the live event still has all five.
+    let r = s.order(seats("t-1", true, 3, "2027-02-01")).await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    let r = s.order(seats("t-2", true, 2, "2027-02-01")).await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    assert_eq!(
+        s.order(seats("t-3", true, 1, "2027-02-01")).await.code(),
+        "sold_out"
+    );
+    let r = s.order(seats("l-1", false, 5, "2027-02-01")).await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    assert_eq!(
+        s.order(seats("l-2", false, 1, "2027-02-01")).await.code(),
+        "sold_out"
+    );
+    // A cancelled test order frees test seats, not live ones.
+    s.post("/orders/t-1/cancel", json!({})).await;
+    assert_eq!(
+        s.order(seats("l-3", false, 1, "2027-02-01")).await.code(),
+        "sold_out"
+    );
+    let r = s.order(seats("t-4", true, 3, "2027-02-01")).await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+
+    // The last seats of each world under concurrency.
+    let tasks: Vec<_> = (0..60)
+        .map(|i| {
+            let s = s.clone();
+            tokio::spawn(async move {
+                (
+                    i % 2 == 0,
+                    s.order(seats(&format!("race-{i}"), i % 2 == 0, 1, "2027-03-01"))
+                        .await,
+                )
+            })
+        })
+        .collect();
+    let mut created = (0, 0);
+    for t in futures::future::join_all(tasks).await {
+        let (test, r) = t.unwrap();
+        match (r.status, test) {
+            (StatusCode::CREATED, true) => created.0 += 1,
+            (StatusCode::CREATED, false) => created.1 += 1,
+            _ => assert_eq!(r.code(), "sold_out", "{}", r.body),
+        }
+    }
+    assert_eq!(created, (5, 5), "five test and five live seats");
+
+    // Gift cards: test value pays test orders only, and the other way round.
+    let live = gift_card(&s, 5000, None).await;
+    let r = s
+        .post(
+            "/vouchers",
+            json!({"article_type": "gift_card", "value": {"amount": 5000, "currency": "EUR"}, "test_mode": true}),
+        )
+        .await;
+    let test = r.json()["code"].as_str().unwrap().to_owned();
+    let with_card = |uuid: &str, test_mode: bool, code: &str| {
+        json!({"uuid": uuid, "test_mode": test_mode, "items": [{"product_id": "tasting", "unit_id": "adult", "quantity": 1}],
+            "payment": {"mode": "charge_now", "parts": [{"method": "gift_card", "amount": {"amount": 2500, "currency": "EUR"}, "gift_card_code": code}]}})
+    };
+    assert_eq!(
+        s.order(with_card("g-1", true, &live)).await.code(),
+        "test_mode_mismatch"
+    );
+    assert_eq!(
+        s.order(with_card("g-2", false, &test)).await.code(),
+        "test_mode_mismatch"
+    );
+    assert_eq!(
+        s.order(with_card("g-3", true, &test)).await.status,
+        StatusCode::CREATED
+    );
+    assert_eq!(
+        s.order(with_card("g-4", false, &live)).await.status,
+        StatusCode::CREATED
+    );
+    // Settlement is live money: the test card's redemption is not in it.
+    let r = s.get("/settlement?from=2027-01-10&to=2027-01-10").await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    let groups = r.json()["groups"].clone();
+    assert_eq!(groups.as_array().map(Vec::len), Some(1), "{groups}");
+    assert_eq!(groups[0]["redemptions"], 1, "{groups}");
+    assert_eq!(groups[0]["redeemed"]["amount"], 2500, "{groups}");
+
+    // Test memberships: used by test orders only; their activity stays there.
+    let r = s
+        .order(json!({"uuid": "m-test", "test_mode": true, "contact": {"email": "ana@example.com", "first_name": "Ana"},
+            "items": [{"product_id": "club", "unit_id": "member", "quantity": 1}], "payment": card(9900)}))
+        .await;
+    let mem = reference(&r);
+    assert_eq!(
+        s.order(visit("mv-1", &mem, "2027-01-20")).await.code(),
+        "test_mode_mismatch"
+    );
+    let mut v = visit("mv-2", &mem, "2027-01-20");
+    v["test_mode"] = json!(true);
+    assert_eq!(s.order(v).await.status, StatusCode::CREATED);
+    assert!(found_none(&s, "/memberships?email=ana@example.com").await);
+    assert!(!found_none(&s, "/memberships?email=ana@example.com&test_mode=true").await);
+}
+
+async fn found_none(s: &Shop, path: &str) -> bool {
+    let r = s.get(path).await;
+    r.json()["memberships"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{}", r.body))
+        .is_empty()
+}
+
 async fn balance(s: &Shop, code: &str) -> i64 {
     s.get(&format!("/vouchers/{code}")).await.json()["balance"]["amount"]
         .as_i64()
@@ -471,4 +1029,11 @@ both_stores! {
     capacity => capacity_never_overbooks;
     gift_cards => gift_card_payments;
     pay_later => pay_later_then_pay;
+    order_gift_cards => order_owns_its_gift_card_redemptions;
+    unpaid => unpaid_memberships_are_not_usable;
+    renewal => early_renewal_keeps_paid_time;
+    search => memberships_found_by_email_and_name;
+    back_office => back_office_fields_are_kept;
+    refunds => cancelling_says_what_to_refund;
+    test_world => test_mode_is_a_separate_world;
 }

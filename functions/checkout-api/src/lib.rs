@@ -6,7 +6,7 @@
 //!   handlers over the roster store port.
 //! - [`catalogue`]: products. [`orders`]: orders, payments, cancellation —
 //!   each one store transaction with its seats, memberships and gift-card
-//!   ledger writes. [`memberships`]: lookup and member activity.
+//!   ledger writes. [`memberships`]: lookup, search and member activity.
 
 pub mod catalogue;
 pub mod club;
@@ -42,6 +42,10 @@ pub fn routes() -> OpenApiRouter<Store> {
             Scope::Checkout,
         ))
         .routes(scoped(routes!(memberships::bookings), Scope::Checkout))
+        .routes(scoped(
+            routes!(memberships::find_memberships),
+            Scope::Checkout,
+        ))
 }
 
 /// The Lambda's router.

@@ -5,14 +5,18 @@
 //! fresh reads.
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicI64, Ordering};
 
 use axum::extract::{Path, State};
 use axum::response::Response;
 use chrono::{NaiveDate, Utc};
 use domain::checkout::catalogue::{Catalogue, ProductKind};
-use domain::checkout::membership::{Contact, Membership, MembershipStatus};
+use domain::checkout::membership::{
+    Contact, Membership, MembershipStatus, period_for, renewal_starts,
+};
 use domain::checkout::order::{
     GiftCardCharge, ItemRequest, Order, OrderLine, OrderRequest, OrderStatus, RecordedPayment,
+    Refund,
 };
 use domain::checkout::payment::{
     CheckedPart, PaymentMethod, PaymentMode, PaymentPart, check_payment,
@@ -25,7 +29,7 @@ use domain::roster::store::RosterStore;
 use domain::time::local_date;
 use domain::voucher::ports::VoucherStore;
 use domain::voucher::rules::{self, Actor, RedeemRequest, ReverseRequest};
-use domain::voucher::{Redemption, Reservation, Voucher, VoucherCode, VoucherError};
+use domain::voucher::{Redemption, Reservation, Voucher, VoucherCode, VoucherError, VoucherStatus};
 use domain::{Email, Money, PropertyId, Scope};
 use http::{HeaderMap, StatusCode};
 use platform::Store;
@@ -68,6 +72,49 @@ pub async fn resolve(
         }
     }
     Ok(current)
+}
+
+/// Most periods a renewal chain is followed through.
+const MAX_CHAIN: usize = 100;
+
+/// A membership's renewal chain, oldest period first, from any reference
+/// in it (empty when the reference is unknown).
+pub async fn chain(
+    store: &Store,
+    p: &PropertyId,
+    reference: &str,
+) -> Result<Vec<(Membership, i64)>, ApiError> {
+    let Some(start) = store.membership(p, reference).await? else {
+        return Ok(Vec::new());
+    };
+    let mut out = Vec::new();
+    let mut prev = start.0.renews.clone();
+    while let Some(r) = prev.take() {
+        if out.len() >= MAX_CHAIN {
+            break;
+        }
+        if let Some(m) = store.membership(p, &r).await? {
+            prev = m.0.renews.clone();
+            out.push(m);
+        }
+    }
+    out.reverse();
+    let mut next = start.0.renewed_by.clone();
+    out.push(start);
+    while let Some(r) = next.take() {
+        if out.len() >= 2 * MAX_CHAIN {
+            break;
+        }
+        if let Some(m) = store.membership(p, &r).await? {
+            next = m.0.renewed_by.clone();
+            out.push(m);
+        }
+    }
+    Ok(out)
+}
+
+fn membership_not_found() -> ApiError {
+    ApiError::not_found("membership_not_found", "no such membership")
 }
 
 fn actor(caller: &Caller) -> Actor<'_> {
@@ -121,7 +168,12 @@ async fn gift_cards(
                 now,
                 ..actor(caller)
             };
-            rules::redeem(v, &req, &id, &a)
+            let mut c = rules::redeem(v, &req, &id, &a)?;
+            // Marked as the order's: given back only by cancelling it.
+            if let Some(r) = &mut c.redemption {
+                r.order_id = Some(order_id.to_owned());
+            }
+            Ok(c)
         };
         let (_, w) = store.plan_change(&issuer, &code, None, &rule).await?;
         writes.extend(w);
@@ -176,12 +228,18 @@ async fn plan(store: &Store, caller: &Caller, req: &OrderRequest) -> Result<Plan
             catalogue.insert(prod.id.clone(), prod);
         }
     }
-    // The membership being redeemed, checked against each visit.
+    // The membership being redeemed: the period of its renewal chain that
+    // covers the visit, checked against each visit and its order's payment.
     let redeeming = match &req.membership_reference {
         Some(r) => {
-            let (m, v) = resolve(store, p, r)
-                .await?
-                .ok_or_else(|| ApiError::not_found("membership_not_found", "no such membership"))?;
+            let visit = req.items.iter().find_map(|i| i.date).unwrap_or(today);
+            let mut periods = chain(store, p, r).await?;
+            let found = period_for(
+                &periods.iter().map(|(m, _)| m.clone()).collect::<Vec<_>>(),
+                visit,
+            )
+            .ok_or_else(membership_not_found)?;
+            let (m, v) = periods.swap_remove(found);
             for item in &req.items {
                 m.check_use(item.date.unwrap_or(today), req.test_mode)?;
             }
@@ -189,6 +247,9 @@ async fn plan(store: &Store, caller: &Caller, req: &OrderRequest) -> Result<Plan
                 .product(p, &m.product_id)
                 .await?
                 .ok_or_else(|| ApiError::internal("membership product missing"))?;
+            if let Some((sold, _)) = store.stored_order(p, &m.order_id).await? {
+                m.check_paid(sold.order.balance_due.amount, product.usable_before_payment)?;
+            }
             Some((m, v, product))
         }
         None => None,
@@ -251,7 +312,7 @@ async fn plan(store: &Store, caller: &Caller, req: &OrderRequest) -> Result<Plan
             .get(product)
             .and_then(|x| x.capacity)
             .unwrap_or(u32::MAX);
-        let (seats, version) = store.seats(p, product, *date).await?;
+        let (seats, version) = store.seats(p, product, *date, req.test_mode).await?;
         if seats.sold + qty > cap {
             return Err(ApiError::rule(
                 "sold_out",
@@ -265,6 +326,7 @@ async fn plan(store: &Store, caller: &Caller, req: &OrderRequest) -> Result<Plan
             p,
             product,
             *date,
+            req.test_mode,
             Seats {
                 sold: seats.sold + qty,
             },
@@ -279,7 +341,7 @@ async fn plan(store: &Store, caller: &Caller, req: &OrderRequest) -> Result<Plan
             .get(&item.product_id)
             .filter(|x| x.kind == ProductKind::Membership)
         {
-            sold = sell_memberships(store, p, req, item, prod, &contact, today).await?;
+            sold = sell_memberships(store, p, req, item, prod, &contact, (today, now)).await?;
             for (m, renewed) in &sold {
                 writes.push(store.membership_write(p, m, None));
                 if let Some((old, v)) = renewed {
@@ -323,6 +385,10 @@ async fn plan(store: &Store, caller: &Caller, req: &OrderRequest) -> Result<Plan
         contact,
         membership_reference: redeeming.as_ref().map(|(m, _, _)| m.reference.clone()),
         promo_code: req.promo_code.clone(),
+        source: req.source.clone(),
+        reseller: req.reseller.clone(),
+        skip_confirmation_email: req.skip_confirmation_email,
+        email_receipt: req.email_receipt,
         lines: order_lines,
         subtotal: priced.subtotal,
         discount_total: priced.discount_total,
@@ -331,6 +397,7 @@ async fn plan(store: &Store, caller: &Caller, req: &OrderRequest) -> Result<Plan
         balance_due,
         created_at: now,
         benefit_uses: priced.benefit_uses.clone(),
+        refunds_due: Vec::new(),
     };
     // The redeemed membership: benefit uses and the booking.
     if let Some((mut m, v, _)) = redeeming {
@@ -373,21 +440,34 @@ async fn sell_memberships(
     item: &ItemRequest,
     prod: &domain::checkout::catalogue::Product,
     contact: &Contact,
-    today: NaiveDate,
+    (today, now): (NaiveDate, chrono::DateTime<Utc>),
 ) -> Result<Vec<Sold>, ApiError> {
     let validity = prod
         .validity
         .ok_or_else(|| ApiError::internal("membership without validity"))?;
-    let valid_from = item.valid_from.unwrap_or(today);
-    let expires_on = validity
-        .expires_on(valid_from)
-        .ok_or_else(|| ApiError::bad_request("invalid_field", "valid_from: out of range"))?;
     if item.renews.is_some() && item.quantity != 1 {
         return Err(ApiError::bad_request(
             "invalid_order",
             "a renewal renews one membership",
         ));
     }
+    let mut renewed = match &item.renews {
+        Some(old) => Some(resolve(store, p, old).await?.ok_or_else(|| {
+            ApiError::not_found(
+                "membership_not_found",
+                "the membership to renew does not exist",
+            )
+        })?),
+        None => None,
+    };
+    // A renewal without its own Valid From keeps the paid time left.
+    let valid_from = item
+        .valid_from
+        .or_else(|| renewed.as_ref().map(|(m, _)| renewal_starts(m, today)))
+        .unwrap_or(today);
+    let expires_on = validity
+        .expires_on(valid_from)
+        .ok_or_else(|| ApiError::bad_request("invalid_field", "valid_from: out of range"))?;
     let mut out = Vec::new();
     for n in 0..item.quantity as usize {
         let member = item
@@ -403,20 +483,11 @@ async fn sell_memberships(
             ));
         }
         let reference = new_reference();
-        let renewed = match &item.renews {
-            Some(old) => {
-                let (mut m, v) = resolve(store, p, old).await?.ok_or_else(|| {
-                    ApiError::not_found(
-                        "membership_not_found",
-                        "the membership to renew does not exist",
-                    )
-                })?;
-                m.status = MembershipStatus::Renewed;
-                m.renewed_by = Some(reference.clone());
-                Some((m, v))
-            }
-            None => None,
-        };
+        let renewed = renewed.take().map(|(mut m, v)| {
+            m.status = MembershipStatus::Renewed;
+            m.renewed_by = Some(reference.clone());
+            (m, v)
+        });
         let m = Membership {
             reference,
             product_id: prod.id.clone(),
@@ -429,6 +500,7 @@ async fn sell_memberships(
             renews: renewed.as_ref().map(|(old, _)| old.reference.clone()),
             renewed_by: None,
             benefit_uses: BTreeMap::new(),
+            sold_at: now,
         };
         out.push((m, renewed));
     }
@@ -454,7 +526,7 @@ fn replay(stored: &StoredOrder) -> Response {
     responses(
         (status = 201, body = Order),
         (status = 400, body = platform::http::error::ErrorBody),
-        (status = 422, body = platform::http::error::ErrorBody, description = "currency_mismatch, payment_mismatch, members_only_event, membership_expired, membership_not_yet_valid, test_mode_mismatch, benefit_limit_reached, sold_out, insufficient_balance, idempotency_key_reused"),
+        (status = 422, body = platform::http::error::ErrorBody, description = "currency_mismatch, payment_mismatch, members_only_event, membership_expired, membership_not_yet_valid, membership_unpaid, test_mode_mismatch, benefit_limit_reached, sold_out, insufficient_balance, idempotency_key_reused"),
     ),
     security(("partner_key" = [])),
     tag = "checkout"
@@ -467,6 +539,7 @@ pub async fn place_order(
     caller.require(Scope::Checkout)?;
     let req = body.value;
     check_uuid(&req.uuid)?;
+    req.check()?;
     let fp = fingerprint(&[b"order", body.canonical.as_bytes()]);
     let p = &caller.property.id;
     for attempt in 0..ATTEMPTS {
@@ -630,8 +703,11 @@ pub async fn pay(
     .await
 }
 
-/// Cancels an order: seats, membership benefit uses and gift-card value
-/// come back (gift cards through ledger reversals); memberships it sold end.
+/// Cancels an order: seats and membership benefit uses come back,
+/// memberships it sold end, gift-card parts go back onto their cards
+/// through ledger reversals. `refunds_due` lists what to pay back by other
+/// means: card, cash and other parts, and gift-card parts whose card was
+/// cancelled or expired meanwhile.
 #[utoipa::path(
     post,
     path = "/v1/properties/{property}/orders/{id}/cancel",
@@ -668,12 +744,14 @@ pub async fn cancel(
             }
         }
         for ((product, date), qty) in seats {
-            let (s, v) = store.seats(p, &product, date).await?;
+            let test = stored.order.test_mode;
+            let (s, v) = store.seats(p, &product, date, test).await?;
             if v.is_some() {
                 writes.push(store.seats_write(
                     p,
                     &product,
                     date,
+                    test,
                     Seats {
                         sold: s.sold.saturating_sub(qty),
                     },
@@ -686,6 +764,17 @@ pub async fn cancel(
             for sold in &l.memberships {
                 if let Some((mut m, v)) = store.membership(p, &sold.reference).await? {
                     m.status = MembershipStatus::Cancelled;
+                    writes.push(store.membership_write(p, &m, Some(v)));
+                }
+                // A cancelled renewal: the renewed period is current again.
+                if let Some(old) = &sold.renews
+                    && let Some((mut m, v)) = store.membership(p, old).await?
+                    && m.renewed_by.as_deref() == Some(sold.reference.as_str())
+                {
+                    m.renewed_by = None;
+                    if m.status == MembershipStatus::Renewed {
+                        m.status = MembershipStatus::Active;
+                    }
                     writes.push(store.membership_write(p, &m, Some(v)));
                 }
             }
@@ -702,34 +791,69 @@ pub async fn cancel(
             let booking = booking_of(&stored.order, true);
             writes.push(store.booking_write(p, r, &booking, false));
         }
-        // Gift-card value back through the ledger.
+        // Gift-card value back through the ledger; what cannot go back
+        // (the card was cancelled or expired meanwhile) and every other
+        // part is owed by other means.
+        let mut refunds = Vec::new();
         for pay in &stored.order.payments {
-            if let Some(g) = &pay.gift_card {
-                let issuer = PropertyId::parse(&g.issuer)?;
-                let code = VoucherCode::lookup(&g.code)
-                    .map_err(|_| ApiError::internal("stored gift card code unreadable"))?;
-                let req = ReverseRequest {
-                    amount: None,
-                    reason: Some("order cancelled".into()),
-                };
-                let rule = |v: &Voucher, r: Option<&Redemption>, now| match r {
-                    Some(r) => rules::reverse(
-                        v,
-                        r,
-                        &req,
-                        &Actor {
-                            now,
-                            ..actor(&caller)
-                        },
-                    ),
-                    None => Err(VoucherError::RedemptionNotFound),
-                };
-                let (_, w) = store
-                    .plan_change(&issuer, &code, Some(&g.redemption_id), &rule)
-                    .await?;
-                writes.extend(w);
+            let part = &pay.checked.part;
+            let Some(g) = &pay.gift_card else {
+                refunds.push(Refund {
+                    method: part.method,
+                    amount: part.amount,
+                    reference: part.reference.clone(),
+                });
+                continue;
+            };
+            let issuer = PropertyId::parse(&g.issuer)?;
+            let code = VoucherCode::lookup(&g.code)
+                .map_err(|_| ApiError::internal("stored gift card code unreadable"))?;
+            let left = AtomicI64::new(part.amount.amount);
+            let req = ReverseRequest {
+                amount: None,
+                reason: Some("order cancelled".into()),
+            };
+            let rule = |v: &Voucher, r: Option<&Redemption>, now| {
+                let r = r.ok_or(VoucherError::RedemptionNotFound)?;
+                left.store(r.reversible().amount, Ordering::Relaxed);
+                if matches!(
+                    v.status_at(now),
+                    VoucherStatus::Expired | VoucherStatus::WrittenOff
+                ) {
+                    return Err(VoucherError::Expired {
+                        valid_until: v.valid_until,
+                    });
+                }
+                rules::reverse(
+                    v,
+                    r,
+                    &req,
+                    &Actor {
+                        now,
+                        ..actor(&caller)
+                    },
+                )
+            };
+            match store
+                .plan_change(&issuer, &code, Some(&g.redemption_id), &rule)
+                .await
+            {
+                Ok((_, w)) => writes.extend(w),
+                // Given back already (a reversal before orders owned their
+                // redemptions): nothing left to return.
+                Err(VoucherError::ReversalExceedsRedemption { reversible })
+                    if reversible.amount == 0 => {}
+                Err(VoucherError::Cancelled | VoucherError::Expired { .. }) => {
+                    refunds.push(Refund {
+                        method: PaymentMethod::GiftCard,
+                        amount: Money::new(left.load(Ordering::Relaxed), part.amount.currency),
+                        reference: Some(code.masked()),
+                    });
+                }
+                Err(e) => return Err(e.into()),
             }
         }
+        stored.order.refunds_due = refunds;
         stored.order.status = OrderStatus::Cancelled;
         stored.order.balance_due = Money::zero(stored.order.total.currency);
         writes.insert(0, store.order_write(p, &stored, Some(version)));

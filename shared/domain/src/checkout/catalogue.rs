@@ -96,6 +96,10 @@ pub struct Product {
     /// `last_name`, `email`, `phone`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub member_fields: Vec<String>,
+    /// Memberships: usable while their order still has a balance due
+    /// (default: only once paid in full).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub usable_before_payment: bool,
 }
 
 fn is_default(d: &EventDiscounts) -> bool {
@@ -181,10 +185,11 @@ impl Product {
                 if self.validity.is_some()
                     || !self.benefits.is_empty()
                     || !self.member_fields.is_empty()
+                    || self.usable_before_payment
                 {
                     return bad(
                         "kind",
-                        "validity, benefits and member_fields belong to memberships",
+                        "validity, benefits, member_fields and usable_before_payment belong to memberships",
                     );
                 }
             }

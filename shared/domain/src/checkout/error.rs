@@ -20,6 +20,8 @@ pub enum CheckoutError {
     MembershipNotYetValid,
     #[error("the membership was cancelled")]
     MembershipCancelled,
+    #[error("the membership's order is not paid yet")]
+    MembershipUnpaid,
     #[error("test memberships only in test orders, live ones only in live orders")]
     TestModeMismatch,
     #[error("the membership's benefit has been used up")]
@@ -46,6 +48,7 @@ impl CheckoutError {
             CheckoutError::MembershipExpired => "membership_expired",
             CheckoutError::MembershipNotYetValid => "membership_not_yet_valid",
             CheckoutError::MembershipCancelled => "membership_cancelled",
+            CheckoutError::MembershipUnpaid => "membership_unpaid",
             CheckoutError::TestModeMismatch => "test_mode_mismatch",
             CheckoutError::BenefitLimitReached => "benefit_limit_reached",
             CheckoutError::PaymentMismatch => "payment_mismatch",

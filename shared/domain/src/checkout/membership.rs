@@ -22,6 +22,7 @@ pub enum MembershipStatus {
 
 /// A member's contact (prefilled into orders that redeem the membership).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct Contact {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub email: Option<String>,
@@ -31,6 +32,9 @@ pub struct Contact {
     pub last_name: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub phone: Option<String>,
+    /// Wants the latest offers and discounts by email.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub marketing_opt_in: Option<bool>,
 }
 
 impl Contact {
@@ -48,6 +52,7 @@ impl Contact {
                 .clone()
                 .or_else(|| fallback.last_name.clone()),
             phone: self.phone.clone().or_else(|| fallback.phone.clone()),
+            marketing_opt_in: self.marketing_opt_in.or(fallback.marketing_opt_in),
         }
     }
 
@@ -89,6 +94,54 @@ pub struct Membership {
     /// Tickets used per benefit (by its position in the product).
     #[serde(default)]
     pub benefit_uses: BTreeMap<usize, u32>,
+    /// When its order was placed (memberships are listed newest first).
+    #[serde(default)]
+    pub sold_at: DateTime<Utc>,
+}
+
+/// One period of a renewal chain, as `GET /memberships/{reference}` lists it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct Period {
+    pub reference: String,
+    pub valid_from: NaiveDate,
+    pub expires_on: NaiveDate,
+    pub status: MembershipStatus,
+}
+
+impl From<&Membership> for Period {
+    fn from(m: &Membership) -> Self {
+        Period {
+            reference: m.reference.clone(),
+            valid_from: m.valid_from,
+            expires_on: m.expires_on,
+            status: m.status,
+        }
+    }
+}
+
+/// The period of a renewal chain (oldest first) that a visit on `visit`
+/// uses: the one covering that date (not cancelled), else the newest, whose
+/// own check then says why the visit is refused.
+pub fn period_for(chain: &[Membership], visit: NaiveDate) -> Option<usize> {
+    chain
+        .iter()
+        .position(|m| {
+            m.status != MembershipStatus::Cancelled
+                && m.valid_from <= visit
+                && visit <= m.expires_on
+        })
+        .or_else(|| chain.len().checked_sub(1))
+}
+
+/// Where a renewal without its own Valid From starts: the day after the
+/// renewed period's Expires On while that period still runs (paid time is
+/// never lost), else `today` (the property's local date).
+pub fn renewal_starts(renewed: &Membership, today: NaiveDate) -> NaiveDate {
+    if today <= renewed.expires_on {
+        renewed.expires_on.succ_opt().unwrap_or(renewed.expires_on)
+    } else {
+        today
+    }
 }
 
 impl Membership {
@@ -107,6 +160,19 @@ impl Membership {
         }
         if visit > self.expires_on {
             return Err(CheckoutError::MembershipExpired);
+        }
+        Ok(())
+    }
+
+    /// May it be used while its order still has `balance_due` (minor
+    /// units)? Only when its product allows use before payment.
+    pub fn check_paid(
+        &self,
+        balance_due: i64,
+        usable_before_payment: bool,
+    ) -> Result<(), CheckoutError> {
+        if balance_due > 0 && !usable_before_payment {
+            return Err(CheckoutError::MembershipUnpaid);
         }
         Ok(())
     }
@@ -136,7 +202,38 @@ mod tests {
             renews: None,
             renewed_by: None,
             benefit_uses: BTreeMap::new(),
+            sold_at: DateTime::default(),
         }
+    }
+
+    #[test]
+    fn renewal_chain_periods() {
+        let d = |s: &str| NaiveDate::parse_from_str(s, "%Y-%m-%d").unwrap();
+        let old = Membership {
+            status: MembershipStatus::Renewed,
+            ..m()
+        };
+        // Renewed early: starts after the paid period; late: today.
+        assert_eq!(renewal_starts(&old, d("2027-01-20")), d("2027-02-15"));
+        assert_eq!(renewal_starts(&old, d("2027-02-14")), d("2027-02-15"));
+        assert_eq!(renewal_starts(&old, d("2027-03-01")), d("2027-03-01"));
+        let new = Membership {
+            reference: "MEM-2".into(),
+            valid_from: d("2027-02-15"),
+            expires_on: d("2027-03-14"),
+            ..m()
+        };
+        let chain = [old, new];
+        assert_eq!(period_for(&chain, d("2027-02-01")), Some(0));
+        assert_eq!(period_for(&chain, d("2027-03-01")), Some(1));
+        assert_eq!(period_for(&chain, d("2027-04-01")), Some(1));
+        assert_eq!(period_for(&[], d("2027-04-01")), None);
+        assert_eq!(
+            m().check_paid(1, false),
+            Err(CheckoutError::MembershipUnpaid)
+        );
+        assert!(m().check_paid(1, true).is_ok());
+        assert!(m().check_paid(0, false).is_ok());
     }
 
     #[test]

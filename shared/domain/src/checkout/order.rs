@@ -5,9 +5,9 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::membership::{Contact, Membership};
-use super::payment::{CheckedPart, PaymentMode, PaymentPart};
+use super::payment::{CheckedPart, PaymentMethod, PaymentMode, PaymentPart};
 use super::pricing::PricedLine;
-use crate::Money;
+use crate::{Money, ValidationError};
 
 /// `POST /orders`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
@@ -26,6 +26,41 @@ pub struct OrderRequest {
     pub promo_code: Option<String>,
     pub items: Vec<ItemRequest>,
     pub payment: PaymentRequest,
+    /// Where the booking came from (the back office's "Source").
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<String>,
+    /// The reseller credited with the sale (its id).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reseller: Option<String>,
+    /// Send no booking confirmation to the customer.
+    #[serde(default)]
+    pub skip_confirmation_email: bool,
+    /// Send the customer an order receipt (default true).
+    #[serde(default = "yes")]
+    pub email_receipt: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+impl OrderRequest {
+    /// Checks the free-text back-office fields.
+    pub fn check(&self) -> Result<(), ValidationError> {
+        for (field, value) in [("source", &self.source), ("reseller", &self.reseller)] {
+            if let Some(v) = value
+                && (v.trim().is_empty()
+                    || v.chars().count() > 100
+                    || v.chars().any(char::is_control))
+            {
+                return Err(ValidationError::new(
+                    field,
+                    "must be 1-100 characters without control characters",
+                ));
+            }
+        }
+        Ok(())
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
@@ -95,6 +130,16 @@ pub struct OrderLine {
     pub memberships: Vec<Membership>,
 }
 
+/// What a cancellation owes back by other means than the voucher ledger:
+/// card, cash and other parts, and gift-card parts whose card was
+/// cancelled or expired meanwhile (`reference`: the card's last four).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct Refund {
+    pub method: PaymentMethod,
+    pub amount: Money,
+    pub reference: Option<String>,
+}
+
 /// The order as stored and answered.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct Order {
@@ -106,6 +151,14 @@ pub struct Order {
     pub membership_reference: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub promo_code: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reseller: Option<String>,
+    #[serde(default)]
+    pub skip_confirmation_email: bool,
+    #[serde(default = "yes")]
+    pub email_receipt: bool,
     pub lines: Vec<OrderLine>,
     pub subtotal: Money,
     pub discount_total: Money,
@@ -116,4 +169,8 @@ pub struct Order {
     /// Member tickets this order took per benefit (restored on cancel).
     #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
     pub benefit_uses: std::collections::BTreeMap<usize, u32>,
+    /// Set by cancellation: what to pay back outside the voucher ledger
+    /// (gift-card parts go back onto their card).
+    #[serde(default)]
+    pub refunds_due: Vec<Refund>,
 }

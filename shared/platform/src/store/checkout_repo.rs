@@ -4,9 +4,9 @@
 //! |---|---|---|---|
 //! | product | `PRODUCTS#<p>` | `<product id>` | the catalogue: one query lists it |
 //! | order | `ORDER#<p>#<uuid>` | `ORDER` | the order, its request fingerprint and the rendered answer (same uuid + body → same bytes) |
-//! | membership | `MEMBERSHIP#<p>#<reference>` | `MEMBERSHIP` | validity, contact, benefit uses (version-checked) |
+//! | membership | `MEMBERSHIP#<p>#<reference>` | `MEMBERSHIP` | validity, contact, benefit uses (version-checked); `gsi1`: `MEMBERSHIPS#<p>` (test: `TESTMEMBERSHIPS#<p>`) / `<sold at, µs UTC>#<reference>` for the newest-first search |
 //! | member activity | `MEMBERSHIP#<p>#<reference>` | `BOOKING#<order uuid>` | the bookings made with it |
-//! | capacity counter | `CAPACITY#<p>#<product id>` | `<date>` | seats sold; changed only with a version condition in the order's transaction, so concurrent orders never overbook |
+//! | capacity counter | `CAPACITY#<p>#<product id>` | `<date>` (test orders: `TEST#<date>`) | seats sold; changed only with a version condition in the order's transaction, so concurrent orders never overbook; test and live orders count apart |
 //!
 //! An order is one transaction: the order, its capacity counters, the
 //! memberships it sells or redeems, and the gift-card redemptions of its
@@ -20,7 +20,7 @@ use domain::checkout::order::Order;
 use domain::{PropertyId, StoreError};
 use serde::{Deserialize, Serialize};
 
-use super::items::{Cond, Item, Query, Table, Write};
+use super::items::{Cond, Cursor, Item, Query, Table, Write};
 use super::{Store, decode, encode};
 
 const T: Table = Table::Commerce;
@@ -61,6 +61,37 @@ fn membership_pk(p: &PropertyId, reference: &str) -> String {
 fn capacity_pk(p: &PropertyId, product: &str) -> String {
     format!("CAPACITY#{p}#{product}")
 }
+
+/// The search index of a world's memberships.
+fn memberships_index(p: &PropertyId, test: bool) -> String {
+    if test {
+        format!("TESTMEMBERSHIPS#{p}")
+    } else {
+        format!("MEMBERSHIPS#{p}")
+    }
+}
+
+/// A membership's position in its index: newest sale last (read descending).
+fn membership_position(m: &Membership) -> String {
+    format!(
+        "{}#{}",
+        m.sold_at
+            .to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
+        m.reference
+    )
+}
+
+/// A capacity counter's sort key: test orders count apart from live ones.
+fn seats_sk(date: NaiveDate, test: bool) -> String {
+    if test {
+        format!("TEST#{date}")
+    } else {
+        date.to_string()
+    }
+}
+
+/// Index entries one membership search reads at most.
+pub const MEMBERSHIP_SEARCH_SCAN: usize = 2000;
 
 /// A version condition for an item read at `version` (None: absent).
 fn cond(version: Option<i64>) -> Cond {
@@ -134,8 +165,57 @@ impl Store {
 
     pub fn membership_write(&self, p: &PropertyId, m: &Membership, version: Option<i64>) -> Write {
         let item = Item::new(membership_pk(p, &m.reference), "MEMBERSHIP", encode(m))
+            .with_gsi1(memberships_index(p, m.test_mode), membership_position(m))
             .with_version(version.map_or(1, |v| v + 1));
         Write::put(T, item, cond(version))
+    }
+
+    /// One page of a world's memberships, newest sale first, those `keep`
+    /// accepts: at most `limit` of them, reading at most
+    /// [`MEMBERSHIP_SEARCH_SCAN`] index entries after `after` (the `next`
+    /// of a previous page). `next` is set when more may follow.
+    pub async fn find_memberships(
+        &self,
+        p: &PropertyId,
+        test: bool,
+        after: Option<&str>,
+        limit: usize,
+        keep: &(dyn Fn(&Membership) -> bool + Send + Sync),
+    ) -> Result<(Vec<Membership>, Option<String>), StoreError> {
+        let index = memberships_index(p, test);
+        let start = after.and_then(|pos| {
+            let (_, reference) = pos.split_once('#')?;
+            Some(Cursor {
+                pk: membership_pk(p, reference),
+                sk: "MEMBERSHIP".into(),
+                gsi1: Some((index.clone(), pos.to_owned())),
+            })
+        });
+        let mut q = Query::gsi1(T, index.clone())
+            .descending()
+            .limit(100)
+            .after(start);
+        let (mut out, mut scanned) = (Vec::new(), 0usize);
+        loop {
+            let page = self.items().query(&q, self.now_ts()).await?;
+            let count = page.items.len();
+            for (n, i) in page.items.iter().enumerate() {
+                scanned += 1;
+                let m: Membership = decode(i)?;
+                let position = membership_position(&m);
+                if keep(&m) {
+                    out.push(m);
+                }
+                let last = n + 1 == count && page.next.is_none();
+                if out.len() >= limit || scanned >= MEMBERSHIP_SEARCH_SCAN {
+                    return Ok((out, (!last).then_some(position)));
+                }
+            }
+            match page.next {
+                Some(c) => q = q.after(Some(c)),
+                None => return Ok((out, None)),
+            }
+        }
     }
 
     pub fn booking_write(
@@ -165,19 +245,21 @@ impl Store {
             .collect()
     }
 
-    /// Seats sold for a product on a date, with the counter's version.
+    /// Seats sold for a product on a date in one world (test or live),
+    /// with the counter's version.
     pub async fn seats(
         &self,
         p: &PropertyId,
         product: &str,
         date: NaiveDate,
+        test: bool,
     ) -> Result<(Seats, Option<i64>), StoreError> {
         match self
             .items()
             .get(
                 T,
                 &capacity_pk(p, product),
-                &date.to_string(),
+                &seats_sk(date, test),
                 self.now_ts(),
             )
             .await?
@@ -192,11 +274,16 @@ impl Store {
         p: &PropertyId,
         product: &str,
         date: NaiveDate,
+        test: bool,
         seats: Seats,
         version: Option<i64>,
     ) -> Write {
-        let item = Item::new(capacity_pk(p, product), date.to_string(), encode(&seats))
-            .with_version(version.map_or(1, |v| v + 1));
+        let item = Item::new(
+            capacity_pk(p, product),
+            seats_sk(date, test),
+            encode(&seats),
+        )
+        .with_version(version.map_or(1, |v| v + 1));
         Write::put(T, item, cond(version))
     }
 }
