@@ -738,6 +738,12 @@ async fn memberships_found_by_email_and_name(b: Backend) {
     assert!(r.json().get("next").is_none(), "{}", r.body);
     assert!(found(&s.get("/memberships?email=nobody@example.com").await).is_empty());
     assert_eq!(s.get("/memberships").await.code(), "invalid_query");
+    assert_eq!(
+        s.get(&format!("/memberships?q=ana&cursor={}", "x".repeat(200)))
+            .await
+            .code(),
+        "invalid_query"
+    );
 }
 
 async fn back_office_fields_are_kept(b: Backend) {

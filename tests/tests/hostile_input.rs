@@ -515,8 +515,9 @@ fn body_routes(ids: &Ids) -> Vec<BodyRoute> {
         r(
             "POST",
             "/orders".into(),
-            json!({"uuid": "fuzz-order", "contact": {"email": "ana@example.com", "first_name": "Ana"},
-                   "promo_code": "SPRING",
+            json!({"uuid": "fuzz-order", "contact": {"email": "ana@example.com", "first_name": "Ana", "marketing_opt_in": true},
+                   "promo_code": "SPRING", "source": "phone", "reseller": "res-1",
+                   "skip_confirmation_email": false, "email_receipt": true,
                    "items": [{"product_id": "dinner", "unit_id": "adult", "quantity": 2, "date": "2027-03-01"},
                              {"product_id": "club", "unit_id": "member", "quantity": 1, "valid_from": "2027-02-01"}],
                    "payment": {"mode": "pay_later", "parts": [
@@ -539,6 +540,11 @@ fn body_routes(ids: &Ids) -> Vec<BodyRoute> {
                 "payment/parts/1/gift_card_code",
                 "membership_reference",
                 "promo_code",
+                "source",
+                "reseller",
+                "skip_confirmation_email",
+                "email_receipt",
+                "contact/marketing_opt_in",
             ],
         ),
         r(
@@ -612,6 +618,8 @@ fn path_templates() -> Vec<(&'static str, &'static str)> {
         ("POST", "/orders/{seg}/cancel"),
         ("GET", "/memberships/{seg}"),
         ("GET", "/memberships/{seg}/bookings"),
+        ("GET", "/memberships?email={q}&limit={q}&cursor={q}"),
+        ("GET", "/memberships?q={q}&test_mode={q}&cursor={q}"),
         ("GET", "/club-members/{seg}"),
         ("PUT", "/club-tiers/{seg}"),
         ("GET", "/roster-imports?limit={q}"),

@@ -91,7 +91,7 @@ pub struct MembershipList {
     get,
     path = "/v1/properties/{property}/memberships",
     params(("property" = String, Path), MembershipQuery),
-    responses((status = 200, body = MembershipList), (status = 400, body = platform::http::error::ErrorBody, description = "invalid_query: give email or q")),
+    responses((status = 200, body = MembershipList), (status = 400, body = platform::http::error::ErrorBody, description = "invalid_query (neither email nor q, or a cursor this search did not give), invalid_field (email)")),
     security(("partner_key" = [])),
     tag = "checkout"
 )]
@@ -137,6 +137,17 @@ pub async fn find_memberships(
         });
         email_ok && name_ok
     };
+    let cursor_ok = q.cursor.as_deref().is_none_or(|c| {
+        c.len() <= 120
+            && c.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b":.#-".contains(&b))
+    });
+    if !cursor_ok {
+        return Err(ApiError::bad_request(
+            "invalid_query",
+            "cursor: not one this search gave",
+        ));
+    }
     let limit = q.limit.unwrap_or(50).clamp(1, 200);
     let (memberships, next) = store
         .find_memberships(
