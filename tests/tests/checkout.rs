@@ -947,6 +947,14 @@ async fn test_mode_is_a_separate_world(b: Backend) {
     let mut v = visit("mv-2", &mem, "2027-01-20");
     v["test_mode"] = json!(true);
     assert_eq!(s.order(v).await.status, StatusCode::CREATED);
+    // A live order does not renew a test membership.
+    let renew = json!({"uuid": "m-renew", "contact": {"email": "ana@example.com", "first_name": "Ana"},
+        "items": [{"product_id": "club", "unit_id": "member", "quantity": 1, "renews": mem}], "payment": card(9900)});
+    assert_eq!(s.order(renew).await.code(), "test_mode_mismatch");
+    assert_eq!(
+        s.get(&format!("/memberships/{mem}")).await.json()["status"],
+        "active"
+    );
     assert!(found_none(&s, "/memberships?email=ana@example.com").await);
     assert!(!found_none(&s, "/memberships?email=ana@example.com&test_mode=true").await);
 }

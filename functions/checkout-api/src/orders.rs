@@ -10,6 +10,7 @@ use std::sync::atomic::{AtomicI64, Ordering};
 use axum::extract::{Path, State};
 use axum::response::Response;
 use chrono::{NaiveDate, Utc};
+use domain::checkout::CheckoutError;
 use domain::checkout::catalogue::{Catalogue, ProductKind};
 use domain::checkout::membership::{
     Contact, Membership, MembershipStatus, period_for, renewal_starts,
@@ -460,6 +461,13 @@ async fn sell_memberships(
         })?),
         None => None,
     };
+    // Test memberships renew in test orders only, live ones in live orders.
+    if renewed
+        .as_ref()
+        .is_some_and(|(m, _)| m.test_mode != req.test_mode)
+    {
+        return Err(CheckoutError::TestModeMismatch.into());
+    }
     // A renewal without its own Valid From keeps the paid time left.
     let valid_from = item
         .valid_from
