@@ -425,6 +425,14 @@ async fn order_owns_its_gift_card_redemptions(b: Backend) {
                 {"method": "card", "amount": {"amount": 5000, "currency": "EUR"}, "reference": "txn-1"}]}}))
         .await;
     assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    // The answer masks the card's code: it is what spends the card.
+    let shown = r.json()["payments"][0]["gift_card"]["code"].clone();
+    assert_eq!(shown, json!(format!("…{}", tail(&a))), "{}", r.body);
+    let stored = s.get("/orders/o-1").await.body;
+    assert!(
+        !stored.contains(&a) && !stored.contains(&a.replace('-', "")),
+        "{stored}"
+    );
     let red = r.json()["payments"][0]["gift_card"]["redemption_id"]
         .as_str()
         .unwrap()

@@ -562,7 +562,7 @@ pub async fn place_order(
             };
         }
         let plan = plan(&store, &caller, &req).await?;
-        let rendered = serde_json::to_string(&plan.order).map_err(ApiError::internal)?;
+        let rendered = serde_json::to_string(&plan.order.answer()).map_err(ApiError::internal)?;
         let stored = StoredOrder {
             fingerprint: fp.clone(),
             order: plan.order,
@@ -605,7 +605,7 @@ pub async fn get_order(
         .ok_or_else(order_not_found)?;
     Ok(json_response(
         StatusCode::OK,
-        serde_json::to_string(&stored.order).map_err(ApiError::internal)?,
+        serde_json::to_string(&stored.order.answer()).map_err(ApiError::internal)?,
     ))
 }
 
@@ -685,7 +685,7 @@ pub async fn pay(
             if left.amount == 0 {
                 o.status = OrderStatus::Confirmed;
             }
-            let answer = Outcome::json(StatusCode::OK, &stored.order);
+            let answer = Outcome::json(StatusCode::OK, &stored.order.answer());
             writes.insert(0, store.order_write(p, &stored, Some(version)));
             if let Some(l) = &lease {
                 let response = domain::idempotency::StoredResponse {
@@ -740,7 +740,7 @@ pub async fn cancel(
             // Cancelling twice changes nothing.
             return Ok(json_response(
                 StatusCode::OK,
-                serde_json::to_string(&stored.order).map_err(ApiError::internal)?,
+                serde_json::to_string(&stored.order.answer()).map_err(ApiError::internal)?,
             ));
         }
         let mut writes = Vec::new();
@@ -869,7 +869,7 @@ pub async fn cancel(
             Ok(()) => {
                 return Ok(json_response(
                     StatusCode::OK,
-                    serde_json::to_string(&stored.order).map_err(ApiError::internal)?,
+                    serde_json::to_string(&stored.order.answer()).map_err(ApiError::internal)?,
                 ));
             }
             Err(TxError::Condition(_) | TxError::Contention) => backoff(attempt).await,

@@ -7,6 +7,7 @@ use utoipa::ToSchema;
 use super::membership::{Contact, Membership};
 use super::payment::{CheckedPart, PaymentMethod, PaymentMode, PaymentPart};
 use super::pricing::PricedLine;
+use crate::voucher::VoucherCode;
 use crate::{Money, ValidationError};
 
 /// `POST /orders`.
@@ -42,6 +43,28 @@ pub struct OrderRequest {
 
 fn yes() -> bool {
     true
+}
+
+impl Order {
+    /// The order as answered: gift-card codes masked, in the payment part
+    /// as requested and in the charge (a code is what spends the card).
+    pub fn answer(&self) -> Order {
+        let mask = |code: &str| {
+            VoucherCode::lookup(code)
+                .map(|c| c.masked())
+                .unwrap_or_else(|_| "…".into())
+        };
+        let mut o = self.clone();
+        for p in &mut o.payments {
+            if let Some(code) = &mut p.checked.part.gift_card_code {
+                *code = mask(code);
+            }
+            if let Some(g) = &mut p.gift_card {
+                g.code = mask(&g.code);
+            }
+        }
+        o
+    }
 }
 
 impl OrderRequest {
@@ -105,7 +128,8 @@ pub enum OrderStatus {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct GiftCardCharge {
     pub issuer: String,
-    /// Masked (last four characters) in answers.
+    /// Masked (`…` and the last four characters) in answers; whole only
+    /// in the stored order, which finds the card again on cancellation.
     pub code: String,
     pub redemption_id: String,
 }
