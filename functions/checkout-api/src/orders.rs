@@ -467,6 +467,7 @@ pub async fn place_order(
     caller.require(Scope::Checkout)?;
     let req = body.value;
     check_uuid(&req.uuid)?;
+    req.check_names()?;
     let fp = fingerprint(&[b"order", body.canonical.as_bytes()]);
     let p = &caller.property.id;
     for attempt in 0..ATTEMPTS {

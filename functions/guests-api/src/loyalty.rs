@@ -448,8 +448,8 @@ pub async fn report_departure(
         input.last_name.as_deref(),
     )?;
     let currency = Currency::parse(&input.currency)?;
-    let room = Money::new(input.room_revenue, currency).non_negative("room_revenue")?;
-    let other = Money::new(input.other_revenue, currency).non_negative("other_revenue")?;
+    let room = Money::new(input.room_revenue, currency).within_limit("room_revenue")?;
+    let other = Money::new(input.other_revenue, currency).within_limit("other_revenue")?;
     let probe = domain::loyalty::StayFacts {
         guest: GuestId("probe".into()),
         loyalty_number: None,

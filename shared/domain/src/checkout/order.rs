@@ -28,6 +28,19 @@ pub struct OrderRequest {
     pub payment: PaymentRequest,
 }
 
+impl OrderRequest {
+    /// The contact's and every member's names are one line each.
+    pub fn check_names(&self) -> Result<(), crate::ValidationError> {
+        self.contact.validate("contact")?;
+        for item in &self.items {
+            for m in &item.members {
+                m.validate("members")?;
+            }
+        }
+        Ok(())
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ItemRequest {
