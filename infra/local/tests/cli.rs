@@ -226,7 +226,7 @@ fn names_with_control_characters_are_refused() {
     for name in [
         "PMS\nforged-id\tForged partner",
         "\u{1b}[1A\u{1b}[2KPMS",
-        "P\u{0}MS",
+        "P\u{7}MS",
     ] {
         let out = guesthub(
             d,
