@@ -700,3 +700,21 @@ async fn early_answers_close_the_connection_and_say_so() {
         assert!(!head.contains("connection: close"), "{head}");
     }
 }
+
+/// Every route that writes documents the 409 it can answer (a conflict
+/// under concurrent requests, or an Idempotency-Key still in flight).
+#[test]
+fn every_writing_route_documents_its_409() {
+    let doc: serde_json::Value = serde_json::from_str(&guesthub::app::openapi_json()).unwrap();
+    let mut missing = Vec::new();
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        for method in ["post", "put", "patch", "delete"] {
+            if let Some(op) = item.get(method)
+                && op["responses"].get("409").is_none()
+            {
+                missing.push(format!("{} {path}", method.to_uppercase()));
+            }
+        }
+    }
+    assert!(missing.is_empty(), "no 409 documented: {missing:?}");
+}
