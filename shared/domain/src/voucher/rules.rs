@@ -430,6 +430,7 @@ pub fn load(v: &Voucher, req: &LoadRequest, actor: &Actor<'_>) -> Result<Change,
 pub struct RedeemRequest {
     /// Omitted (not `null`): the whole available balance. Package vouchers only whole.
     #[serde(default, deserialize_with = "crate::money::omitted_not_null")]
+    #[schema(nullable = false)]
     pub amount: Option<Money>,
     pub reservation: Reservation,
     /// Test requests redeem only test vouchers, live only live.
@@ -475,6 +476,7 @@ pub fn redeem(
 pub struct ReverseRequest {
     /// Omitted (not `null`): everything not reversed yet.
     #[serde(default, deserialize_with = "crate::money::omitted_not_null")]
+    #[schema(nullable = false)]
     pub amount: Option<Money>,
     #[serde(default)]
     pub reason: Option<String>,
@@ -539,6 +541,7 @@ pub fn reverse(
 pub struct HoldRequest {
     /// Omitted (not `null`): the whole available balance.
     #[serde(default, deserialize_with = "crate::money::omitted_not_null")]
+    #[schema(nullable = false)]
     pub amount: Option<Money>,
     pub reservation: Reservation,
     /// When the hold releases itself if not captured.
@@ -608,6 +611,7 @@ fn open_hold<'v>(
 pub struct CaptureRequest {
     /// At most the held amount; omitted (not `null`): all of it. The rest is released.
     #[serde(default, deserialize_with = "crate::money::omitted_not_null")]
+    #[schema(nullable = false)]
     pub amount: Option<Money>,
 }
 
