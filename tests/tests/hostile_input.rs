@@ -1552,6 +1552,29 @@ fn lax_values_are_refused() {
         failed && j.to_string().contains("redemptions.at"),
         "{status} {j}"
     );
+    // A departure is reported when the guest leaves, of a stay since 2000.
+    for (arrival, departure, field) in [
+        ("2027-01-01", "9999-12-31", "departure"),
+        ("2027-01-20", "2027-01-22", "departure"),
+        ("1999-12-31", "2000-01-02", "arrival"),
+    ] {
+        refused(
+            post(
+                "/stays/R-far/departure".into(),
+                json!({"email": "far@example.com", "arrival": arrival, "departure": departure,
+                       "room_revenue": 100, "currency": "EUR"}),
+            ),
+            field,
+        );
+    }
+    refused(
+        post(
+            "/stays/R-rich/departure".into(),
+            json!({"email": "rich@example.com", "arrival": "2027-01-01", "departure": "2027-01-03",
+                   "room_revenue": i64::MAX, "currency": "EUR"}),
+        ),
+        "room_revenue",
+    );
     // Birth dates between 1900-01-01 and today.
     for bad in ["9999-12-31", "2999-01-01", "1899-12-31"] {
         refused(
