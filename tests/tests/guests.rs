@@ -375,7 +375,122 @@ async fn watchlist_screening(b: Backend) {
     );
 }
 
+/// Twenty requests creating one guest at once (no Idempotency-Key, as two
+/// front desks would send them): every one is answered that one guest,
+/// created once and updated by the others; none is 409.
+async fn concurrent_creation(b: Backend) {
+    let a = app(b).await;
+    let sends = (0..20).map(|i| {
+        let router = a.router.clone();
+        let key = a.key.clone();
+        async move {
+            let body = json!({"email": "race@example.com", "first_name": "Ana",
+                              "preferences": {format!("p{i}"): "x"}});
+            call(
+                &router,
+                "POST",
+                GUESTS,
+                Some(&key),
+                &[],
+                Some(body.to_string()),
+            )
+            .await
+        }
+    });
+    let replies = futures::future::join_all(sends).await;
+    let mut ids = std::collections::BTreeSet::new();
+    let mut created = 0;
+    for r in &replies {
+        assert!(r.status.is_success(), "{} {}", r.status, r.body);
+        created += usize::from(r.status == 201);
+        ids.insert(r.json()["id"].as_str().unwrap().to_owned());
+    }
+    assert_eq!(created, 1, "one creation, the rest updates");
+    assert_eq!(ids.len(), 1, "one guest for everyone: {ids:?}");
+    // Every request's update landed on it.
+    let found = call(
+        &a.router,
+        "GET",
+        &format!("{GUESTS}?email=race@example.com"),
+        Some(&a.key),
+        &[],
+        None,
+    )
+    .await
+    .json();
+    assert_eq!(found["guests"].as_array().unwrap().len(), 1);
+    assert_eq!(
+        found["guests"][0]["preferences"].as_object().unwrap().len(),
+        20
+    );
+}
+
+/// Names are one line (no control characters) and birth dates lie between
+/// 1900-01-01 and today: 400 naming the field, on create and on patch, and
+/// nothing is stored.
+async fn names_and_birth_dates(b: Backend) {
+    let a = app(b).await;
+    let k = Some(a.key.as_str());
+    let post = |body: serde_json::Value| {
+        let router = a.router.clone();
+        async move { call(&router, "POST", GUESTS, k, &[], Some(body.to_string())).await }
+    };
+    for (field, value) in [
+        ("first_name", "Ana\r\nX;1;2"),
+        ("last_name", "L\u{0}pez"),
+        ("first_name", "\u{1b}[31mAna"),
+        ("last_name", "Lo\u{85}pez"),
+        ("phone", "+43\n1"),
+    ] {
+        let mut body = json!({"email": "ctl@example.com"});
+        body[field] = json!(value);
+        let r = post(body).await;
+        assert_eq!(r.status, 400, "{field}={value:?}: {}", r.body);
+        assert_eq!(r.code(), "invalid_field");
+        assert_eq!(r.json()["error"]["details"]["field"], field);
+    }
+    let tomorrow = (chrono::Utc::now() + chrono::Duration::days(2)).date_naive();
+    for bad in [
+        tomorrow.to_string(),
+        "9999-12-31".into(),
+        "1899-12-31".into(),
+    ] {
+        let r = post(json!({"email": "born@example.com", "birth_date": bad})).await;
+        assert_eq!(r.status, 400, "{bad}: {}", r.body);
+        assert_eq!(r.json()["error"]["details"]["field"], "birth_date");
+    }
+    let none = call(
+        &a.router,
+        "GET",
+        &format!("{GUESTS}?email=born@example.com"),
+        k,
+        &[],
+        None,
+    )
+    .await
+    .json();
+    assert_eq!(none["guests"], json!([]));
+    let r = post(json!({"email": "born@example.com", "birth_date": "1980-02-29"})).await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    let id = r.json()["id"].as_str().unwrap().to_owned();
+    let patch = |body: serde_json::Value| {
+        let router = a.router.clone();
+        let uri = format!("{GUESTS}/{id}");
+        async move { call(&router, "PATCH", &uri, k, &[], Some(body.to_string())).await }
+    };
+    let r = patch(json!({"last_name": "A\nB"})).await;
+    assert_eq!(r.status, 400, "{}", r.body);
+    let r = patch(json!({"birth_date": "3000-01-01"})).await;
+    assert_eq!(r.status, 400, "{}", r.body);
+    // An unknown field is named, not dropped.
+    let r = patch(json!({"marketing_opt_in": true})).await;
+    assert_eq!(r.status, 400, "{}", r.body);
+    assert_eq!(r.json()["error"]["details"]["field"], "marketing_opt_in");
+}
+
 both_stores! {
+    guest_concurrent_creation => concurrent_creation;
+    guest_names_and_birth_dates => names_and_birth_dates;
     guest_profiles => profiles;
     guest_scopes_and_tenancy => scopes_and_tenancy;
     guest_watchlist_screening => watchlist_screening;

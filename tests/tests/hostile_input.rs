@@ -105,6 +105,8 @@ impl Hub {
                 "checkout",
                 "club:read",
                 "club:admin",
+                "guests",
+                "loyalty",
             ]
             .map(String::from)
             .to_vec();
@@ -557,6 +559,32 @@ fn body_routes(ids: &Ids) -> Vec<BodyRoute> {
                 "parts/0/method",
                 "parts/0/tendered",
                 "parts",
+            ],
+        ),
+        r(
+            "POST",
+            "/guests".into(),
+            json!({"email": "gina@example.com", "first_name": "Gina", "last_name": "Rossi",
+                   "birth_date": "1980-01-31", "phone": "+43 1 234"}),
+            &[
+                "email",
+                "first_name",
+                "last_name",
+                "birth_date",
+                "phone",
+                "opt_in",
+            ],
+        ),
+        r(
+            "POST",
+            "/loyalty/enrolments".into(),
+            json!({"email": "lena@example.com", "first_name": "Lena", "last_name": "Ng"}),
+            &[
+                "email",
+                "first_name",
+                "last_name",
+                "loyalty_number",
+                "guest_id",
             ],
         ),
         r(
@@ -1237,6 +1265,447 @@ fn bodies_over_the_limit_are_413() {
             prop_assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE, "{}", j);
             prop_assert_eq!(j["error"]["code"].as_str(), Some("body_too_large"));
         }
+        Ok(())
+    });
+}
+
+// ---- lax input: what the one JSON extractor and the domain types refuse ---------------
+
+/// A JSON pointer as the API names fields: `/items/0/contact` is
+/// `items[0].contact`.
+fn dotted(pointer: &str) -> String {
+    let mut out = String::new();
+    for part in pointer.split('/').skip(1) {
+        if part.parse::<usize>().is_ok() {
+            out.push_str(&format!("[{part}]"));
+        } else {
+            if !out.is_empty() {
+                out.push('.');
+            }
+            out.push_str(part);
+        }
+    }
+    out
+}
+
+/// The paths of every object in `v` (`""` for the top), as JSON pointers.
+fn object_paths(v: &Value, at: &str, out: &mut Vec<String>) {
+    match v {
+        Value::Object(m) => {
+            out.push(at.to_owned());
+            for (k, child) in m {
+                object_paths(child, &format!("{at}/{k}"), out);
+            }
+        }
+        Value::Array(a) => {
+            for (i, child) in a.iter().enumerate() {
+                object_paths(child, &format!("{at}/{i}"), out);
+            }
+        }
+        _ => {}
+    }
+}
+
+/// A field no route knows, anywhere in a valid body (top level, a Money
+/// object, a contact, an item, a voucher line), is 400 `invalid_field`
+/// naming it: nothing is accepted and silently dropped.
+#[test]
+fn unknown_fields_anywhere_are_named() {
+    let hub = Hub::new();
+    let routes = body_routes(&hub.ids);
+    let strategy = (
+        0..routes.len(),
+        any::<prop::sample::Index>(),
+        "zz_[a-z_]{1,12}",
+        hostile_value(),
+        any::<u32>(),
+    );
+    check_all(strategy, |(r, at, key, value, n)| {
+        let route = &routes[r];
+        let mut body = route.body.clone();
+        let mut objects = Vec::new();
+        object_paths(&body, "", &mut objects);
+        let target = at.get(&objects).clone();
+        body.pointer_mut(&target)
+            .and_then(Value::as_object_mut)
+            .unwrap()
+            .insert(key.clone(), value);
+        if route.path == "/orders" {
+            body["uuid"] = json!(format!("unknown-{n}"));
+        }
+        let uri = format!("/v1/properties/castle{}", route.path);
+        let headers = [("idempotency-key", uuid::Uuid::new_v4().to_string())];
+        let (status, j) = hub
+            .send(
+                route.method,
+                &uri,
+                &headers,
+                Some("application/json"),
+                Body::from(body.to_string()),
+            )?
+            .expect("an answer");
+        if route.path == "/voucher-imports" && target.starts_with("/vouchers/") {
+            // Each imported line is checked on its own and reported.
+            prop_assert_eq!(status, StatusCode::OK, "{}", j);
+            prop_assert_eq!(&j["lines"][0]["status"], "failed", "{}", j);
+            prop_assert!(
+                j["lines"][0]["error"]["message"]
+                    .as_str()
+                    .unwrap_or("")
+                    .contains(&key),
+                "{}",
+                j
+            );
+            return Ok(());
+        }
+        prop_assert_eq!(
+            status,
+            StatusCode::BAD_REQUEST,
+            "{} {}{}: {}",
+            route.method,
+            route.path,
+            target,
+            j
+        );
+        prop_assert_eq!(j["error"]["code"].as_str(), Some("invalid_field"), "{}", j);
+        // The key itself, or (in an object that is one of several shapes,
+        // such as a discount) the object it made into no shape at all.
+        let field = j["error"]["details"]["field"].as_str().unwrap_or("");
+        let object = dotted(&target);
+        prop_assert!(
+            field.ends_with(&key) || field == object,
+            "{} names {:?}, not {} in {}",
+            route.path,
+            field,
+            key,
+            object
+        );
+        Ok(())
+    });
+}
+
+/// A key given twice in one object is refused on every body route, with
+/// its path, whichever value comes last.
+#[test]
+fn duplicate_keys_are_refused_everywhere() {
+    let hub = Hub::new();
+    for route in body_routes(&hub.ids) {
+        let text = route.body.to_string();
+        let first = route
+            .body
+            .as_object()
+            .unwrap()
+            .keys()
+            .next()
+            .unwrap()
+            .clone();
+        let dup = format!(
+            "{},{}:{}}}",
+            &text[..text.len() - 1],
+            json!(first),
+            route.body[&first]
+        );
+        let uri = format!("/v1/properties/castle{}", route.path);
+        let headers = [("idempotency-key", uuid::Uuid::new_v4().to_string())];
+        let (status, j) = hub
+            .send(
+                route.method,
+                &uri,
+                &headers,
+                Some("application/json"),
+                Body::from(dup),
+            )
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            status,
+            StatusCode::BAD_REQUEST,
+            "{} {}: {j}",
+            route.method,
+            route.path
+        );
+        assert_eq!(j["error"]["code"], "duplicate_field", "{j}");
+        assert_eq!(j["error"]["details"]["field"], json!(first), "{j}");
+    }
+    // Nested, in a Money object: the redemption that would have taken 10.00
+    // after a 1.00 check.
+    let uri = format!(
+        "/v1/properties/castle/vouchers/{}/redemptions",
+        hub.ids.code
+    );
+    let body = r#"{"amount": {"amount": 100, "currency": "EUR", "amount": 1000}, "reservation": {"number": "R-dup"}}"#;
+    let (status, j) = hub
+        .send(
+            "POST",
+            &uri,
+            &[],
+            Some("application/json"),
+            Body::from(body),
+        )
+        .unwrap()
+        .unwrap();
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{j}");
+    assert_eq!(j["error"]["details"]["field"], "amount.amount", "{j}");
+}
+
+/// `"amount": null` is not "all of it" (only an omitted amount is); cash
+/// tendered, import dates and birth dates are bounded. Each is 400 and moves
+/// nothing.
+#[test]
+fn lax_values_are_refused() {
+    let hub = Hub::new();
+    let Ids {
+        code,
+        redemption,
+        hold,
+        ..
+    } = hub.ids.clone();
+    let balance = |hub: &Hub| {
+        let (_, j) = hub
+            .send(
+                "GET",
+                &format!("/v1/properties/castle/vouchers/{code}"),
+                &[],
+                None,
+                Body::empty(),
+            )
+            .unwrap()
+            .unwrap();
+        j["balance"]["amount"].as_i64().unwrap()
+    };
+    let before = balance(&hub);
+    let post = |path: String, body: Value| {
+        let uri = format!("/v1/properties/castle{path}");
+        let headers = [("idempotency-key", uuid::Uuid::new_v4().to_string())];
+        hub.send(
+            "POST",
+            &uri,
+            &headers,
+            Some("application/json"),
+            Body::from(body.to_string()),
+        )
+        .unwrap()
+        .unwrap()
+    };
+    let refused = |(status, j): (StatusCode, Value), field: &str| {
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{field}: {j}");
+        assert_eq!(j["error"]["details"]["field"], field, "{j}");
+    };
+    let reservation = json!({"number": "R-null"});
+    refused(
+        post(
+            format!("/vouchers/{code}/redemptions"),
+            json!({"amount": null, "reservation": reservation}),
+        ),
+        "amount",
+    );
+    refused(
+        post(
+            format!("/vouchers/{code}/holds"),
+            json!({"amount": null, "reservation": reservation, "expires_at": "2027-02-01T00:00:00Z"}),
+        ),
+        "amount",
+    );
+    refused(
+        post(format!("/holds/{hold}/capture"), json!({"amount": null})),
+        "amount",
+    );
+    refused(
+        post(
+            format!("/vouchers/{code}/redemptions/{redemption}/reversal"),
+            json!({"amount": null}),
+        ),
+        "amount",
+    );
+    // Money objects are exactly amount and currency.
+    refused(
+        post(
+            format!("/vouchers/{code}/redemptions"),
+            json!({"amount": {"amount": 100, "currency": "EUR", "fx_rate": 2}, "reservation": reservation}),
+        ),
+        "amount.fx_rate",
+    );
+    assert_eq!(balance(&hub), before, "nothing moved");
+    // Cash tendered past the bound.
+    let (status, j) = post(
+        "/orders".into(),
+        json!({"uuid": "cash-max", "items": [{"product_id": "tasting", "unit_id": "adult", "quantity": 1}],
+               "payment": {"mode": "charge_now", "parts": [{"method": "cash", "amount": eur(2_500),
+                           "tendered": eur(i64::MAX)}]}}),
+    );
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{j}");
+    assert_eq!(j["error"]["code"], "invalid_payment", "{j}");
+    // Legacy sale and redemption times in the future or before 1990.
+    for (at, field) in [
+        ("9999-12-31T00:00:00Z", "issued_at"),
+        ("2100-01-01T00:00:00Z", "issued_at"),
+        ("1969-12-31T00:00:00Z", "issued_at"),
+    ] {
+        let (status, j) = post(
+            "/voucher-imports".into(),
+            json!({"vouchers": [{"code": "OLD-FUTURE-1", "value": eur(5000), "issued_at": at}]}),
+        );
+        // A line that fails is reported in the import's answer.
+        let failed = status.is_client_error() || j["lines"][0]["status"] == "failed";
+        assert!(failed && j["imported"] != 1, "{at}: {status} {j}");
+        assert!(j.to_string().contains(field), "{at}: {j}");
+    }
+    let (status, j) = post(
+        "/voucher-imports".into(),
+        json!({"vouchers": [{"code": "OLD-FUTURE-2", "value": eur(5000),
+                             "redemptions": [{"amount": eur(100), "at": "3000-01-01T00:00:00Z"}]}]}),
+    );
+    let failed = status.is_client_error() || j["lines"][0]["status"] == "failed";
+    assert!(
+        failed && j.to_string().contains("redemptions.at"),
+        "{status} {j}"
+    );
+    // A departure is reported when the guest leaves, of a stay since 2000.
+    for (arrival, departure, field) in [
+        ("2027-01-01", "9999-12-31", "departure"),
+        ("2027-01-20", "2027-01-22", "departure"),
+        ("1999-12-31", "2000-01-02", "arrival"),
+    ] {
+        refused(
+            post(
+                "/stays/R-far/departure".into(),
+                json!({"email": "far@example.com", "arrival": arrival, "departure": departure,
+                       "room_revenue": 100, "currency": "EUR"}),
+            ),
+            field,
+        );
+    }
+    refused(
+        post(
+            "/stays/R-rich/departure".into(),
+            json!({"email": "rich@example.com", "arrival": "2027-01-01", "departure": "2027-01-03",
+                   "room_revenue": i64::MAX, "currency": "EUR"}),
+        ),
+        "room_revenue",
+    );
+    // Birth dates between 1900-01-01 and today.
+    for bad in ["9999-12-31", "2999-01-01", "1899-12-31"] {
+        refused(
+            post(
+                "/guests".into(),
+                json!({"email": "born@example.com", "birth_date": bad}),
+            ),
+            "birth_date",
+        );
+    }
+}
+
+/// A control character (CR, LF, NUL, C0/C1, an ANSI escape, a line
+/// separator, a bidirectional override) in a person's name is 400 naming
+/// the field, on every route that takes one.
+#[test]
+fn control_characters_in_names_are_refused() {
+    let hub = Hub::new();
+    let code = hub.ids.code.clone();
+    let strategy = (
+        0usize..9,
+        "[A-Za-z ]{0,6}",
+        prop::sample::select(vec![
+            "\r",
+            "\n",
+            "\r\n",
+            "\u{0}",
+            "\u{1b}[31m",
+            "\u{7}",
+            "\t",
+            "\u{7f}",
+            "\u{85}",
+            "\u{9b}2J",
+            "\u{2028}",
+            "\u{202e}",
+        ]),
+        "[A-Za-z]{0,6}",
+        any::<u32>(),
+    );
+    check_all(strategy, |(at, pre, ctl, post, n)| {
+        let name = format!("{pre}{ctl}{post}");
+        let member = |contact: Value| {
+            json!({"uuid": format!("names-{n}"), "contact": contact,
+                   "items": [{"product_id": "club", "unit_id": "member", "quantity": 1,
+                              "members": [{"first_name": name, "email": "m@example.com"}]}],
+                   "payment": {"mode": "pay_later", "parts": []}})
+        };
+        let (path, body, field) = match at {
+            0 => (
+                "/guests".to_owned(),
+                json!({"email": "g@example.com", "first_name": name}),
+                "first_name",
+            ),
+            1 => (
+                "/guests".to_owned(),
+                json!({"email": "g@example.com", "last_name": name}),
+                "last_name",
+            ),
+            2 => (
+                "/loyalty/enrolments".to_owned(),
+                json!({"email": "l@example.com", "first_name": name}),
+                "first_name",
+            ),
+            3 => (
+                "/loyalty/enrolments".to_owned(),
+                json!({"email": "l@example.com", "last_name": name}),
+                "last_name",
+            ),
+            4 => (
+                "/orders".to_owned(),
+                json!({"uuid": format!("names-{n}"), "contact": {"email": "c@example.com", "first_name": name},
+                       "items": [{"product_id": "tasting", "unit_id": "adult", "quantity": 1}],
+                       "payment": {"mode": "pay_later", "parts": []}}),
+                "contact.first_name",
+            ),
+            5 => (
+                "/orders".to_owned(),
+                member(json!({"last_name": "Ok"})),
+                "members.first_name",
+            ),
+            6 => (
+                "/vouchers".to_owned(),
+                json!({"article_type": "value", "value": eur(5000), "buyer": {"name": name}}),
+                "buyer.name",
+            ),
+            7 => (
+                format!("/vouchers/{code}/redemptions"),
+                json!({"amount": eur(1), "reservation": {"number": "R-n", "guest_name": name}}),
+                "reservation.guest_name",
+            ),
+            _ => (
+                "/orders".to_owned(),
+                json!({"uuid": format!("names-{n}"), "contact": {"last_name": name},
+                       "items": [{"product_id": "tasting", "unit_id": "adult", "quantity": 1}],
+                       "payment": {"mode": "pay_later", "parts": []}}),
+                "contact.last_name",
+            ),
+        };
+        let uri = format!("/v1/properties/castle{path}");
+        let headers = [("idempotency-key", format!("names-{n}-{at}"))];
+        let (status, j) = hub
+            .send(
+                "POST",
+                &uri,
+                &headers,
+                Some("application/json"),
+                Body::from(body.to_string()),
+            )?
+            .expect("an answer");
+        prop_assert_eq!(
+            status,
+            StatusCode::BAD_REQUEST,
+            "{} {:?}: {}",
+            path,
+            name,
+            j
+        );
+        prop_assert_eq!(
+            j["error"]["details"]["field"].as_str(),
+            Some(field),
+            "{}",
+            j
+        );
         Ok(())
     });
 }

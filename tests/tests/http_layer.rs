@@ -442,3 +442,279 @@ both_stores! {
     bodies => bad_bodies;
     same_key_race => concurrent_same_key;
 }
+
+// ---- the served hub: what a socket sees ---------------------------------------------
+
+/// The JSON body rules of the one extractor every route uses: a key given
+/// twice is refused with its path, an unknown field is named.
+#[tokio::test]
+async fn duplicate_keys_and_unknown_fields() {
+    let a = app(Backend::Sqlite).await;
+    let k = Some(a.key_a.as_str());
+    let h = [("idempotency-key", "kd")];
+    let r = call(
+        &a.router,
+        "POST",
+        URI,
+        k,
+        &h,
+        Some(r#"{"amount": 1, "amount": 1000}"#.into()),
+    )
+    .await;
+    assert_eq!(
+        (r.status, r.code().as_str()),
+        (StatusCode::BAD_REQUEST, "duplicate_field")
+    );
+    assert_eq!(r.json()["error"]["details"]["field"], "amount");
+    let r = call(
+        &a.router,
+        "POST",
+        URI,
+        k,
+        &h,
+        Some(r#"{"amount": 1, "nots": "typo"}"#.into()),
+    )
+    .await;
+    assert_eq!(
+        (r.status, r.code().as_str()),
+        (StatusCode::BAD_REQUEST, "invalid_field")
+    );
+    assert_eq!(r.json()["error"]["details"]["field"], "nots");
+    assert_eq!(a.runs.load(Ordering::SeqCst), 0, "nothing ran");
+}
+
+/// `X-Request-Id` is kept only when it is a short token; anything else
+/// (long, with an email in it) is replaced by a generated id.
+#[tokio::test]
+async fn request_ids_are_short_tokens() {
+    let a = app(Backend::Sqlite).await;
+    let sent = |id: String| {
+        let router = a.router.clone();
+        async move {
+            call(
+                &router,
+                "GET",
+                "/nowhere",
+                None,
+                &[("x-request-id", &id)],
+                None,
+            )
+            .await
+            .headers["x-request-id"]
+                .to_str()
+                .unwrap()
+                .to_owned()
+        }
+    };
+    assert_eq!(sent("req-42.a_b".into()).await, "req-42.a_b");
+    let long = format!("ana@example.com{}", "x".repeat(7000));
+    for bad in [long, "ana@example.com".into(), "a b".into(), "x".repeat(65)] {
+        let echoed = sent(bad.clone()).await;
+        assert_ne!(echoed, bad);
+        assert!(
+            uuid::Uuid::parse_str(&echoed).is_ok(),
+            "a generated id: {echoed}"
+        );
+    }
+}
+
+/// 405 answers carry the JSON error (and the Allow header); a path that is
+/// not UTF-8 once decoded is 400 `invalid_path`, not "no such property".
+#[tokio::test]
+async fn method_not_allowed_and_non_utf8_paths() {
+    let a = app(Backend::Sqlite).await;
+    let k = Some(a.key_a.as_str());
+    let r = call(&a.router, "GET", URI, k, &[], None).await;
+    assert_eq!(r.status, StatusCode::METHOD_NOT_ALLOWED);
+    assert_eq!(r.code(), "method_not_allowed");
+    assert_eq!(r.headers["allow"], "POST");
+    assert_eq!(r.headers["content-type"], "application/json");
+    for path in [
+        "/v1/properties/%FF/echo",
+        "/v1/properties/castle%C3%28/echo",
+        "/v1/properties/castle/echo/%E2%82",
+    ] {
+        let r = call(
+            &a.router,
+            "POST",
+            path,
+            k,
+            &[("idempotency-key", "ku")],
+            Some(r#"{"amount": 1}"#.into()),
+        )
+        .await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST, "{path}: {}", r.body);
+        assert_eq!(r.code(), "invalid_path");
+    }
+}
+
+/// A hub served on a real socket with a short header timeout.
+struct Served {
+    addr: std::net::SocketAddr,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    done: tokio::task::JoinHandle<std::io::Result<()>>,
+    _t: tests::TestStore,
+}
+
+async fn served(limits: guesthub::server::Limits) -> Served {
+    let t = fresh_store(Backend::Sqlite).await;
+    guesthub::admin::add_property(&t.store, "castle", "Castle", "Europe/Vienna", "EUR")
+        .await
+        .unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let router = guesthub::app::router(t.store.clone(), 64 * 1024);
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let done = tokio::spawn(guesthub::server::serve(listener, router, limits, async {
+        let _ = stopped.await;
+    }));
+    Served {
+        addr,
+        stop: Some(stop),
+        done,
+        _t: t,
+    }
+}
+
+/// Reads one response head (through the blank line) and its body by
+/// Content-Length; `None` when the server closed the connection first.
+async fn read_response(s: &mut tokio::net::TcpStream) -> Option<(String, String)> {
+    use tokio::io::AsyncReadExt;
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 4096];
+    let head_end = loop {
+        if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            break i + 4;
+        }
+        let n = s.read(&mut chunk).await.ok()?;
+        if n == 0 {
+            return None;
+        }
+        buf.extend_from_slice(&chunk[..n]);
+    };
+    let head = String::from_utf8_lossy(&buf[..head_end]).to_ascii_lowercase();
+    let len: usize = head
+        .lines()
+        .find_map(|l| l.strip_prefix("content-length:"))
+        .map_or(0, |v| v.trim().parse().unwrap());
+    while buf.len() < head_end + len {
+        let n = s.read(&mut chunk).await.ok()?;
+        if n == 0 {
+            return None;
+        }
+        buf.extend_from_slice(&chunk[..n]);
+    }
+    let body = String::from_utf8_lossy(&buf[head_end..head_end + len]).into_owned();
+    Some((head, body))
+}
+
+/// 300 clients that open a connection and send half a request head are
+/// cut off after the header timeout, and the hub still answers.
+#[tokio::test]
+async fn half_open_connections_are_closed() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let hub = served(guesthub::server::Limits {
+        header_read_timeout: std::time::Duration::from_millis(300),
+        max_connections: 100,
+    })
+    .await;
+    let mut conns = Vec::new();
+    for _ in 0..300 {
+        let mut s = tokio::net::TcpStream::connect(hub.addr).await.unwrap();
+        s.write_all(b"GET /health HTTP/1.1\r\nHost: hub\r\nX-Slow: ")
+            .await
+            .unwrap();
+        conns.push(s);
+    }
+    let closed = futures::future::join_all(conns.into_iter().map(|mut s| async move {
+        let mut buf = [0u8; 512];
+        // EOF or a reset, within seconds: never an open connection.
+        matches!(
+            tokio::time::timeout(std::time::Duration::from_secs(20), s.read(&mut buf)).await,
+            Ok(Ok(_) | Err(_))
+        )
+    }))
+    .await;
+    assert!(
+        closed.iter().all(|c| *c),
+        "every half-open connection closed"
+    );
+    // A well-behaved client is served, keep-alive included.
+    let mut s = tokio::net::TcpStream::connect(hub.addr).await.unwrap();
+    for _ in 0..2 {
+        s.write_all(b"GET /health HTTP/1.1\r\nHost: hub\r\n\r\n")
+            .await
+            .unwrap();
+        let (head, body) = read_response(&mut s).await.expect("an answer");
+        assert!(head.starts_with("http/1.1 200"), "{head}");
+        assert!(!head.contains("connection: close"), "{head}");
+        assert_eq!(body, r#"{"status":"ok"}"#);
+    }
+    drop(s);
+    let mut hub = hub;
+    hub.stop.take().unwrap().send(()).unwrap();
+    hub.done.await.unwrap().unwrap();
+}
+
+/// An answer sent before the request body was read (401 here) says
+/// `Connection: close`, so the client does not send its next request on a
+/// connection the server is closing; a small body that came with the
+/// request is read and dropped instead, and the connection kept.
+#[tokio::test]
+async fn early_answers_close_the_connection_and_say_so() {
+    use tokio::io::AsyncWriteExt;
+    let hub = served(guesthub::server::Limits::default()).await;
+    let mut s = tokio::net::TcpStream::connect(hub.addr).await.unwrap();
+    // Headers only: the 40 KB body is still to come when the 401 is sent.
+    s.write_all(
+        b"POST /v1/properties/castle/vouchers HTTP/1.1\r\nHost: hub\r\n\
+          Content-Type: application/json\r\nContent-Length: 40000\r\n\r\n",
+    )
+    .await
+    .unwrap();
+    let (head, body) = read_response(&mut s).await.expect("an answer");
+    assert!(head.starts_with("http/1.1 401"), "{head}");
+    assert!(head.contains("connection: close"), "{head}");
+    assert!(body.contains("\"unauthorized\""), "{body}");
+    // The same for a 404 of an unknown route with a body.
+    let mut s = tokio::net::TcpStream::connect(hub.addr).await.unwrap();
+    s.write_all(b"POST /nowhere HTTP/1.1\r\nHost: hub\r\nContent-Length: 40000\r\n\r\n")
+        .await
+        .unwrap();
+    let (head, _) = read_response(&mut s).await.expect("an answer");
+    assert!(head.starts_with("http/1.1 404"), "{head}");
+    assert!(head.contains("connection: close"), "{head}");
+    // A small body that came along: read, and the connection stays open.
+    let mut s = tokio::net::TcpStream::connect(hub.addr).await.unwrap();
+    for _ in 0..2 {
+        let body = r#"{"email":"a@example.com"}"#;
+        let req = format!(
+            "POST /v1/properties/castle/guests HTTP/1.1\r\nHost: hub\r\n\
+             Authorization: Bearer nope\r\nContent-Type: application/json\r\n\
+             Content-Length: {}\r\n\r\n{body}",
+            body.len()
+        );
+        s.write_all(req.as_bytes()).await.unwrap();
+        let (head, _) = read_response(&mut s).await.expect("an answer");
+        assert!(head.starts_with("http/1.1 401"), "{head}");
+        assert!(!head.contains("connection: close"), "{head}");
+    }
+}
+
+/// Every route that writes documents the 409 it can answer (a conflict
+/// under concurrent requests, or an Idempotency-Key still in flight).
+#[test]
+fn every_writing_route_documents_its_409() {
+    let doc: serde_json::Value = serde_json::from_str(&guesthub::app::openapi_json()).unwrap();
+    let mut missing = Vec::new();
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        for method in ["post", "put", "patch", "delete"] {
+            if let Some(op) = item.get(method)
+                && op["responses"].get("409").is_none()
+            {
+                missing.push(format!("{} {path}", method.to_uppercase()));
+            }
+        }
+    }
+    assert!(missing.is_empty(), "no 409 documented: {missing:?}");
+}

@@ -165,6 +165,38 @@ pub struct MemberQuery {
     pub q: Option<String>,
 }
 
+/// The earliest arrival a departure may report.
+const EARLIEST_ARRIVAL: NaiveDate = match NaiveDate::from_ymd_opt(2000, 1, 1) {
+    Some(d) => d,
+    None => panic!("a valid date"),
+};
+
+/// A departure is reported when the guest leaves: not after the property's
+/// tomorrow (a PMS in another zone may be a day ahead), and the stay began
+/// no earlier than [`EARLIEST_ARRIVAL`].
+fn check_stay_dates(
+    arrival: NaiveDate,
+    departure: NaiveDate,
+    today: NaiveDate,
+) -> Result<(), ValidationError> {
+    if today
+        .succ_opt()
+        .is_some_and(|tomorrow| departure > tomorrow)
+    {
+        return Err(ValidationError::new(
+            "departure",
+            "must not be after tomorrow: report a departure when the guest leaves",
+        ));
+    }
+    if arrival < EARLIEST_ARRIVAL {
+        return Err(ValidationError::new(
+            "arrival",
+            "must not be before 2000-01-01",
+        ));
+    }
+    Ok(())
+}
+
 fn guest_not_found() -> ApiError {
     ApiError::not_found("guest_not_found", "no such guest in this property")
 }
@@ -448,8 +480,13 @@ pub async fn report_departure(
         input.last_name.as_deref(),
     )?;
     let currency = Currency::parse(&input.currency)?;
-    let room = Money::new(input.room_revenue, currency).non_negative("room_revenue")?;
-    let other = Money::new(input.other_revenue, currency).non_negative("other_revenue")?;
+    let room = Money::new(input.room_revenue, currency).within_limit("room_revenue")?;
+    let other = Money::new(input.other_revenue, currency).within_limit("other_revenue")?;
+    check_stay_dates(
+        input.arrival,
+        input.departure,
+        domain::time::local_date(caller.property.time_zone, store.clock().now()),
+    )?;
     let probe = domain::loyalty::StayFacts {
         guest: GuestId("probe".into()),
         loyalty_number: None,

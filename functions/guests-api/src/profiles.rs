@@ -7,7 +7,9 @@ use axum::extract::{Path, State};
 use axum::response::Response;
 use chrono::{DateTime, NaiveDate, Utc};
 use domain::guest::ports::GuestStore;
-use domain::guest::{Guest, GuestId, Note, NoteSource, ScreeningState, validate_preferences};
+use domain::guest::{
+    Guest, GuestId, Note, NoteSource, ScreeningState, check_birth_date, validate_preferences,
+};
 use domain::{Email, Scope, StoreError, ValidationError};
 use http::{HeaderMap, StatusCode};
 use platform::Store;
@@ -126,12 +128,14 @@ fn erased() -> ApiError {
     ApiError::rule("guest_erased", "this guest's personal data was erased")
 }
 
-/// Text fields: trimmed, `""` means none, bounded.
+/// Text fields (names, phone, author): trimmed, `""` means none, bounded,
+/// one line (no control characters).
 pub(crate) fn text(field: &'static str, v: &str) -> Result<Option<String>, ValidationError> {
     let t = v.trim();
     if t.chars().count() > 200 {
         return Err(ValidationError::new(field, "is longer than 200 characters"));
     }
+    domain::name::one_line(field, v)?;
     Ok((!t.is_empty()).then(|| t.to_owned()))
 }
 
@@ -142,6 +146,14 @@ async fn load(store: &Store, caller: &Caller, id: &str) -> Result<Guest, ApiErro
         .await?
         .ok_or_else(guest_not_found)
 }
+
+/// The property's date now.
+fn today(store: &Store, caller: &Caller) -> NaiveDate {
+    domain::time::local_date(caller.property.time_zone, store.clock().now())
+}
+
+/// Reads and writes one upsert tries before it answers 409 `conflict`.
+const UPSERT_ATTEMPTS: u32 = 16;
 
 fn conflict_email() -> ApiError {
     ApiError::conflict(
@@ -162,6 +174,7 @@ fn conflict_email() -> ApiError {
         (status = 201, description = "Guest created", body = GuestView),
         (status = 200, description = "Guest updated", body = GuestView),
         (status = 400, description = "Invalid field", body = platform::http::error::ErrorBody),
+        (status = 409, description = "`idempotency_key_in_flight`: a request with this Idempotency-Key is still running; `conflict`: the guest kept changing while this request ran (retry)", body = platform::http::error::ErrorBody),
         (status = 422, description = "Guest erased", body = platform::http::error::ErrorBody),
     ),
     security(("partner_key" = []))
@@ -192,6 +205,9 @@ pub async fn upsert_guest(
         .as_deref()
         .map(|v| text("phone", v))
         .transpose()?;
+    if let Some(d) = input.birth_date {
+        check_birth_date(d, today(&store, &caller))?;
+    }
     let run = Idempotent {
         store: &store,
         caller: &caller,
@@ -202,48 +218,60 @@ pub async fn upsert_guest(
     };
     run.run(&headers, |_lease| async {
         let p = &caller.property.id;
-        let now = store.clock().now();
-        let existing = store.guest_by_email(p, &email).await?;
-        let created = existing.is_none();
-        let mut g = existing.unwrap_or_else(|| {
-            let mut g = Guest::new(GuestId(uuid::Uuid::now_v7().to_string()), p.clone(), now);
-            g.email = Some(email.clone());
-            g
-        });
-        if g.erased {
-            return Err(erased());
+        // The email lookup is written with the profile, so of concurrent
+        // creations one commits; the others read the guest it made and
+        // update that one: everyone is answered the same guest. A save that
+        // lost a race with another update reads and applies again.
+        for attempt in 0..UPSERT_ATTEMPTS {
+            let now = store.clock().now();
+            let existing = store.guest_by_email(p, &email).await?;
+            let created = existing.is_none();
+            let mut g = existing.unwrap_or_else(|| {
+                let mut g = Guest::new(GuestId(uuid::Uuid::now_v7().to_string()), p.clone(), now);
+                g.email = Some(email.clone());
+                g
+            });
+            if g.erased {
+                return Err(erased());
+            }
+            if let Some(v) = &first {
+                g.first_name = v.clone();
+            }
+            if let Some(v) = &last {
+                g.last_name = v.clone();
+            }
+            if let Some(v) = &phone {
+                g.phone = v.clone();
+            }
+            if input.birth_date.is_some() {
+                g.birth_date = input.birth_date;
+            }
+            g.preferences
+                .extend(input.preferences.iter().map(|(k, v)| (k.clone(), v.clone())));
+            validate_preferences(&g.preferences)?;
+            if let Some(o) = input.opt_in {
+                g.opt_in = o;
+            }
+            g.updated_at = now;
+            screen_now(&store, &mut g).await?;
+            let saved = if created {
+                store.create_guest(&g).await
+            } else {
+                store.save_guest(&g).await
+            };
+            let g = match saved {
+                Ok(g) => g,
+                Err(StoreError::Conflict) => {
+                    platform::store::backoff(attempt).await;
+                    continue;
+                }
+                Err(e) => return Err(e.into()),
+            };
+            tracing::info!(property = %p, guest = %g.id, email = %email.log_token(), created, "guest upserted");
+            let status = if created { StatusCode::CREATED } else { StatusCode::OK };
+            return Ok(Outcome::json(status, &GuestView::from(&g)));
         }
-        if let Some(v) = first {
-            g.first_name = v;
-        }
-        if let Some(v) = last {
-            g.last_name = v;
-        }
-        if let Some(v) = phone {
-            g.phone = v;
-        }
-        if input.birth_date.is_some() {
-            g.birth_date = input.birth_date;
-        }
-        g.preferences.extend(input.preferences);
-        validate_preferences(&g.preferences)?;
-        if let Some(o) = input.opt_in {
-            g.opt_in = o;
-        }
-        g.updated_at = now;
-        screen_now(&store, &mut g).await?;
-        let saved = if created {
-            store.create_guest(&g).await
-        } else {
-            store.save_guest(&g).await
-        };
-        let g = saved.map_err(|e| match e {
-            StoreError::Conflict if created => conflict_email(),
-            e => e.into(),
-        })?;
-        tracing::info!(property = %p, guest = %g.id, email = %email.log_token(), created, "guest upserted");
-        let status = if created { StatusCode::CREATED } else { StatusCode::OK };
-        Ok(Outcome::json(status, &GuestView::from(&g)))
+        Err(StoreError::Conflict.into())
     })
     .await
 }
@@ -344,6 +372,9 @@ pub async fn patch_guest(
         .as_deref()
         .map(|v| text("phone", v))
         .transpose()?;
+    if let Some(d) = patch.birth_date {
+        check_birth_date(d, today(&store, &caller))?;
+    }
     let mut g = load(&store, &caller, &id).await?;
     if g.erased {
         return Err(erased());

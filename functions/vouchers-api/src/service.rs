@@ -660,10 +660,10 @@ pub async fn import(
         let code = raw.get("code").and_then(|c| c.as_str()).map(|c| {
             VoucherCode::external(c).map_or_else(|_| c.to_owned(), |c| c.as_str().to_owned())
         });
-        let result = match serde_json::from_value::<ImportLine>(raw) {
+        let result = match platform::http::json::from_value::<ImportLine>(raw) {
             Err(e) => Err(LineError {
-                code: "invalid_field",
-                message: e.to_string(),
+                code: e.code,
+                message: e.message,
             }),
             Ok(line) => {
                 let now = store.clock().now();

@@ -95,6 +95,7 @@ pub async fn add_partner(
     properties: &[String],
     scopes: &[String],
 ) -> anyhow::Result<(Partner, String)> {
+    domain::name::one_line("name", name)?;
     let name = name.trim();
     if name.is_empty() {
         bail!("a partner needs a name");

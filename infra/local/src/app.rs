@@ -34,12 +34,50 @@ pub fn openapi() -> OpenApi {
          `{\"error\": {\"code\", \"message\", \"details\"}}`."
             .into(),
     );
+    document_conflicts(&mut api);
     let components = api.components.get_or_insert_with(Default::default);
     components.add_security_scheme(
         "partner_key",
         SecurityScheme::Http(Http::new(HttpAuthScheme::Bearer)),
     );
     api
+}
+
+/// Every route that writes can answer 409: `conflict` when what it changes
+/// kept changing under concurrent requests, `idempotency_key_in_flight`
+/// while a request with the same `Idempotency-Key` runs. Routes that name
+/// their own 409 keep their description; the others get this one.
+fn document_conflicts(api: &mut OpenApi) {
+    use utoipa::openapi::{ContentBuilder, Ref, ResponseBuilder};
+    let conflict = ResponseBuilder::new()
+        .description(
+            "`conflict`: what this request changes kept changing under concurrent \
+             requests (retry); `idempotency_key_in_flight`: a request with this \
+             Idempotency-Key is still running (retry later)",
+        )
+        .content(
+            "application/json",
+            ContentBuilder::new()
+                .schema(Some(Ref::from_schema_name("ErrorBody")))
+                .build(),
+        )
+        .build();
+    for item in api.paths.paths.values_mut() {
+        for op in [
+            &mut item.post,
+            &mut item.put,
+            &mut item.patch,
+            &mut item.delete,
+        ]
+        .into_iter()
+        .flatten()
+        {
+            op.responses
+                .responses
+                .entry("409".to_owned())
+                .or_insert_with(|| conflict.clone().into());
+        }
+    }
 }
 
 /// The document as served and checked in.
@@ -63,5 +101,7 @@ pub fn router(store: Store, max_body_bytes: usize) -> Router {
             }
         }),
     );
-    platform::http::serve_layers(router, max_body_bytes)
+    platform::http::serve_layers(router, max_body_bytes).layer(axum::middleware::from_fn(
+        platform::http::close_if_body_unread,
+    ))
 }

@@ -9,6 +9,7 @@
 //!   scheduler (files go to `<data-dir>/outbox/loyalty/` unless connected).
 //! - [`demo`]: `guesthub demo` — demo properties, partners, products,
 //!   vouchers, a club file, guests and a loyalty export, then a walkthrough.
+//! - [`server`]: the HTTP server `serve` runs (timeouts, connection cap).
 //! - [`admin`]: the admin commands (properties, partners, tables).
 //! - `main.rs`: argument parsing and wiring only.
 
@@ -18,3 +19,4 @@ pub mod crm;
 pub mod demo;
 pub mod loyalty;
 pub mod roster;
+pub mod server;

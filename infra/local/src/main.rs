@@ -505,9 +505,13 @@ async fn serve(cli: &Cli, store: platform::Store, addr: SocketAddr) -> anyhow::R
         "GuestHub listening on http://{addr} (data in {})",
         cli.data_dir.display()
     );
-    axum::serve(listener, router)
-        .with_graceful_shutdown(shutdown_signal())
-        .await?;
+    guesthub::server::serve(
+        listener,
+        router,
+        guesthub::server::Limits::default(),
+        shutdown_signal(),
+    )
+    .await?;
     for s in [scheduler, loyalty].into_iter().flatten() {
         s.abort();
     }

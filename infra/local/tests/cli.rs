@@ -186,6 +186,72 @@ async fn operator_flow_property_partner_serve_and_clean_shutdown() {
     assert!(d.join("guesthub.sqlite3").exists());
 }
 
+/// Names given to the CLI are one line: a newline or an ANSI escape in a
+/// partner's or property's name would forge lines in `partner list` and
+/// `property list`. Refused with the reason; nothing is added.
+#[test]
+fn names_with_control_characters_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let property = |id: &str, name: &str| {
+        guesthub(
+            d,
+            &[
+                "property",
+                "add",
+                id,
+                "--name",
+                name,
+                "--time-zone",
+                "Europe/Vienna",
+                "--currency",
+                "EUR",
+            ],
+        )
+    };
+    ok(&property("castle", "Castle Winery"));
+    for (id, name) in [
+        ("abbey", "Abbey\ncastle\tForged\tEUR"),
+        ("abbey", "\u{1b}[2JAbbey"),
+        ("abbey", "Abbey\r"),
+    ] {
+        let out = property(id, name);
+        assert!(!out.status.success(), "{name:?} was accepted");
+        assert!(
+            String::from_utf8_lossy(&out.stderr).contains("control characters"),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    for name in [
+        "PMS\nforged-id\tForged partner",
+        "\u{1b}[1A\u{1b}[2KPMS",
+        "P\u{7}MS",
+    ] {
+        let out = guesthub(
+            d,
+            &[
+                "partner",
+                "add",
+                name,
+                "--properties",
+                "castle",
+                "--scopes",
+                "vouchers:read",
+            ],
+        );
+        assert!(!out.status.success(), "{name:?} was accepted");
+        assert!(
+            String::from_utf8_lossy(&out.stderr).contains("control characters"),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    assert_eq!(ok(&guesthub(d, &["partner", "list"])).trim(), "");
+    let properties = ok(&guesthub(d, &["property", "list"]));
+    assert_eq!(properties.lines().count(), 1, "{properties}");
+}
+
 #[test]
 fn tables_create_on_dynamodb() {
     let endpoint = std::env::var("GUESTHUB_TEST_MOTO")

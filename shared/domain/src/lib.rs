@@ -24,6 +24,7 @@ pub mod guest;
 pub mod idempotency;
 pub mod loyalty;
 pub mod money;
+pub mod name;
 pub mod partner;
 pub mod ports;
 pub mod property;

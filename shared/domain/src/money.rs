@@ -104,8 +104,30 @@ impl From<Currency> for String {
     }
 }
 
-/// An amount of money: `{"amount": 1250, "currency": "EUR"}` is EUR 12.50.
+/// The largest amount one request may name, in minor units (1,000,000,000.00
+/// in a two-decimal currency): far above any voucher, payment, cash tender
+/// or stay, and far enough below `i64::MAX` that sums of many never overflow.
+pub const MAX_AMOUNT: i64 = 100_000_000_000;
+
+/// For an optional amount whose omission means "all of it" (redeem, hold,
+/// capture, reverse): an explicit `null` is refused rather than read as
+/// omitted, so a client's missing value never takes a whole balance.
+pub fn omitted_not_null<'de, D>(d: D) -> Result<Option<Money>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+{
+    match Option::<Money>::deserialize(d)? {
+        Some(m) => Ok(Some(m)),
+        None => Err(serde::de::Error::custom(
+            "must not be null: omit the field to mean all of it",
+        )),
+    }
+}
+
+/// An amount of money: `{"amount": 1250, "currency": "EUR"}` is EUR 12.50,
+/// and nothing else: another field is refused, not ignored.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct Money {
     /// Integer minor units (cents for EUR).
     pub amount: i64,
@@ -119,6 +141,18 @@ impl Money {
 
     pub fn zero(currency: Currency) -> Self {
         Self::new(0, currency)
+    }
+
+    /// An amount between 0 and [`MAX_AMOUNT`]: what one payment, tender,
+    /// voucher value or revenue figure may name.
+    pub fn within_limit(self, field: &'static str) -> Result<Self, ValidationError> {
+        if self.amount > MAX_AMOUNT {
+            return Err(ValidationError::new(
+                field,
+                format!("must be at most {MAX_AMOUNT} minor units"),
+            ));
+        }
+        self.non_negative(field)
     }
 
     /// A non-negative amount, as every price, value and payment must be.

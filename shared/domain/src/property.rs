@@ -88,6 +88,7 @@ impl Property {
         time_zone: Tz,
         currency: Currency,
     ) -> Result<Self, ValidationError> {
+        crate::name::one_line("name", name)?;
         let name = name.trim();
         if name.is_empty() || name.len() > 200 {
             return Err(ValidationError::new("name", "must be 1-200 characters"));

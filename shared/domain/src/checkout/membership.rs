@@ -38,6 +38,27 @@ pub struct Contact {
 }
 
 impl Contact {
+    /// Names and phone are one line each (see [`crate::name`]); `prefix`
+    /// names where the contact is (`contact`, `members`).
+    pub fn validate(&self, prefix: &'static str) -> Result<(), crate::ValidationError> {
+        let fields: [(&Option<String>, &'static str, &'static str); 3] = [
+            (&self.first_name, "contact.first_name", "members.first_name"),
+            (&self.last_name, "contact.last_name", "members.last_name"),
+            (&self.phone, "contact.phone", "members.phone"),
+        ];
+        for (value, in_contact, in_members) in fields {
+            if let Some(v) = value {
+                let field = if prefix == "members" {
+                    in_members
+                } else {
+                    in_contact
+                };
+                crate::name::person_name(field, v)?;
+            }
+        }
+        Ok(())
+    }
+
     /// `self` with blanks filled from `fallback` (a request overrides the
     /// membership's contact field by field).
     pub fn or(&self, fallback: &Contact) -> Contact {

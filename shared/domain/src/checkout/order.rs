@@ -68,8 +68,15 @@ impl Order {
 }
 
 impl OrderRequest {
-    /// Checks the free-text back-office fields.
+    /// Checks the free-text back-office fields, and that the contact's and
+    /// every member's names are one line each.
     pub fn check(&self) -> Result<(), ValidationError> {
+        self.contact.validate("contact")?;
+        for item in &self.items {
+            for m in &item.members {
+                m.validate("members")?;
+            }
+        }
         for (field, value) in [("source", &self.source), ("reseller", &self.reseller)] {
             if let Some(v) = value
                 && (v.trim().is_empty()

@@ -78,6 +78,11 @@ pub fn check_payment(
         let change = match p.method {
             PaymentMethod::Cash => {
                 let tendered = p.tendered.unwrap_or(p.amount);
+                tendered.within_limit("tendered").map_err(|_| {
+                    CheckoutError::InvalidPayment(
+                        "tendered must be at most 100000000000 minor units",
+                    )
+                })?;
                 if tendered.currency != due.currency {
                     return Err(CheckoutError::CurrencyMismatch);
                 }

@@ -57,6 +57,30 @@ pub const MAX_PREFERENCE_NAME: usize = 40;
 pub const MAX_PREFERENCE_VALUE: usize = 255;
 pub const MAX_NOTE_CHARS: usize = 4000;
 
+/// The earliest birth date a guest profile takes.
+pub const EARLIEST_BIRTH_DATE: NaiveDate = match NaiveDate::from_ymd_opt(1900, 1, 1) {
+    Some(d) => d,
+    None => panic!("a valid date"),
+};
+
+/// A birth date is in the past (at most `today`, the property's date) and
+/// not before [`EARLIEST_BIRTH_DATE`].
+pub fn check_birth_date(date: NaiveDate, today: NaiveDate) -> Result<(), ValidationError> {
+    if date > today {
+        return Err(ValidationError::new(
+            "birth_date",
+            "must not be in the future",
+        ));
+    }
+    if date < EARLIEST_BIRTH_DATE {
+        return Err(ValidationError::new(
+            "birth_date",
+            "must not be before 1900-01-01",
+        ));
+    }
+    Ok(())
+}
+
 /// Checks a preferences map: names `[a-z0-9_]`, short values.
 pub fn validate_preferences(p: &BTreeMap<String, String>) -> Result<(), ValidationError> {
     if p.len() > MAX_PREFERENCES {

@@ -94,6 +94,9 @@ impl Buyer {
                 "must be 1-200 characters",
             ));
         }
+        if let Some(n) = &self.name {
+            crate::name::person_name("buyer.name", n)?;
+        }
         Ok(())
     }
 }
@@ -137,6 +140,9 @@ impl Reservation {
                 "reservation.guest_name",
                 "must be at most 200 characters",
             ));
+        }
+        if let Some(g) = &self.guest_name {
+            crate::name::person_name("reservation.guest_name", g)?;
         }
         if let (Some(a), Some(d)) = (self.arrival, self.departure)
             && d < a

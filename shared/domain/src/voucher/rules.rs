@@ -20,7 +20,7 @@ use crate::{Money, Partner, PartnerId, Property, PropertyId, ValidationError};
 
 /// The largest amount one voucher or request may carry, in minor units, so
 /// sums can never overflow.
-pub const MAX_AMOUNT: i64 = 100_000_000_000;
+pub const MAX_AMOUNT: i64 = crate::money::MAX_AMOUNT;
 /// Open holds per voucher (they live in the voucher's record).
 pub const MAX_OPEN_HOLDS: usize = 20;
 /// Past redemptions one imported voucher may bring (one transaction).
@@ -428,8 +428,9 @@ pub fn load(v: &Voucher, req: &LoadRequest, actor: &Actor<'_>) -> Result<Change,
 #[derive(Debug, Clone, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RedeemRequest {
-    /// Omitted: the whole available balance. Package vouchers only whole.
-    #[serde(default)]
+    /// Omitted (not `null`): the whole available balance. Package vouchers only whole.
+    #[serde(default, deserialize_with = "crate::money::omitted_not_null")]
+    #[schema(nullable = false)]
     pub amount: Option<Money>,
     pub reservation: Reservation,
     /// Test requests redeem only test vouchers, live only live.
@@ -474,8 +475,9 @@ pub fn redeem(
 #[derive(Debug, Clone, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ReverseRequest {
-    /// Omitted: everything not reversed yet.
-    #[serde(default)]
+    /// Omitted (not `null`): everything not reversed yet.
+    #[serde(default, deserialize_with = "crate::money::omitted_not_null")]
+    #[schema(nullable = false)]
     pub amount: Option<Money>,
     #[serde(default)]
     pub reason: Option<String>,
@@ -555,8 +557,9 @@ pub fn reverse_by_partner(
 #[derive(Debug, Clone, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct HoldRequest {
-    /// Omitted: the whole available balance.
-    #[serde(default)]
+    /// Omitted (not `null`): the whole available balance.
+    #[serde(default, deserialize_with = "crate::money::omitted_not_null")]
+    #[schema(nullable = false)]
     pub amount: Option<Money>,
     pub reservation: Reservation,
     /// When the hold releases itself if not captured.
@@ -624,8 +627,9 @@ fn open_hold<'v>(
 #[derive(Debug, Clone, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CaptureRequest {
-    /// At most the held amount; omitted: all of it. The rest is released.
-    #[serde(default)]
+    /// At most the held amount; omitted (not `null`): all of it. The rest is released.
+    #[serde(default, deserialize_with = "crate::money::omitted_not_null")]
+    #[schema(nullable = false)]
     pub amount: Option<Money>,
 }
 
@@ -833,6 +837,29 @@ fn imported() -> ArticleType {
     ArticleType::Imported
 }
 
+/// The earliest sale or redemption an import may date (older vouchers are
+/// long past any validity).
+pub const EARLIEST_IMPORTED: DateTime<Utc> = DateTime::from_timestamp(631_152_000, 0).unwrap(); // 1990-01-01
+/// How far ahead of the hub's clock an imported time may be (the old
+/// system's clock may run a little ahead; such times count as now).
+pub const IMPORT_CLOCK_SKEW_SECONDS: i64 = 3600;
+
+/// A time from the old system: in the past (up to the clock skew) and not
+/// before [`EARLIEST_IMPORTED`].
+fn check_past(
+    field: &'static str,
+    at: DateTime<Utc>,
+    now: DateTime<Utc>,
+) -> Result<(), VoucherError> {
+    if at > now + chrono::Duration::seconds(IMPORT_CLOCK_SKEW_SECONDS) {
+        return Err(invalid(field, "must not be in the future"));
+    }
+    if at < EARLIEST_IMPORTED {
+        return Err(invalid(field, "must not be before 1990-01-01"));
+    }
+    Ok(())
+}
+
 /// One legacy or external voucher in `POST /voucher-imports`.
 #[derive(Debug, Clone, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -893,6 +920,14 @@ pub fn import(line: &ImportLine, actor: &Actor<'_>) -> Result<Change, VoucherErr
             "redemptions",
             "at most 90 past redemptions per voucher",
         ));
+    }
+    if let Some(at) = line.issued_at {
+        check_past("issued_at", at, actor.now)?;
+    }
+    for r in &line.redemptions {
+        if let Some(at) = r.at {
+            check_past("redemptions.at", at, actor.now)?;
+        }
     }
     let issued_at = line.issued_at.unwrap_or(actor.now).min(actor.now);
     let mut spent = 0i64;
