@@ -2032,12 +2032,170 @@ async fn write_off_retry_reports_the_whole_run(b: Backend) {
     assert!(listed.is_empty(), "{listed:?}");
 }
 
+// ---- reversals settle against the redeeming property -------------------------
+
+/// The settlement groups of a report as (accepting, issuing) → (redemptions,
+/// reversals, redeemed, reversed, net), from the JSON and from the CSV,
+/// which must agree.
+async fn settlement_groups(
+    h: &Hub,
+    property: &str,
+    key: &str,
+    q: &str,
+) -> BTreeMap<(String, String), [i64; 5]> {
+    let u = uri(property, &format!("/settlement?{q}"));
+    let r = send(&h.app, "GET", &u, key, None, None).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    let j = r.json();
+    let mut from_json = BTreeMap::new();
+    for g in j["groups"].as_array().unwrap() {
+        let n = |f: &str| g[f].as_i64().unwrap_or_else(|| g[f]["amount"].as_i64().unwrap());
+        from_json.insert(
+            (
+                g["accepting_property"].as_str().unwrap().to_owned(),
+                g["issuing_property"].as_str().unwrap().to_owned(),
+            ),
+            [
+                n("redemptions"),
+                n("reversals"),
+                n("redeemed"),
+                n("reversed"),
+                n("net"),
+            ],
+        );
+    }
+    let r = send(&h.app, "GET", &format!("{u}&format=csv"), key, None, None).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    let mut rows = csv::Reader::from_reader(r.body.as_bytes());
+    let mut from_csv = BTreeMap::new();
+    for row in rows.records() {
+        let row = row.unwrap();
+        let n = |i: usize| row[i].trim_start_matches('\'').parse::<i64>().unwrap();
+        assert_eq!(&row[2], "EUR");
+        from_csv.insert(
+            (row[0].to_owned(), row[1].to_owned()),
+            [n(3), n(4), n(5), n(6), n(7)],
+        );
+    }
+    assert_eq!(from_json, from_csv, "JSON and CSV of {property}'s report");
+    from_json
+}
+
+async fn reversals_settle_against_the_redeeming_property(b: Backend) {
+    let h = hub(b).await;
+    for p in ["abbey", "spa"] {
+        guesthub::admin::accept_issuer(&h.store, p, "castle")
+            .await
+            .unwrap();
+    }
+    let spa = tests::partner_key(&h.store, "Spa PMS", &["spa"], "vouchers:read,vouchers:redeem")
+        .await;
+    h.t.clock.set(utc("2027-02-10T10:00:00Z"));
+    let props = ["castle", "abbey", "spa"];
+    let key_of = |p: &str| match p {
+        "castle" => h.asa.clone(),
+        "abbey" => h.abbey.clone(),
+        _ => spa.clone(),
+    };
+    // (accepting, issuing) → [redemptions, reversals, redeemed, reversed, net]
+    let mut expected: BTreeMap<(String, String), [i64; 5]> = BTreeMap::new();
+    let mut movements = 0;
+    let mut n = 0;
+    for redeemer in props {
+        for reverser in props {
+            n += 1;
+            let code = issue(&h, value(10_000)).await;
+            let taken = 1_000 + n * 111 + 1;
+            let r = redeem(
+                &h,
+                &key_of(redeemer),
+                redeemer,
+                &code,
+                &format!("red-{n}"),
+                redeem_body(Some(taken), &format!("{redeemer}-{n}")),
+            )
+            .await;
+            assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+            let id = r.json()["redemption_id"].as_str().unwrap().to_owned();
+            let g = expected
+                .entry((redeemer.to_owned(), "castle".to_owned()))
+                .or_default();
+            g[0] += 1;
+            g[2] += taken;
+            g[4] += taken;
+            // Part of it back, then the rest, each by `reverser`.
+            let mut given_back = 0;
+            for (i, amount) in [Some(eur(n * 7 + 3)), None].into_iter().enumerate() {
+                let mut body = json!({"reason": "booking cancelled"});
+                if let Some(a) = amount.clone() {
+                    body["amount"] = a;
+                }
+                let u = uri(
+                    reverser,
+                    &format!("/vouchers/{code}/redemptions/{id}/reversal"),
+                );
+                let r = send(
+                    &h.app,
+                    "POST",
+                    &u,
+                    &key_of(reverser),
+                    Some(&format!("rev-{n}-{i}")),
+                    Some(body),
+                )
+                .await;
+                if reverser != redeemer && reverser != "castle" {
+                    // Neither the redeeming hotel nor the issuer.
+                    expect(&r, StatusCode::NOT_FOUND, "redemption_not_found");
+                    continue;
+                }
+                assert_eq!(r.status, StatusCode::CREATED, "{redeemer}/{reverser}: {}", r.body);
+                let back = r.json()["reversed"]["amount"].as_i64().unwrap();
+                given_back += back;
+                let g = expected
+                    .entry((redeemer.to_owned(), "castle".to_owned()))
+                    .or_default();
+                g[1] += 1;
+                g[3] += back;
+                g[4] -= back;
+            }
+            let s = status(&h, &h.office, "castle", &code).await.json();
+            let balance = s["balance"]["amount"].as_i64().unwrap();
+            assert_eq!(balance, 10_000 - taken + given_back, "{redeemer}/{reverser}");
+            if given_back > 0 {
+                assert_eq!(balance, 10_000, "whole again: {redeemer}/{reverser}");
+            }
+            // The ledger books the reversal where the redemption was made.
+            for a in ledger(&h, &code).await {
+                if a["kind"] == "reverse" {
+                    assert_eq!(a["accepting_property"], redeemer, "{a}");
+                }
+            }
+            movements += 10_000 - balance;
+        }
+    }
+    let q = "from=2027-02-01&to=2027-02-28";
+    // The issuer sees every group; each accepting hotel its own.
+    let castle = settlement_groups(&h, "castle", &h.office, q).await;
+    assert_eq!(castle, expected);
+    let net: i64 = castle.values().map(|g| g[4]).sum();
+    assert_eq!(net, movements, "settlement nets to the vouchers' movements");
+    for p in ["abbey", "spa"] {
+        let own: BTreeMap<_, _> = expected
+            .iter()
+            .filter(|((a, _), _)| a == p)
+            .map(|(k, v)| (k.clone(), *v))
+            .collect();
+        assert_eq!(settlement_groups(&h, p, &key_of(p), q).await, own, "{p}");
+    }
+}
+
 both_stores! {
     write_off_retry => write_off_retry_reports_the_whole_run;
     lifecycle => redemption_lifecycle;
     gift_cards => gift_cards_and_lifecycle;
     holds => holds_capture_release_expire;
     settlement => settlement_by_accepting_and_issuing_property;
+    settlement_reversals => reversals_settle_against_the_redeeming_property;
     write_off => write_off_dry_run_then_real;
     imports => imports_keep_codes_and_report_collisions;
     pickup => pickup_with_two_cursors;

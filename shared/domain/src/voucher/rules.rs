@@ -483,6 +483,11 @@ pub struct ReverseRequest {
 /// Gives value back — never more than the redemption took. Allowed on an
 /// expired voucher (it undoes a booking); a written-off voucher gets the
 /// value back as expired open value, for the next write-off run.
+///
+/// Only the property that made the redemption and the voucher's issuer may
+/// reverse it. Whoever does, the reversal is booked against the property
+/// that made the redemption (`accepting_property`), so settlement nets the
+/// two; `partner` says who reversed it.
 pub fn reverse(
     v: &Voucher,
     r: &Redemption,
@@ -515,7 +520,8 @@ pub fn reverse(
     let mut c = Change::new(v.clone());
     c.release_expired_holds(actor.now);
     let a = c.record(ActivityKind::Reverse, amount.amount, actor.now);
-    acted(a, actor);
+    a.partner = Some(actor.partner.clone());
+    a.accepting_property = Some(r.property.clone());
     a.reservation = Some(r.reservation.clone());
     a.redemption_id = Some(r.id.clone());
     a.hold_id = r.hold_id.clone();
@@ -1231,6 +1237,23 @@ mod tests {
             rev(&rest.voucher, &r, None).unwrap_err(),
             VoucherError::ReversalExceedsRedemption { reversible: eur(0) }
         );
+        // The issuer reversing another property's redemption books it
+        // against the property that redeemed.
+        let mut portal = w.abbey.clone();
+        portal.accepts_vouchers_of.push(w.castle.id.clone());
+        let at_portal = w.at(&portal);
+        let taken = redeem(&rest.voucher, &redeem_req(Some(700)), "r2", &at_portal).unwrap();
+        let back = reverse(
+            &taken.voucher,
+            taken.redemption.as_ref().unwrap(),
+            &ReverseRequest::default(),
+            &a,
+        )
+        .unwrap();
+        let act = &back.activities[0];
+        assert_eq!(act.accepting_property.as_ref(), Some(&w.abbey.id));
+        assert_eq!(act.partner.as_ref(), Some(&w.partner));
+        assert_eq!(back.voucher.balance, eur(5_000));
         // Another property cannot reverse what the castle redeemed.
         let other = Actor {
             property: &w.abbey,
