@@ -836,7 +836,9 @@ impl World {
                 let account = Account {
                     display,
                     issuer: req.property,
-                    in_feed: initial > 0,
+                    // Value and package vouchers; gift cards are booked in
+                    // on their first redemption ("Kode").
+                    in_feed: initial > 0 && matches!(article.as_str(), "value" | "package"),
                     article,
                     initial,
                     ..Account::default()
