@@ -629,6 +629,8 @@ fn the_valid_bodies_are_valid() {
 fn path_templates() -> Vec<(&'static str, &'static str)> {
     vec![
         ("GET", "/vouchers/{code}"),
+        ("GET", "/vouchers?order_ref={q}"),
+        ("GET", "/vouchers?buyer_email={q}"),
         ("GET", "/vouchers/{code}/activities?after={q}&limit={q}"),
         ("POST", "/vouchers/{code}/redemptions"),
         ("POST", "/vouchers/{code}/redemptions/{seg}/reversal"),

@@ -836,7 +836,9 @@ impl World {
                 let account = Account {
                     display,
                     issuer: req.property,
-                    in_feed: initial > 0,
+                    // Value and package vouchers; gift cards are booked in
+                    // on their first redemption ("Kode").
+                    in_feed: initial > 0 && matches!(article.as_str(), "value" | "package"),
                     article,
                     initial,
                     ..Account::default()
@@ -885,9 +887,16 @@ impl World {
                 let balance = need(&mut bad, money(&j, "balance"), "balance");
                 let code = req.code.clone().unwrap_or_default();
                 let issuer = m.accounts.get(&code).map(|a| a.issuer);
+                // Booked against the property that made the redemption,
+                // whoever reversed it.
+                let redeemed_at = m
+                    .redemptions
+                    .iter()
+                    .find(|r| r.id == id)
+                    .map_or(req.property, |r| r.property);
                 if let (Some(issuer), Some(a)) = (issuer, m.accounts.get_mut(&code)) {
                     a.reversals.push((id, amount, balance));
-                    let s = m.settlement.entry((req.property, issuer)).or_default();
+                    let s = m.settlement.entry((redeemed_at, issuer)).or_default();
                     s[2] += 1;
                     s[3] += amount;
                 }

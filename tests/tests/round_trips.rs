@@ -20,6 +20,8 @@ struct Counted {
     office: String,
     pms: String,
     group: String,
+    /// The spa's back office (issues its own vouchers).
+    spa_office: String,
 }
 
 impl Counted {
@@ -61,12 +63,14 @@ async fn hub() -> Counted {
     )
     .await;
     let group = partner("Group", &["castle", "spa"], "vouchers:read,vouchers:redeem").await;
+    let spa_office = partner("Spa office", &["spa"], "vouchers:issue").await;
     Counted {
         app: guesthub::app::router(store, 256 * 1024),
         requests,
         office,
         pms,
         group,
+        spa_office,
     }
 }
 
@@ -203,6 +207,46 @@ async fn voucher_operations_stay_within_their_round_trip_budget() {
         "DynamoDB requests: status {status} (cold {cold}), redemption {redeem}, replay {replay}, \
          refusal {refused}, reversal {reverse}, another property's voucher {elsewhere}"
     );
+}
+
+/// A printed code held by two issuers costs the caller's own property's
+/// voucher no more than a code only it holds.
+#[tokio::test]
+async fn a_printed_code_another_issuer_holds_too_keeps_the_budget() {
+    let h = hub().await;
+    for (property, key, amount) in [("spa", &h.spa_office, 2_000), ("castle", &h.office, 10_000)] {
+        let r = h
+            .send(
+                "POST",
+                &format!("/v1/properties/{property}/vouchers"),
+                key,
+                None,
+                Some(json!({"article_type": "external", "code": "PRINTED-0001", "value": eur(amount)})),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    }
+    let status_uri = "/v1/properties/castle/vouchers/PRINTED-0001";
+    h.send("GET", status_uri, &h.pms, None, None).await;
+    let (status, r) = h
+        .counted(h.send("GET", status_uri, &h.pms, None, None))
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(r.json()["balance"], eur(10_000));
+    assert_eq!(status, 1, "status of the caller's own printed code");
+    let body = json!({"amount": eur(2_500), "reservation": reservation()});
+    let (redeem, r) = h
+        .counted(h.send(
+            "POST",
+            &format!("{status_uri}/redemptions"),
+            &h.pms,
+            Some("p-1"),
+            Some(body),
+        ))
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    assert_eq!(r.json()["balance"], eur(7_500));
+    assert_eq!(redeem, 2, "redemption of the caller's own printed code");
 }
 
 /// The caller cache trades revocation latency for round trips: a key

@@ -975,23 +975,27 @@ async fn imports_keep_codes_and_report_collisions(b: Backend) {
         ]
     );
     assert_eq!(j["lines"][0]["code"], "LEGACY-0001");
-    // The replay answers the same; another property's import collides too.
+    // The replay answers the same.
     assert_eq!(
         send(&h.app, "POST", &u, &h.office, Some("imp-1"), Some(lines))
             .await
             .body,
         r.body
     );
+    // A printed code belongs to its issuer: another property imports the
+    // same one as its own voucher, and learns nothing of the castle's.
     let r = send(
         &h.app,
         "POST",
         &uri("abbey", "/voucher-imports"),
         &h.abbey,
         None,
-        Some(json!({"vouchers": [{"code": "legacy-0001", "value": eur(1)}]})),
+        Some(json!({"vouchers": [{"code": "legacy-0001", "value": eur(1)}, {"code": existing, "value": eur(1)}]})),
     )
     .await;
-    assert_eq!(r.json()["lines"][0]["error"]["code"], "voucher_code_taken");
+    assert_eq!(r.json()["lines"][0]["status"], "imported", "{}", r.body);
+    // A generated code stays unique.
+    assert_eq!(r.json()["lines"][1]["error"]["code"], "voucher_code_taken");
 
     let s = status(&h, &h.asa, "castle", "legacy0001").await;
     assert_eq!(s.status, StatusCode::OK, "{}", s.body);
@@ -1027,12 +1031,16 @@ async fn imports_keep_codes_and_report_collisions(b: Backend) {
     .await
     .json();
     assert!(!feed.to_string().contains("LEGACY"));
-    // The abbey cannot see the castle's imports.
-    expect(
-        &status(&h, &h.abbey, "abbey", "LEGACY-0001").await,
-        StatusCode::NOT_FOUND,
-        "voucher_not_found",
+    // The abbey sees its own voucher under the code, never the castle's.
+    let s = status(&h, &h.abbey, "abbey", "LEGACY-0001").await.json();
+    assert_eq!(
+        (s["issuer"].clone(), s["balance"].clone()),
+        (json!("abbey"), eur(1))
     );
+    // A partner acting for the castle and the spa sees the castle's only.
+    let s = status(&h, &h.group, "spa", "LEGACY-0001").await;
+    assert_eq!(s.status, StatusCode::OK, "{}", s.body);
+    assert_eq!(s.json()["issuer"], "castle");
 }
 
 // ---- pickup -------------------------------------------------------------------
@@ -2032,12 +2040,740 @@ async fn write_off_retry_reports_the_whole_run(b: Backend) {
     assert!(listed.is_empty(), "{listed:?}");
 }
 
+// ---- reversals settle against the redeeming property -------------------------
+
+/// The settlement groups of a report as (accepting, issuing) → (redemptions,
+/// reversals, redeemed, reversed, net), from the JSON and from the CSV,
+/// which must agree.
+async fn settlement_groups(
+    h: &Hub,
+    property: &str,
+    key: &str,
+    q: &str,
+) -> BTreeMap<(String, String), [i64; 5]> {
+    let u = uri(property, &format!("/settlement?{q}"));
+    let r = send(&h.app, "GET", &u, key, None, None).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    let j = r.json();
+    let mut from_json = BTreeMap::new();
+    for g in j["groups"].as_array().unwrap() {
+        let n = |f: &str| {
+            g[f].as_i64()
+                .unwrap_or_else(|| g[f]["amount"].as_i64().unwrap())
+        };
+        from_json.insert(
+            (
+                g["accepting_property"].as_str().unwrap().to_owned(),
+                g["issuing_property"].as_str().unwrap().to_owned(),
+            ),
+            [
+                n("redemptions"),
+                n("reversals"),
+                n("redeemed"),
+                n("reversed"),
+                n("net"),
+            ],
+        );
+    }
+    let r = send(&h.app, "GET", &format!("{u}&format=csv"), key, None, None).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    let mut rows = csv::Reader::from_reader(r.body.as_bytes());
+    let mut from_csv = BTreeMap::new();
+    for row in rows.records() {
+        let row = row.unwrap();
+        let n = |i: usize| row[i].trim_start_matches('\'').parse::<i64>().unwrap();
+        assert_eq!(&row[2], "EUR");
+        from_csv.insert(
+            (row[0].to_owned(), row[1].to_owned()),
+            [n(3), n(4), n(5), n(6), n(7)],
+        );
+    }
+    assert_eq!(from_json, from_csv, "JSON and CSV of {property}'s report");
+    from_json
+}
+
+async fn reversals_settle_against_the_redeeming_property(b: Backend) {
+    let h = hub(b).await;
+    for p in ["abbey", "spa"] {
+        guesthub::admin::accept_issuer(&h.store, p, "castle")
+            .await
+            .unwrap();
+    }
+    let spa = tests::partner_key(
+        &h.store,
+        "Spa PMS",
+        &["spa"],
+        "vouchers:read,vouchers:redeem",
+    )
+    .await;
+    h.t.clock.set(utc("2027-02-10T10:00:00Z"));
+    let props = ["castle", "abbey", "spa"];
+    let key_of = |p: &str| match p {
+        "castle" => h.asa.clone(),
+        "abbey" => h.abbey.clone(),
+        _ => spa.clone(),
+    };
+    // (accepting, issuing) → [redemptions, reversals, redeemed, reversed, net]
+    let mut expected: BTreeMap<(String, String), [i64; 5]> = BTreeMap::new();
+    let mut movements = 0;
+    let mut n = 0;
+    for redeemer in props {
+        for reverser in props {
+            n += 1;
+            let code = issue(&h, value(10_000)).await;
+            let taken = 1_000 + n * 111 + 1;
+            let r = redeem(
+                &h,
+                &key_of(redeemer),
+                redeemer,
+                &code,
+                &format!("red-{n}"),
+                redeem_body(Some(taken), &format!("{redeemer}-{n}")),
+            )
+            .await;
+            assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+            let id = r.json()["redemption_id"].as_str().unwrap().to_owned();
+            let g = expected
+                .entry((redeemer.to_owned(), "castle".to_owned()))
+                .or_default();
+            g[0] += 1;
+            g[2] += taken;
+            g[4] += taken;
+            // Part of it back, then the rest, each by `reverser`.
+            let mut given_back = 0;
+            for (i, amount) in [Some(eur(n * 7 + 3)), None].into_iter().enumerate() {
+                let mut body = json!({"reason": "booking cancelled"});
+                if let Some(a) = amount.clone() {
+                    body["amount"] = a;
+                }
+                let u = uri(
+                    reverser,
+                    &format!("/vouchers/{code}/redemptions/{id}/reversal"),
+                );
+                let r = send(
+                    &h.app,
+                    "POST",
+                    &u,
+                    &key_of(reverser),
+                    Some(&format!("rev-{n}-{i}")),
+                    Some(body),
+                )
+                .await;
+                if reverser != redeemer && reverser != "castle" {
+                    // Neither the redeeming hotel nor the issuer.
+                    expect(&r, StatusCode::NOT_FOUND, "redemption_not_found");
+                    continue;
+                }
+                assert_eq!(
+                    r.status,
+                    StatusCode::CREATED,
+                    "{redeemer}/{reverser}: {}",
+                    r.body
+                );
+                let back = r.json()["reversed"]["amount"].as_i64().unwrap();
+                given_back += back;
+                let g = expected
+                    .entry((redeemer.to_owned(), "castle".to_owned()))
+                    .or_default();
+                g[1] += 1;
+                g[3] += back;
+                g[4] -= back;
+            }
+            let s = status(&h, &h.office, "castle", &code).await.json();
+            let balance = s["balance"]["amount"].as_i64().unwrap();
+            assert_eq!(
+                balance,
+                10_000 - taken + given_back,
+                "{redeemer}/{reverser}"
+            );
+            if given_back > 0 {
+                assert_eq!(balance, 10_000, "whole again: {redeemer}/{reverser}");
+            }
+            // The ledger books the reversal where the redemption was made.
+            for a in ledger(&h, &code).await {
+                if a["kind"] == "reverse" {
+                    assert_eq!(a["accepting_property"], redeemer, "{a}");
+                }
+            }
+            movements += 10_000 - balance;
+        }
+    }
+    let q = "from=2027-02-01&to=2027-02-28";
+    // The issuer sees every group; each accepting hotel its own.
+    let castle = settlement_groups(&h, "castle", &h.office, q).await;
+    assert_eq!(castle, expected);
+    let net: i64 = castle.values().map(|g| g[4]).sum();
+    assert_eq!(net, movements, "settlement nets to the vouchers' movements");
+    for p in ["abbey", "spa"] {
+        let own: BTreeMap<_, _> = expected
+            .iter()
+            .filter(|((a, _), _)| a == p)
+            .map(|(k, v)| (k.clone(), *v))
+            .collect();
+        assert_eq!(settlement_groups(&h, p, &key_of(p), q).await, own, "{p}");
+    }
+}
+
+// ---- printed codes belong to their issuer --------------------------------------
+
+async fn issue_at(h: &Hub, property: &str, key: &str, body: Value) -> Reply {
+    send(
+        &h.app,
+        "POST",
+        &uri(property, "/vouchers"),
+        key,
+        None,
+        Some(body),
+    )
+    .await
+}
+
+async fn printed_codes_belong_to_their_issuer(b: Backend) {
+    let h = hub(b).await;
+    guesthub::admin::add_property(&h.store, "inn", "Inn", "Europe/Vienna", "EUR")
+        .await
+        .unwrap();
+    let spa = tests::partner_key(
+        &h.store,
+        "Spa PMS",
+        &["spa"],
+        "vouchers:read,vouchers:redeem,vouchers:issue",
+    )
+    .await;
+    let inn = tests::partner_key(
+        &h.store,
+        "Inn office",
+        &["inn"],
+        "vouchers:read,vouchers:issue",
+    )
+    .await;
+    let gift = |amount: i64| json!({"article_type": "external", "code": "GIFT-2027-0001", "value": eur(amount)});
+    // The abbey's code does not block the castle's, nor the inn's.
+    let r = issue_at(&h, "abbey", &h.abbey, gift(3_000)).await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    let r = issue_at(&h, "castle", &h.office, gift(5_000)).await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    let r = issue_at(&h, "inn", &inn, gift(700)).await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    // An issuer holds a code once.
+    expect(
+        &issue_at(&h, "castle", &h.office, gift(1)).await,
+        StatusCode::CONFLICT,
+        "voucher_code_taken",
+    );
+    // Each sees its own voucher under the code.
+    let own = |s: Reply| {
+        assert_eq!(s.status, StatusCode::OK, "{}", s.body);
+        let j = s.json();
+        (
+            j["issuer"].as_str().unwrap().to_owned(),
+            j["balance"]["amount"].as_i64().unwrap(),
+        )
+    };
+    let code = "gift-2027-0001";
+    assert_eq!(
+        own(status(&h, &h.asa, "castle", code).await),
+        ("castle".into(), 5_000)
+    );
+    assert_eq!(
+        own(status(&h, &h.abbey, "abbey", code).await),
+        ("abbey".into(), 3_000)
+    );
+    // The spa accepts no issuer: the code is unknown to it, exactly like a
+    // code nobody holds.
+    let unknown = status(&h, &spa, "spa", "GIFT-2027-0002").await;
+    let held = status(&h, &spa, "spa", code).await;
+    expect(&held, StatusCode::NOT_FOUND, "voucher_not_found");
+    assert_eq!(held.json()["error"], unknown.json()["error"]);
+    // Accepting the abbey: the abbey's voucher.
+    guesthub::admin::accept_issuer(&h.store, "spa", "abbey")
+        .await
+        .unwrap();
+    assert_eq!(
+        own(status(&h, &spa, "spa", code).await),
+        ("abbey".into(), 3_000)
+    );
+    // Accepting the castle too: ambiguous, naming only the issuers the spa
+    // may see (not the inn), and nothing moves.
+    guesthub::admin::accept_issuer(&h.store, "spa", "castle")
+        .await
+        .unwrap();
+    let r = status(&h, &spa, "spa", code).await;
+    expect(&r, StatusCode::CONFLICT, "voucher_code_ambiguous");
+    assert_eq!(
+        r.json()["error"]["details"]["issuers"],
+        json!(["abbey", "castle"])
+    );
+    let r = redeem(
+        &h,
+        &spa,
+        "spa",
+        code,
+        "amb-1",
+        redeem_body(Some(100), "S-1"),
+    )
+    .await;
+    expect(&r, StatusCode::CONFLICT, "voucher_code_ambiguous");
+    assert!(!r.body.contains("inn"), "{}", r.body);
+    assert_eq!(own(status(&h, &h.asa, "castle", code).await).1, 5_000);
+    assert_eq!(own(status(&h, &h.abbey, "abbey", code).await).1, 3_000);
+    // Its own voucher under the code comes first.
+    let r = issue_at(&h, "spa", &spa, gift(900)).await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    let r = redeem(
+        &h,
+        &spa,
+        "spa",
+        code,
+        "amb-2",
+        redeem_body(Some(100), "S-2"),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    assert_eq!(r.json()["balance"], eur(800));
+    // The abbey accepting the castle still redeems its own first.
+    guesthub::admin::accept_issuer(&h.store, "abbey", "castle")
+        .await
+        .unwrap();
+    let r = redeem(
+        &h,
+        &h.abbey,
+        "abbey",
+        code,
+        "amb-3",
+        redeem_body(Some(1_000), "A-1"),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    assert_eq!(r.json()["balance"], eur(2_000));
+    assert_eq!(own(status(&h, &h.asa, "castle", code).await).1, 5_000);
+    // A generated code stays unique across issuers.
+    let generated = issue(&h, value(1_000)).await;
+    expect(
+        &issue_at(
+            &h,
+            "abbey",
+            &h.abbey,
+            json!({"article_type": "external", "code": generated, "value": eur(1)}),
+        )
+        .await,
+        StatusCode::CONFLICT,
+        "voucher_code_taken",
+    );
+    // Each issuer's ledger holds only its own movements.
+    let acts = ledger(&h, code).await;
+    assert_eq!(kinds(&acts), ["issue"]);
+    assert_eq!(audit(&acts).1, 5_000);
+}
+
+// ---- pickup feed and "Kode" booking-in --------------------------------------------
+
+async fn put_mapping(h: &Hub, key: &str) {
+    let m = send(
+        &h.app,
+        "PUT",
+        &uri("castle", "/article-mapping"),
+        key,
+        None,
+        Some(json!({"value": "ART-V", "package": "ART-P", "gift_card": "ART-GC", "external": "ART-X"})),
+    )
+    .await;
+    assert_eq!(m.status, StatusCode::OK, "{}", m.body);
+}
+
+async fn kode_books_the_code_in(b: Backend) {
+    let h = hub(b).await;
+    put_mapping(&h, &h.asa).await;
+    let v = issue(&h, value(10_000)).await;
+    let card = issue(
+        &h,
+        json!({"article_type": "gift_card", "value": eur(5_000), "valid_until": "2030-12-31"}),
+    )
+    .await;
+    let ext = issue(
+        &h,
+        json!({"article_type": "external", "code": "EXT-5555", "value": eur(2_000)}),
+    )
+    .await;
+    let pkg = issue(
+        &h,
+        json!({"article_type": "package", "value": eur(40_000), "package": "2 nights"}),
+    )
+    .await;
+    // Gift cards and external vouchers never enter the feed.
+    let feed = orders(&h, &h.asa, "").await;
+    assert_eq!(order_codes(&feed), [v.clone(), pkg.clone()]);
+    // Every status carries the type and this partner's article code.
+    let s = status(&h, &h.asa, "castle", &card).await.json();
+    assert_eq!(
+        (&s["article_type"], &s["article_code"], &s["picked_up"]),
+        (&json!("gift_card"), &json!("ART-GC"), &json!(false))
+    );
+    let s = status(&h, &h.protel, "castle", &card).await.json();
+    assert!(s["article_code"].is_null(), "{s}");
+    // The first redemption books the card in, with what the PMS needs.
+    let first_body = redeem_body(Some(1_000), "R-1");
+    let first = redeem(&h, &h.asa, "castle", &card, "k-1", first_body.clone()).await;
+    assert_eq!(first.status, StatusCode::CREATED, "{}", first.body);
+    let j = first.json();
+    assert_eq!(
+        (
+            &j["picked_up"],
+            &j["booked_in"],
+            &j["article_type"],
+            &j["article_code"]
+        ),
+        (
+            &json!(false),
+            &json!(true),
+            &json!("gift_card"),
+            &json!("ART-GC")
+        )
+    );
+    assert_eq!(
+        j["booking"],
+        json!({"code": card, "article_type": "gift_card", "article_code": "ART-GC",
+               "original_value": eur(5_000), "valid_until": "2030-12-31", "issuer": "castle"})
+    );
+    // A replay is the same answer; the money and the booking-in happened once.
+    let again = redeem(&h, &h.asa, "castle", &card, "k-1", first_body).await;
+    assert_eq!(again.body, first.body);
+    // From then on this partner knows it.
+    let later = redeem(
+        &h,
+        &h.asa,
+        "castle",
+        &card,
+        "k-2",
+        redeem_body(Some(500), "R-2"),
+    )
+    .await;
+    let j = later.json();
+    assert_eq!(
+        (&j["picked_up"], &j["booked_in"], &j["article_code"]),
+        (&json!(true), &json!(false), &json!("ART-GC"))
+    );
+    assert!(j.get("booking").is_none(), "{j}");
+    assert_eq!(j["balance"], eur(3_500));
+    assert_eq!(
+        status(&h, &h.asa, "castle", &card).await.json()["picked_up"],
+        true
+    );
+    // Another PMS books it in for itself.
+    assert_eq!(
+        status(&h, &h.protel, "castle", &card).await.json()["picked_up"],
+        false
+    );
+    let r = redeem(
+        &h,
+        &h.protel,
+        "castle",
+        &card,
+        "k-3",
+        redeem_body(Some(100), "P-1"),
+    )
+    .await;
+    assert_eq!(
+        (r.json()["picked_up"].clone(), r.json()["booked_in"].clone()),
+        (json!(false), json!(true))
+    );
+    // External vouchers the same way.
+    let r = redeem(
+        &h,
+        &h.asa,
+        "castle",
+        &ext,
+        "k-4",
+        redeem_body(Some(100), "R-4"),
+    )
+    .await;
+    let j = r.json();
+    assert_eq!(
+        (&j["booked_in"], &j["article_code"]),
+        (&json!(true), &json!("ART-X"))
+    );
+    assert_eq!(j["booking"]["original_value"], eur(2_000));
+    assert!(j["booking"]["valid_until"].is_null());
+    // A value voucher picked up (acknowledged) is never booked in.
+    assert_eq!(ack(&h, &h.asa, "2").await.status, StatusCode::OK);
+    let r = redeem(
+        &h,
+        &h.asa,
+        "castle",
+        &v,
+        "k-5",
+        redeem_body(Some(100), "R-5"),
+    )
+    .await;
+    let j = r.json();
+    assert_eq!(
+        (
+            &j["picked_up"],
+            &j["booked_in"],
+            &j["article_type"],
+            &j["article_code"]
+        ),
+        (
+            &json!(true),
+            &json!(false),
+            &json!("value"),
+            &json!("ART-V")
+        )
+    );
+    // A refused redemption books nothing in.
+    let r = redeem(
+        &h,
+        &h.protel,
+        "castle",
+        &pkg,
+        "k-6",
+        redeem_body(Some(1), "P-6"),
+    )
+    .await;
+    expect(
+        &r,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "package_requires_full_redemption",
+    );
+    assert_eq!(
+        status(&h, &h.protel, "castle", &pkg).await.json()["picked_up"],
+        false
+    );
+    // Racing first redemptions by one partner: one books the code in.
+    let fresh = issue(
+        &h,
+        json!({"article_type": "gift_card", "value": eur(1_000)}),
+    )
+    .await;
+    let racing: Vec<_> = (0..8)
+        .map(|i| {
+            let (app, key, u) = (
+                if i % 2 == 0 {
+                    h.app.clone()
+                } else {
+                    h.app2.clone()
+                },
+                h.protel.clone(),
+                uri("castle", &format!("/vouchers/{fresh}/redemptions")),
+            );
+            tokio::spawn(async move {
+                let idem = format!("race-{i}");
+                send(
+                    &app,
+                    "POST",
+                    &u,
+                    &key,
+                    Some(&idem),
+                    Some(redeem_body(Some(10), "P")),
+                )
+                .await
+            })
+        })
+        .collect();
+    let mut booked = 0;
+    for t in racing {
+        let r = t.await.unwrap();
+        assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+        booked += usize::from(r.json()["booked_in"] == true);
+    }
+    assert_eq!(booked, 1);
+}
+
+// ---- portal pickup ------------------------------------------------------------
+
+async fn portal_pickup_in_the_hotels_own_feed(b: Backend) {
+    let h = hub(b).await;
+    h.t.clock.set(utc("2027-02-10T10:00:00Z"));
+    let before = issue(&h, value(1_000)).await;
+    guesthub::admin::pick_up_orders_of(&h.store, "abbey", "castle")
+        .await
+        .unwrap();
+    let v1 = issue(&h, value(2_000)).await;
+    issue(
+        &h,
+        json!({"article_type": "gift_card", "value": eur(3_000)}),
+    )
+    .await;
+    let v2 = issue(
+        &h,
+        json!({"article_type": "package", "value": eur(40_000), "package": "2 nights"}),
+    )
+    .await;
+    let r = issue_at(&h, "abbey", &h.abbey, value(500)).await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    let own = r.json()["code"].as_str().unwrap().to_owned();
+    // The abbey's feed: the castle's value and package orders sold since,
+    // and its own, in one sequence.
+    let u = uri("abbey", "/voucher-orders");
+    let feed = send(&h.app, "GET", &u, &h.abbey, None, None).await.json();
+    assert_eq!(order_codes(&feed), [v1.clone(), v2.clone(), own.clone()]);
+    let issuers: Vec<&str> = feed["orders"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| o["issuer"].as_str().unwrap())
+        .collect();
+    assert_eq!(issuers, ["castle", "castle", "abbey"]);
+    assert_eq!(feed["cursor"], "3");
+    // The castle's own feed is unchanged.
+    assert_eq!(
+        order_codes(&orders(&h, &h.asa, "").await),
+        [before.clone(), v1.clone(), v2.clone()]
+    );
+    // Acknowledged there: picked up at the abbey.
+    let r = send(
+        &h.app,
+        "POST",
+        &uri("abbey", "/voucher-orders/ack"),
+        &h.abbey,
+        None,
+        Some(json!({"cursor": "2"})),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(
+        status(&h, &h.abbey, "abbey", &v1).await.json()["picked_up"],
+        true
+    );
+    assert_eq!(
+        status(&h, &h.abbey, "abbey", &v2).await.json()["picked_up"],
+        true
+    );
+    assert_eq!(
+        status(&h, &h.abbey, "abbey", &own).await.json()["picked_up"],
+        false
+    );
+    assert_eq!(
+        status(&h, &h.abbey, "abbey", &before).await.json()["picked_up"],
+        false
+    );
+    let r = redeem(
+        &h,
+        &h.abbey,
+        "abbey",
+        &v1,
+        "pp-1",
+        redeem_body(Some(700), "A-1"),
+    )
+    .await;
+    assert_eq!(
+        (r.json()["picked_up"].clone(), r.json()["booked_in"].clone()),
+        (json!(true), json!(false)),
+        "{}",
+        r.body
+    );
+    // Settlement attribution is unchanged: the abbey took it from the castle.
+    let q = "from=2027-02-10&to=2027-02-10";
+    let groups = settlement_groups(&h, "castle", &h.office, q).await;
+    assert_eq!(
+        groups[&("abbey".to_owned(), "castle".to_owned())],
+        [1, 0, 700, 0, 700]
+    );
+    // Accepting without pickup leaves a hotel's feed alone.
+    guesthub::admin::accept_issuer(&h.store, "spa", "castle")
+        .await
+        .unwrap();
+    let spa = tests::partner_key(&h.store, "Spa PMS", &["spa"], "vouchers:pickup").await;
+    issue(&h, value(100)).await;
+    let feed = send(
+        &h.app,
+        "GET",
+        &uri("spa", "/voucher-orders"),
+        &spa,
+        None,
+        None,
+    )
+    .await
+    .json();
+    assert_eq!(feed["orders"], json!([]));
+}
+
+// ---- lost code ---------------------------------------------------------------------
+
+async fn lost_code_by_order_ref_or_buyer_email(b: Backend) {
+    let h = hub(b).await;
+    h.t.clock.set(utc("2027-03-01T09:00:00Z"));
+    let sold = |order: &str, email: &str| {
+        json!({"article_type": "value", "value": eur(1_000), "order_ref": order,
+               "buyer": {"name": "Bea Buyer", "email": email}})
+    };
+    let first = issue(&h, sold("WEB-77", "bea@example.com")).await;
+    h.t.clock.advance(Duration::minutes(5));
+    let second = issue(&h, sold("WEB-78", " Bea@Example.com")).await;
+    let r = issue_at(&h, "abbey", &h.abbey, sold("WEB-77", "bea@example.com")).await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    let abbeys = r.json()["code"].as_str().unwrap().to_owned();
+    let find = |property: &str, key: &str, q: &str| {
+        let (app, key, u) = (
+            h.app.clone(),
+            key.to_owned(),
+            uri(property, &format!("/vouchers?{q}")),
+        );
+        async move { send(&app, "GET", &u, &key, None, None).await }
+    };
+    let masked = |c: &str| format!("****-****-****-****-{}", &c[c.len() - 4..]);
+    let r = find("castle", &h.office, "order_ref=WEB-77").await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    let j = r.json();
+    assert_eq!(j["vouchers"].as_array().unwrap().len(), 1, "{j}");
+    assert_eq!(j["vouchers"][0]["code"], masked(&first));
+    assert_eq!(j["vouchers"][0]["order_ref"], "WEB-77");
+    assert_eq!(j["vouchers"][0]["balance"], eur(1_000));
+    assert!(!r.body.contains(&first) && !r.body.contains(&first.replace('-', "")));
+    // By email, case and spaces aside, newest first; only the castle's.
+    let r = find("castle", &h.asa, "buyer_email=BEA%40example.com").await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    let codes: Vec<String> = r.json()["vouchers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v["code"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(codes, [masked(&second), masked(&first)]);
+    assert!(!r.body.contains(&abbeys[..19]));
+    let r = find("abbey", &h.abbey, "order_ref=WEB-77").await.json();
+    assert_eq!(r["vouchers"][0]["code"], masked(&abbeys));
+    assert_eq!(r["vouchers"].as_array().unwrap().len(), 1);
+    // Nothing found is an empty list.
+    let r = find("castle", &h.office, "order_ref=NOPE").await;
+    assert_eq!(r.json(), json!({"vouchers": []}));
+    // Exactly one of the two.
+    for q in [
+        "",
+        "order_ref=WEB-77&buyer_email=bea%40example.com",
+        "code=X",
+    ] {
+        expect(
+            &find("castle", &h.office, q).await,
+            StatusCode::BAD_REQUEST,
+            "invalid_query",
+        );
+    }
+    expect(
+        &find("castle", &h.office, "buyer_email=not-an-email").await,
+        StatusCode::BAD_REQUEST,
+        "invalid_field",
+    );
+    // The scope is vouchers:read.
+    let pickup_only = tests::partner_key(&h.store, "Feed", &["castle"], "vouchers:pickup").await;
+    expect(
+        &find("castle", &pickup_only, "order_ref=WEB-77").await,
+        StatusCode::FORBIDDEN,
+        "missing_scope",
+    );
+}
+
 both_stores! {
     write_off_retry => write_off_retry_reports_the_whole_run;
     lifecycle => redemption_lifecycle;
     gift_cards => gift_cards_and_lifecycle;
     holds => holds_capture_release_expire;
     settlement => settlement_by_accepting_and_issuing_property;
+    settlement_reversals => reversals_settle_against_the_redeeming_property;
+    printed_codes => printed_codes_belong_to_their_issuer;
+    kode => kode_books_the_code_in;
+    portal_pickup => portal_pickup_in_the_hotels_own_feed;
+    lost_code => lost_code_by_order_ref_or_buyer_email;
     write_off => write_off_dry_run_then_real;
     imports => imports_keep_codes_and_report_collisions;
     pickup => pickup_with_two_cursors;

@@ -146,13 +146,9 @@ async fn gift_cards(
         let raw = p.gift_card_code.as_deref().unwrap_or_default();
         let code =
             VoucherCode::lookup(raw).map_err(|_| VoucherError::NotFound { mistyped: true })?;
-        let issuer = store
-            .issuer_of(&code)
-            .await?
-            .ok_or(VoucherError::NotFound { mistyped: false })?;
-        if !rules::visible_to(&issuer, &caller.property, &caller.partner) {
-            return Err(VoucherError::NotFound { mistyped: false }.into());
-        }
+        let may_see =
+            |i: &domain::PropertyId| rules::visible_to(i, &caller.property, &caller.partner);
+        let issuer = store.issuer_for(&code, &caller.property, &may_see).await?;
         let id = uuid::Uuid::now_v7().to_string();
         let req = RedeemRequest {
             amount: Some(p.amount),

@@ -19,9 +19,9 @@ use utoipa::{IntoParams, ToSchema};
 use crate::AppState;
 use crate::service::{self, Lifecycle, code_key};
 use crate::views::{
-    AckBody, ActivitiesView, CaptureView, HoldView, ImportRequest, ImportView, IssuedView,
-    LoadView, OrdersView, RedemptionView, ReleaseView, ReversalView, SettlementView, VoucherView,
-    WriteOffRequest, WriteOffView, to_json,
+    AckBody, ActivitiesView, CaptureView, FoundVouchersView, HoldView, ImportRequest, ImportView,
+    IssuedView, LoadView, OrdersView, RedemptionView, ReleaseView, ReversalView, SettlementView,
+    VoucherView, WriteOffRequest, WriteOffView, to_json,
 };
 
 /// Every voucher POST shares one idempotency family.
@@ -99,7 +99,11 @@ pub struct HoldPath {
     hold_id: String,
 }
 
-/// Issue (sell) a voucher or gift card.
+/// Issue (sell) a voucher or gift card. A generated code is unique; a
+/// printed code (`code`: external, imported, pre-printed) belongs to its
+/// issuer, so other issuers may hold the same one. Value and package
+/// vouchers enter the pickup feed; gift cards, external and imported
+/// vouchers never do (PMSs book them in on their first redemption).
 #[utoipa::path(
     post,
     path = "/v1/properties/{property}/vouchers",
@@ -109,7 +113,7 @@ pub struct HoldPath {
     responses(
         (status = 201, description = "Issued", body = IssuedView),
         (status = 400, description = "Invalid field", body = ErrorBody),
-        (status = 409, description = "voucher_code_taken", body = ErrorBody),
+        (status = 409, description = "voucher_code_taken: this property holds the code already, or it is a generated code", body = ErrorBody),
         (status = 422, description = "zero_value, currency_mismatch", body = ErrorBody),
     ),
     security(("partner_key" = []))
@@ -129,7 +133,53 @@ pub async fn issue(
         .await
 }
 
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct LookupQuery {
+    /// The order reference given at sale (exact).
+    order_ref: Option<String>,
+    /// The buyer's email (case does not matter).
+    buyer_email: Option<String>,
+}
+
+/// Lost code: the vouchers this property sold under an order reference or
+/// to a buyer's email (exactly one of the two), newest first, at most 100.
+/// Codes are masked except their last four characters: this is the one
+/// answer that lists vouchers to someone who does not hold them. Every
+/// other answer shows a code whole, and only to a caller that sent it
+/// (status, redemptions, ledger, settlement lines of vouchers it took) or
+/// that must book it (its issuer's office; the pickup feed of a PMS).
+#[utoipa::path(
+    get,
+    path = "/v1/properties/{property}/vouchers",
+    tag = "vouchers",
+    params(PropertyPath, LookupQuery),
+    responses(
+        (status = 200, description = "The vouchers found, codes masked", body = FoundVouchersView),
+        (status = 400, description = "invalid_query, invalid_field", body = ErrorBody),
+    ),
+    security(("partner_key" = []))
+)]
+pub async fn lookup(
+    State(store): State<Store>,
+    caller: Caller,
+    ApiQuery(q): ApiQuery<LookupQuery>,
+) -> Result<Response, ApiError> {
+    caller.require(Scope::VouchersRead)?;
+    let view = service::lookup(
+        &store,
+        &caller,
+        q.order_ref.as_deref(),
+        q.buyer_email.as_deref(),
+    )
+    .await?;
+    Ok(json(StatusCode::OK, &view))
+}
+
 /// Live status of a voucher: balance, validity, redeemable here or why not.
+/// A printed code several issuers hold resolves to the caller's own
+/// property's voucher, then to the one issuer it accepts.
 #[utoipa::path(
     get,
     path = "/v1/properties/{property}/vouchers/{code}",
@@ -138,6 +188,7 @@ pub async fn issue(
     responses(
         (status = 200, description = "Status", body = VoucherView),
         (status = 404, description = "voucher_not_found", body = ErrorBody),
+        (status = 409, description = "voucher_code_ambiguous: several issuers the caller may see hold this printed code (`details.issuers`)", body = ErrorBody),
     ),
     security(("partner_key" = []))
 )]
@@ -190,10 +241,10 @@ pub async fn load(
     params(VoucherPath, ("Idempotency-Key" = String, Header, description = "Required")),
     request_body = RedeemRequest,
     responses(
-        (status = 201, description = "Redeemed; `picked_up: false` marks the Kode path", body = RedemptionView),
+        (status = 201, description = "Redeemed; `picked_up: false` marks the Kode path, and `booked_in: true` with `booking` tells the PMS to book the code in (its first redemption by this partner)", body = RedemptionView),
         (status = 400, description = "idempotency_key_required, invalid_field", body = ErrorBody),
         (status = 404, description = "voucher_not_found", body = ErrorBody),
-        (status = 409, description = "idempotency_key_in_flight", body = ErrorBody),
+        (status = 409, description = "idempotency_key_in_flight, voucher_code_ambiguous", body = ErrorBody),
         (status = 422, description = "insufficient_balance, voucher_expired, voucher_blocked, voucher_cancelled, voucher_not_redeemable_here, currency_mismatch, zero_value, package_requires_full_redemption, test_mode_mismatch, idempotency_key_reused", body = ErrorBody),
     ),
     security(("partner_key" = []))
@@ -453,7 +504,9 @@ pub async fn activities(
 }
 
 /// Orders this PMS partner has not acknowledged (its own cursor), with its
-/// article code per voucher. At least once, never skipping.
+/// article code per voucher. At least once, never skipping. Value and
+/// package vouchers only; with portal pickup (`guesthub property accept
+/// <p> --issuer <id> --pickup`) also the orders that issuer sold since.
 #[utoipa::path(
     get,
     path = "/v1/properties/{property}/voucher-orders",

@@ -59,6 +59,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
     use handlers as h;
     OpenApiRouter::new()
         .routes(scoped(routes!(h::issue), Scope::VouchersIssue))
+        .routes(scoped(routes!(h::lookup), Scope::VouchersRead))
         .routes(scoped(routes!(h::status), Scope::VouchersRead))
         .routes(scoped(routes!(h::load), Scope::VouchersIssue))
         .routes(scoped(routes!(h::redeem), Scope::VouchersRedeem))

@@ -5,8 +5,9 @@
 use std::collections::{BTreeMap, HashSet};
 
 use domain::idempotency::Lease;
+use domain::ports::PropertyStore;
 use domain::voucher::pickup::{self, ArticleMapping, MAX_PAGE};
-use domain::voucher::ports::{Changed, Committed, Find, Receipt, Rule, VoucherStore};
+use domain::voucher::ports::{Changed, Committed, Find, Lookup, Receipt, Rule, VoucherStore};
 use domain::voucher::rules::{
     self, CaptureRequest, HoldRequest, ImportLine, IssueRequest, LoadRequest, RedeemRequest,
     ReverseRequest,
@@ -20,9 +21,10 @@ use platform::http::{ApiError, Caller, Outcome};
 
 use crate::AppState;
 use crate::views::{
-    ActivitiesView, CaptureView, HoldView, ImportLineResult, ImportView, IssuedView, LineError,
-    LoadView, OrderView, OrdersView, RedemptionView, ReleaseView, ReversalView, SettlementView,
-    VoucherView, WriteOffLine, WriteOffRequest, WriteOffSkipped, WriteOffView, to_json,
+    ActivitiesView, CaptureView, FoundVoucherView, FoundVouchersView, HoldView, ImportLineResult,
+    ImportView, IssuedView, LineError, LoadView, OrderView, OrdersView, RedemptionView,
+    ReleaseView, ReversalView, SettlementView, VoucherView, WriteOffLine, WriteOffRequest,
+    WriteOffSkipped, WriteOffView, to_json,
 };
 
 /// Most lines one import takes.
@@ -64,11 +66,12 @@ fn find<'a>(
 ) -> Find<'a> {
     Find {
         code,
-        at: &caller.property.id,
+        at: &caller.property,
         partner: &caller.partner.id,
         may_see,
         redemption,
         issuer: None,
+        book_in: false,
     }
 }
 
@@ -131,14 +134,22 @@ pub async fn issue(
 ) -> Result<Outcome, ApiError> {
     let now = store.clock().now();
     let change = rules::issue(req, VoucherCode::generate(), &actor(caller, now))?;
-    let in_feed = rules::in_pickup_feed(&change.voucher);
+    // The issuer's feed, and the feeds of hotels that pick up its orders
+    // (read fresh: the caller's property may come from a cache).
+    let mut feeds = Vec::new();
+    if rules::in_pickup_feed(&change.voucher) {
+        feeds.push(caller.property.id.clone());
+        if let Some(p) = store.property(&caller.property.id).await? {
+            feeds.extend(p.orders_picked_up_by);
+        }
+    }
     let render = |v: &Voucher| to_json(&IssuedView::of(v, &caller.property, now));
     let receipt = lease.as_ref().map(|lease| Receipt {
         lease,
         status: StatusCode::CREATED.as_u16(),
         render: &render,
     });
-    let done = store.create(&change, in_feed, receipt).await?;
+    let done = store.create(&change, &feeds, receipt).await?;
     tracing::info!(code = %change.voucher.code.masked(), "voucher issued");
     Ok(answer(done, StatusCode::CREATED, &render, lease.is_some()))
 }
@@ -147,12 +158,10 @@ pub async fn status(store: &Store, caller: &Caller, raw: &str) -> Result<Voucher
     let code = parse_code(raw)?;
     let may_see = visibility(caller);
     let found = store.find(&find(caller, &code, &may_see, None)).await?;
-    let v = &found.voucher;
-    let picked = rules::picked_up(v, &caller.property.id, found.pickup_cursor);
     Ok(VoucherView::of(
-        v,
+        &found.voucher,
         &caller.property,
-        picked,
+        &found.pms,
         store.clock().now(),
     ))
 }
@@ -192,11 +201,11 @@ pub async fn redeem(
     let id = new_id();
     let rule =
         |v: &Voucher, _: Option<&Redemption>, now| rules::redeem(v, &req, &id, &actor(caller, now));
-    let render = |c: &Changed| {
-        let picked = rules::picked_up(&c.change.voucher, &caller.property.id, c.pickup_cursor);
-        to_json(&RedemptionView::of(&c.change, picked))
+    let render = |c: &Changed| to_json(&RedemptionView::of(c, &caller.property));
+    let find = Find {
+        book_in: true,
+        ..find(caller, &code, &may_see, None)
     };
-    let find = find(caller, &code, &may_see, None);
     let out = apply(
         app,
         &find,
@@ -356,9 +365,12 @@ pub async fn lifecycle(
     };
     let now = app.store.clock().now();
     let render = |c: &Changed| {
-        let v = &c.change.voucher;
-        let picked = rules::picked_up(v, &caller.property.id, c.pickup_cursor);
-        to_json(&VoucherView::of(v, &caller.property, picked, now))
+        to_json(&VoucherView::of(
+            &c.change.voucher,
+            &caller.property,
+            &c.pms,
+            now,
+        ))
     };
     let find = find(caller, &code, &may_see, None);
     apply(app, &find, &rule, StatusCode::OK, &render, lease.as_ref()).await
@@ -672,7 +684,7 @@ pub async fn import(
                         code: e.code(),
                         message: e.to_string(),
                     }),
-                    Ok(change) => match store.create(&change, false, None).await {
+                    Ok(change) => match store.create(&change, &[], None).await {
                         Ok(_) => Ok(()),
                         Err(VoucherError::Store(e)) => return Err(e.into()),
                         Err(e) => Err(LineError {
@@ -706,4 +718,45 @@ pub async fn import(
         "vouchers imported"
     );
     Ok(view)
+}
+
+/// Most vouchers one lost-code search returns.
+pub const MAX_FOUND: usize = 100;
+
+/// Vouchers the caller's property sold under an order reference or to a
+/// buyer ("lost code"), codes masked.
+pub async fn lookup(
+    store: &Store,
+    caller: &Caller,
+    order_ref: Option<&str>,
+    buyer_email: Option<&str>,
+) -> Result<FoundVouchersView, ApiError> {
+    let by = match (order_ref, buyer_email) {
+        (Some(r), None) => {
+            let r = r.trim();
+            if r.is_empty() || r.len() > 100 {
+                return Err(
+                    domain::ValidationError::new("order_ref", "must be 1-100 characters").into(),
+                );
+            }
+            Lookup::OrderRef(r.to_owned())
+        }
+        (None, Some(e)) => Lookup::BuyerEmail(
+            domain::Email::parse(e)
+                .map_err(|e| domain::ValidationError::new("buyer_email", e.reason))?,
+        ),
+        _ => {
+            return Err(ApiError::bad_request(
+                "invalid_query",
+                "give exactly one of order_ref and buyer_email",
+            ));
+        }
+    };
+    let now = store.clock().now();
+    let found = store
+        .vouchers_by(&caller.property.id, &by, MAX_FOUND)
+        .await?;
+    Ok(FoundVouchersView {
+        vouchers: found.iter().map(|v| FoundVoucherView::of(v, now)).collect(),
+    })
 }

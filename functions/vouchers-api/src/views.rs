@@ -3,6 +3,7 @@
 
 use chrono::{DateTime, NaiveDate, Utc};
 use domain::voucher::pickup::{ArticleMapping, Order};
+use domain::voucher::ports::{Changed, PmsView};
 use domain::voucher::rules;
 use domain::voucher::settlement::{CurrencyTotal, SettlementGroup, SettlementLine};
 use domain::voucher::{Activity, ArticleType, Buyer, Change, Voucher, VoucherCode, VoucherStatus};
@@ -15,11 +16,14 @@ pub fn to_json<T: Serialize>(v: &T) -> String {
     serde_json::to_string(v).unwrap_or_default()
 }
 
-/// `GET /vouchers/{code}`: the live status.
+/// `GET /vouchers/{code}`: the live status. The code is shown whole: the
+/// caller sent it.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct VoucherView {
     pub code: VoucherCode,
     pub article_type: ArticleType,
+    /// This partner's PMS article code for the type (`PUT /article-mapping`).
+    pub article_code: Option<String>,
     pub status: VoucherStatus,
     pub balance: Money,
     pub initial_value: Money,
@@ -33,8 +37,9 @@ pub struct VoucherView {
     /// Why not, as an error code (`voucher_expired`, `voucher_not_redeemable_here`, …).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reason: Option<&'static str>,
-    /// Whether this PMS partner picked the voucher's order up before; false
-    /// means the "Kode" path: book it in as a new voucher.
+    /// Whether this PMS partner knows the voucher already: it picked its
+    /// order up, or booked the code in with an earlier redemption. False
+    /// means the "Kode" path: its first redemption books it in.
     pub picked_up: bool,
     #[schema(value_type = String)]
     pub issuer: PropertyId,
@@ -43,12 +48,19 @@ pub struct VoucherView {
     pub package: Option<String>,
 }
 
+/// Whether the caller's PMS partner knows `v`: picked up from the feed, or
+/// booked in by an earlier redemption.
+pub fn known_to(v: &Voucher, at: &Property, pms: &PmsView) -> bool {
+    pms.booked_in || rules::picked_up(v, &at.id, pms.pickup_cursor)
+}
+
 impl VoucherView {
-    pub fn of(v: &Voucher, at: &Property, picked_up: bool, now: DateTime<Utc>) -> Self {
+    pub fn of(v: &Voucher, at: &Property, pms: &PmsView, now: DateTime<Utc>) -> Self {
         let refusal = rules::assess(v, at, now);
         Self {
             code: v.code.clone(),
             article_type: v.article_type,
+            article_code: pms.mapping.code_for(v.article_type).map(str::to_owned),
             status: v.status_at(now),
             balance: v.balance,
             initial_value: v.initial_value,
@@ -57,7 +69,7 @@ impl VoucherView {
             valid_until: v.valid_until,
             redeemable: refusal.is_none(),
             reason: refusal.map(|e| e.code()),
-            picked_up,
+            picked_up: known_to(v, at, pms),
             issuer: v.issuer.clone(),
             test_mode: v.test_mode,
             package: v.package.clone(),
@@ -89,7 +101,7 @@ impl IssuedView {
         Self {
             code: v.code.clone(),
             voucher: VoucherDetail {
-                status: VoucherView::of(v, at, false, now),
+                status: VoucherView::of(v, at, &PmsView::default(), now),
                 loaded: v.loaded,
                 order_ref: v.order_ref.clone(),
                 buyer: v.buyer.clone(),
@@ -110,19 +122,59 @@ pub struct RedemptionView {
     pub redeemed: Money,
     pub balance: Money,
     pub status: VoucherStatus,
-    /// False: the "Kode" path — this PMS never picked the voucher up.
+    pub article_type: ArticleType,
+    /// This partner's PMS article code for the type.
+    pub article_code: Option<String>,
+    /// Whether this PMS partner knew the voucher before: it picked its
+    /// order up or booked the code in earlier. False: the "Kode" path.
     pub picked_up: bool,
+    /// This redemption booked the code in for this partner ("Kode"): create
+    /// the PMS's own voucher record from `booking`. Later answers say
+    /// `picked_up: true`.
+    pub booked_in: bool,
+    /// What the PMS needs to book the code in; only when `booked_in`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub booking: Option<BookingView>,
+}
+
+/// A voucher as a PMS books it in on its first redemption.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct BookingView {
+    pub code: VoucherCode,
+    pub article_type: ArticleType,
+    pub article_code: Option<String>,
+    /// The value put on it: sold, plus loads for gift cards.
+    pub original_value: Money,
+    pub valid_until: Option<NaiveDate>,
+    #[schema(value_type = String)]
+    pub issuer: PropertyId,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub package: Option<String>,
 }
 
 impl RedemptionView {
-    pub fn of(c: &Change, picked_up: bool) -> Self {
-        let r = c.redemption.as_ref();
+    pub fn of(c: &Changed, at: &Property) -> Self {
+        let (ch, v) = (&c.change, &c.change.voucher);
+        let r = ch.redemption.as_ref();
+        let article_code = c.pms.mapping.code_for(v.article_type).map(str::to_owned);
         Self {
             redemption_id: r.map(|r| r.id.clone()).unwrap_or_default(),
-            redeemed: r.map_or(c.voucher.money(0), |r| r.amount),
-            balance: c.voucher.balance,
-            status: c.voucher.status,
-            picked_up,
+            redeemed: r.map_or(v.money(0), |r| r.amount),
+            balance: v.balance,
+            status: v.status,
+            article_type: v.article_type,
+            article_code: article_code.clone(),
+            picked_up: known_to(v, at, &c.pms),
+            booked_in: c.booked_in,
+            booking: c.booked_in.then(|| BookingView {
+                code: v.code.clone(),
+                article_type: v.article_type,
+                article_code,
+                original_value: v.money(v.initial_value.amount + v.loaded.amount),
+                valid_until: v.valid_until,
+                issuer: v.issuer.clone(),
+                package: v.package.clone(),
+            }),
         }
     }
 }
@@ -291,6 +343,10 @@ pub struct OrderVoucherView {
 pub struct OrderView {
     /// This order's cursor: acknowledge it (or a later one) once processed.
     pub cursor: String,
+    /// Who sold it: this property, or an issuer whose orders it picks up
+    /// (portal pickup).
+    #[schema(value_type = String)]
+    pub issuer: PropertyId,
     pub order_ref: Option<String>,
     pub issued_at: DateTime<Utc>,
     pub vouchers: Vec<OrderVoucherView>,
@@ -300,6 +356,7 @@ impl OrderView {
     pub fn of(o: &Order, mapping: &ArticleMapping) -> Self {
         Self {
             cursor: o.seq.to_string(),
+            issuer: o.issuer.clone(),
             order_ref: o.order_ref.clone(),
             issued_at: o.issued_at,
             vouchers: o
@@ -422,4 +479,46 @@ pub struct ImportView {
     pub imported: usize,
     pub failed: usize,
     pub lines: Vec<ImportLineResult>,
+}
+
+/// A voucher found by order reference or buyer email (`GET /vouchers?…`).
+/// Its code is masked except the last four characters: the answer goes to
+/// whoever searches, not to someone who holds the voucher.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct FoundVoucherView {
+    /// Masked: `****-****-****-****-E83R`.
+    pub code: String,
+    pub article_type: ArticleType,
+    pub status: VoucherStatus,
+    pub balance: Money,
+    pub initial_value: Money,
+    pub valid_until: Option<NaiveDate>,
+    pub order_ref: Option<String>,
+    pub buyer: Option<Buyer>,
+    pub issued_at: DateTime<Utc>,
+    pub test_mode: bool,
+}
+
+impl FoundVoucherView {
+    pub fn of(v: &Voucher, now: DateTime<Utc>) -> Self {
+        Self {
+            code: v.code.masked_display(),
+            article_type: v.article_type,
+            status: v.status_at(now),
+            balance: v.balance,
+            initial_value: v.initial_value,
+            valid_until: v.valid_until,
+            order_ref: v.order_ref.clone(),
+            buyer: v.buyer.clone(),
+            issued_at: v.issued_at,
+            test_mode: v.test_mode,
+        }
+    }
+}
+
+/// `GET /vouchers?order_ref=…` or `?buyer_email=…`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct FoundVouchersView {
+    /// Newest first.
+    pub vouchers: Vec<FoundVoucherView>,
 }

@@ -54,6 +54,32 @@ pub async fn accept_issuer(
     Ok(p)
 }
 
+/// Portal pickup: `property` accepts `issuer`'s vouchers and picks up the
+/// value and package voucher orders `issuer` sells from now on in its own
+/// pickup feed. Settlement is unchanged (redemptions still settle between
+/// the redeeming hotel and the issuer).
+pub async fn pick_up_orders_of(
+    store: &Store,
+    property: &str,
+    issuer: &str,
+) -> anyhow::Result<Property> {
+    if property == issuer {
+        bail!("a property picks up its own orders already");
+    }
+    let p = accept_issuer(store, property, issuer).await?;
+    let issuer = PropertyId::parse(issuer)?;
+    let mut i = store
+        .property(&issuer)
+        .await?
+        .with_context(|| format!("no property {issuer}"))?;
+    if !i.orders_picked_up_by.contains(&p.id) {
+        i.orders_picked_up_by.push(p.id.clone());
+        i.orders_picked_up_by.sort();
+        store.save_property(&i).await?;
+    }
+    Ok(p)
+}
+
 async fn find_partner(store: &Store, id: &str) -> anyhow::Result<Partner> {
     store
         .partners()

@@ -193,6 +193,10 @@ enum PropertyCommand {
         property: String,
         #[arg(long)]
         issuer: String,
+        /// Also pick up the issuer's value and package voucher orders (sold
+        /// from now on) in the property's own pickup feed.
+        #[arg(long)]
+        pickup: bool,
     },
     /// List properties.
     List,
@@ -294,10 +298,24 @@ async fn run_admin(cli: &Cli, store: &platform::Store) -> anyhow::Result<()> {
                     p.id, p.name, p.time_zone, p.currency
                 );
             }
-            PropertyCommand::Accept { property, issuer } => {
-                let p = admin::accept_issuer(store, property, issuer).await?;
+            PropertyCommand::Accept {
+                property,
+                issuer,
+                pickup,
+            } => {
+                let p = if *pickup {
+                    admin::pick_up_orders_of(store, property, issuer).await?
+                } else {
+                    admin::accept_issuer(store, property, issuer).await?
+                };
                 let list: Vec<_> = p.accepts_vouchers_of.iter().map(|i| i.as_str()).collect();
                 println!("{} accepts vouchers of: {}", p.id, list.join(", "));
+                if *pickup {
+                    println!(
+                        "{} picks up the voucher orders of {issuer} in its own feed",
+                        p.id
+                    );
+                }
             }
             PropertyCommand::List => {
                 for p in store.properties().await? {

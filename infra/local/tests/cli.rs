@@ -684,3 +684,97 @@ async fn demo_then_its_walkthrough() {
     let again = ok(&guesthub(d, &["loyalty", "export", "demo-hotel"]));
     assert!(again.contains("nothing pending"), "{again}");
 }
+
+/// `property accept <p> --issuer <id> --pickup`: the issuer's value and
+/// package orders sold from then on enter the hotel's own pickup feed.
+#[tokio::test]
+async fn property_accept_with_pickup() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    for id in ["portal", "hotel"] {
+        ok(&guesthub(
+            d,
+            &[
+                "property",
+                "add",
+                id,
+                "--name",
+                id,
+                "--time-zone",
+                "Europe/Vienna",
+                "--currency",
+                "EUR",
+            ],
+        ));
+    }
+    let key = |name: &str, property: &str, scopes: &str| {
+        let out = ok(&guesthub(
+            d,
+            &[
+                "partner",
+                "add",
+                name,
+                "--properties",
+                property,
+                "--scopes",
+                scopes,
+            ],
+        ));
+        out.lines().last().unwrap().trim().to_owned()
+    };
+    let shop = key("Portal shop", "portal", "vouchers:issue");
+    let pms = key("Hotel PMS", "hotel", "vouchers:pickup,vouchers:read");
+    // Its own feed is the only way it names: not its own property.
+    let own = guesthub(
+        d,
+        &[
+            "property", "accept", "hotel", "--issuer", "hotel", "--pickup",
+        ],
+    );
+    assert!(!own.status.success());
+    let out = ok(&guesthub(
+        d,
+        &[
+            "property", "accept", "hotel", "--issuer", "portal", "--pickup",
+        ],
+    ));
+    assert!(out.contains("hotel accepts vouchers of: portal"), "{out}");
+    assert!(
+        out.contains("picks up the voucher orders of portal"),
+        "{out}"
+    );
+
+    let port = free_port();
+    let _server = serve(d, port);
+    let b = format!("http://127.0.0.1:{port}/v1/properties");
+    let c = reqwest::Client::new();
+    let mut sold = Vec::new();
+    for body in [
+        serde_json::json!({"article_type": "value", "value": {"amount": 5000, "currency": "EUR"}}),
+        serde_json::json!({"article_type": "gift_card", "value": {"amount": 5000, "currency": "EUR"}}),
+    ] {
+        let r = c
+            .post(format!("{b}/portal/vouchers"))
+            .bearer_auth(&shop)
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 201);
+        let j: serde_json::Value = r.json().await.unwrap();
+        sold.push(j["code"].as_str().unwrap().to_owned());
+    }
+    let feed: serde_json::Value = c
+        .get(format!("{b}/hotel/voucher-orders"))
+        .bearer_auth(&pms)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let orders = feed["orders"].as_array().unwrap();
+    assert_eq!(orders.len(), 1, "{feed}");
+    assert_eq!(orders[0]["issuer"], "portal");
+    assert_eq!(orders[0]["vouchers"][0]["code"], sold[0].as_str());
+}

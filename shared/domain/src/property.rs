@@ -75,6 +75,10 @@ pub struct Property {
     /// Issuers whose vouchers this property accepts (portal systems).
     #[serde(default)]
     pub accepts_vouchers_of: Vec<PropertyId>,
+    /// Hotels that pick up this issuer's value and package voucher orders
+    /// in their own pickup feed (portal pickup; each also accepts them).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub orders_picked_up_by: Vec<PropertyId>,
     /// Hold a club file that would shrink the roster by this share or more
     /// (percent; 50 when unset).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -99,6 +103,7 @@ impl Property {
             time_zone,
             currency,
             accepts_vouchers_of: Vec::new(),
+            orders_picked_up_by: Vec::new(),
             roster_hold_shrink_percent: None,
         })
     }

@@ -168,6 +168,29 @@ impl VoucherCode {
         self.generated
     }
 
+    /// The code as printed with every letter and digit but the last four
+    /// replaced by `*` (`****-****-****-****-E83R`): for answers that go to
+    /// whoever searches rather than to someone who holds the voucher.
+    pub fn masked_display(&self) -> String {
+        let shown = self
+            .display
+            .chars()
+            .filter(char::is_ascii_alphanumeric)
+            .count();
+        let mut hide = shown.saturating_sub(4);
+        self.display
+            .chars()
+            .map(|c| {
+                if hide > 0 && c.is_ascii_alphanumeric() {
+                    hide -= 1;
+                    '*'
+                } else {
+                    c
+                }
+            })
+            .collect()
+    }
+
     /// For logs: only the last four characters.
     pub fn masked(&self) -> String {
         let tail = &self.key[self.key.len().saturating_sub(4)..];
@@ -305,6 +328,18 @@ mod tests {
         assert!(!dbg.contains(&c.key()[..8]));
         assert!(dbg.contains(&c.key()[16..]));
         assert_eq!(c.masked().chars().count(), 5);
+    }
+
+    #[test]
+    fn masked_display_keeps_the_last_four() {
+        let c = VoucherCode::parse("7KQX-M2RT-9HVW-C4NP-E83R").unwrap();
+        assert_eq!(c.masked_display(), "****-****-****-****-E83R");
+        let e = VoucherCode::external("gift-2027-0001").unwrap();
+        assert_eq!(e.masked_display(), "****-****-0001");
+        assert_eq!(
+            VoucherCode::external("AB12").unwrap().masked_display(),
+            "AB12"
+        );
     }
 
     #[test]

@@ -67,6 +67,10 @@ pub enum VoucherError {
     TestModeMismatch { voucher_test_mode: bool },
     #[error("a voucher with this code exists already")]
     CodeTaken,
+    /// Several issuers the caller may see hold this printed code, none of
+    /// them the caller's own property and not exactly one it accepts.
+    #[error("several issuers hold this code")]
+    CodeAmbiguous { issuers: Vec<crate::PropertyId> },
     #[error("only the issuing property may do this")]
     NotIssuer,
     #[error("only gift cards can be loaded")]
@@ -116,6 +120,7 @@ impl VoucherError {
             }
             VoucherError::TestModeMismatch { .. } => "test_mode_mismatch",
             VoucherError::CodeTaken => "voucher_code_taken",
+            VoucherError::CodeAmbiguous { .. } => "voucher_code_ambiguous",
             VoucherError::NotIssuer => "not_issuer",
             VoucherError::NotAGiftCard => "not_a_gift_card",
             VoucherError::RedemptionNotFound => "redemption_not_found",

@@ -3,6 +3,7 @@
 use chrono::{DateTime, NaiveDate, Utc};
 use chrono_tz::Tz;
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 use std::fmt;
 use utoipa::ToSchema;
 
@@ -43,10 +44,17 @@ impl ArticleType {
         }
     }
 
-    /// Vouchers of these types came from elsewhere: never in a pickup feed,
-    /// always the "Kode" path at a PMS.
+    /// Vouchers of these types came from elsewhere with their codes.
     pub fn is_foreign(self) -> bool {
         matches!(self, ArticleType::External | ArticleType::Imported)
+    }
+
+    /// Sold here with a code known at sale: PMSs pick these orders up.
+    /// Gift cards (loaded onto a card after the sale), external and imported
+    /// vouchers never enter a pickup feed: a PMS books them in on their
+    /// first redemption ("Kode").
+    pub fn is_picked_up(self) -> bool {
+        matches!(self, ArticleType::Value | ArticleType::Package)
     }
 }
 
@@ -198,8 +206,12 @@ pub struct Voucher {
     pub test_mode: bool,
     pub issued_at: DateTime<Utc>,
     /// Its position in the issuer's pickup feed; `None` for vouchers that
-    /// never go to PMSs (external, imported, gift cards issued empty).
+    /// never go to PMSs (gift cards, external and imported vouchers).
     pub order_seq: Option<u64>,
+    /// Its position in the pickup feeds of hotels that pick up the issuer's
+    /// orders in their own feed (portal pickup), by hotel.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub pickup_feeds: BTreeMap<PropertyId, u64>,
     /// Open holds (expired ones are released by the next change).
     pub holds: Vec<Hold>,
     /// The number of the last ledger activity.

@@ -14,7 +14,7 @@ use super::model::{Activity, LedgerEntry, Redemption, Voucher};
 use super::pickup::{ArticleMapping, Order};
 use super::rules::Change;
 use crate::idempotency::{Lease, StoredResponse};
-use crate::{PartnerId, PropertyId, StoreError};
+use crate::{PartnerId, Property, PropertyId, StoreError};
 
 /// The response to store with a change, rendered from what was committed.
 pub struct Receipt<'a, T: ?Sized> {
@@ -38,8 +38,10 @@ pub enum Committed<T> {
 /// code lookup (one round trip); a voucher of another issuer costs a second.
 pub struct Find<'a> {
     pub code: &'a VoucherCode,
-    /// The caller's property; its pickup cursor is read alongside.
-    pub at: &'a PropertyId,
+    /// The caller's property: its own vouchers come first, then those of the
+    /// issuers it accepts (see `rules::resolve_issuer`). Its pickup cursor,
+    /// booking-in record and article mapping are read alongside.
+    pub at: &'a Property,
     pub partner: &'a PartnerId,
     /// May the caller know of vouchers of this issuer? Others are "not
     /// found", exactly as if the code did not exist.
@@ -49,20 +51,45 @@ pub struct Find<'a> {
     /// The issuer, when already known (a hold's record names it): then the
     /// code lookup is skipped.
     pub issuer: Option<&'a PropertyId>,
+    /// A redemption by this change books the code in for the caller's
+    /// partner when that partner never picked it up nor booked it in ("Kode").
+    pub book_in: bool,
 }
 
-/// A voucher as found, with the caller's pickup cursor at its property.
+/// What the caller's PMS partner knows of a voucher at its property.
+#[derive(Debug, Clone, Default)]
+pub struct PmsView {
+    /// The last order it acknowledged in the property's pickup feed.
+    pub pickup_cursor: u64,
+    /// It booked the code in with an earlier redemption ("Kode").
+    pub booked_in: bool,
+    /// Its article code per article type.
+    pub mapping: ArticleMapping,
+}
+
+/// A voucher as found, with what the caller's partner knows of it.
 #[derive(Debug, Clone)]
 pub struct Found {
     pub voucher: Voucher,
-    pub pickup_cursor: u64,
+    pub pms: PmsView,
 }
 
-/// A committed change, with the caller's pickup cursor read with it.
+/// A committed change, with what the caller's partner knew of the voucher
+/// before it.
 #[derive(Debug, Clone)]
 pub struct Changed {
     pub change: Change,
-    pub pickup_cursor: u64,
+    pub pms: PmsView,
+    /// This change booked the code in for the caller's partner.
+    pub booked_in: bool,
+}
+
+/// How issuer staff find vouchers whose code was lost.
+#[derive(Debug, Clone)]
+pub enum Lookup {
+    /// The order reference given at sale (exact, trimmed).
+    OrderRef(String),
+    BuyerEmail(crate::Email),
 }
 
 /// A rule run against the voucher's current state (and the redemption it
@@ -74,8 +101,14 @@ pub type Rule<'a> = dyn Fn(&Voucher, Option<&Redemption>, DateTime<Utc>) -> Resu
 
 #[async_trait]
 pub trait VoucherStore: Send + Sync {
-    /// Which property issued `code` (the one global lookup; no personal data).
-    async fn issuer_of(&self, code: &VoucherCode) -> Result<Option<PropertyId>, StoreError>;
+    /// Which issuer's voucher the caller at `at` means by `code` (the one
+    /// global lookup; no personal data): see `rules::resolve_issuer`.
+    async fn issuer_for(
+        &self,
+        code: &VoucherCode,
+        at: &Property,
+        may_see: &(dyn for<'p> Fn(&'p PropertyId) -> bool + Send + Sync),
+    ) -> Result<PropertyId, VoucherError>;
 
     async fn voucher(
         &self,
@@ -100,12 +133,15 @@ pub trait VoucherStore: Send + Sync {
     ) -> Result<Vec<Activity>, StoreError>;
 
     /// Creates a voucher with its opening activities and, when `in_feed`,
-    /// its order at the end of the issuer's pickup feed (the store assigns
-    /// the sequence). `Err(CodeTaken)` when the code exists anywhere.
+    /// its order at the end of each pickup feed in `feeds` (the issuer's
+    /// and those of hotels that pick up the issuer's orders; the store
+    /// assigns each feed's sequence). `Err(CodeTaken)` when the issuer holds
+    /// the code already, or when it is a generated code and anyone does:
+    /// generated codes are unique, printed codes belong to their issuer.
     async fn create(
         &self,
         change: &Change,
-        in_feed: bool,
+        feeds: &[PropertyId],
         receipt: Option<Receipt<'_, Voucher>>,
     ) -> Result<Committed<Voucher>, VoucherError>;
 
@@ -182,6 +218,15 @@ pub trait VoucherStore: Send + Sync {
         from: DateTime<Utc>,
         to: DateTime<Utc>,
     ) -> Result<Vec<LedgerEntry>, StoreError>;
+
+    /// `issuer`'s vouchers sold under an order reference or to a buyer,
+    /// newest first, at most `limit`.
+    async fn vouchers_by(
+        &self,
+        issuer: &PropertyId,
+        by: &Lookup,
+        limit: usize,
+    ) -> Result<Vec<Voucher>, StoreError>;
 
     /// Codes of `issuer`'s vouchers whose validity ended on or before `through`.
     async fn valid_until_through(

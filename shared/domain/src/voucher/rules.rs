@@ -138,11 +138,46 @@ pub fn visible_to(issuer: &PropertyId, at: &Property, partner: &Partner) -> bool
     accepted_at(issuer, at) || partner.may_act_for(issuer)
 }
 
+/// Which issuer's voucher a caller at `at` means by a code that `issuers`
+/// hold. Generated codes have one issuer; a printed code (external,
+/// imported, pre-printed) may be held by several, each its own voucher.
+/// The caller's own property first, then the one issuer it accepts; with
+/// none accepted, the one issuer it may see. Issuers the caller may not see
+/// count as absent, so nothing tells it they exist: none left is "not
+/// found", several are `CodeAmbiguous` listing only the ones it may see.
+pub fn resolve_issuer<F: Fn(&PropertyId) -> bool + ?Sized>(
+    issuers: &[PropertyId],
+    at: &Property,
+    may_see: &F,
+) -> Result<PropertyId, VoucherError> {
+    let mut visible: Vec<PropertyId> = issuers.iter().filter(|i| may_see(i)).cloned().collect();
+    visible.sort();
+    visible.dedup();
+    if visible.contains(&at.id) {
+        return Ok(at.id.clone());
+    }
+    let accepted: Vec<&PropertyId> = visible
+        .iter()
+        .filter(|i| at.accepts_vouchers_of.contains(i))
+        .collect();
+    match (accepted.as_slice(), visible.as_slice()) {
+        ([one], _) => Ok((*one).clone()),
+        ([], []) => Err(VoucherError::NotFound { mistyped: false }),
+        ([], [one]) => Ok(one.clone()),
+        _ => Err(VoucherError::CodeAmbiguous { issuers: visible }),
+    }
+}
+
 /// Did this PMS partner pick the voucher up (acknowledge its order) before?
-/// `acked` is its pickup cursor at `at`; vouchers of other issuers were never
-/// in that feed.
+/// `acked` is its pickup cursor at `at`: the issuer's feed, or the feed of a
+/// hotel that picks up the issuer's orders (portal pickup).
 pub fn picked_up(v: &Voucher, at: &PropertyId, acked: u64) -> bool {
-    v.issuer == *at && v.order_seq.is_some_and(|s| s <= acked)
+    let seq = if v.issuer == *at {
+        v.order_seq
+    } else {
+        v.pickup_feeds.get(at).copied()
+    };
+    seq.is_some_and(|s| s <= acked)
 }
 
 /// Why the voucher's status alone forbids spending it, if it does.
@@ -358,6 +393,7 @@ pub fn issue(
         test_mode: req.test_mode,
         issued_at: actor.now,
         order_seq: None,
+        pickup_feeds: Default::default(),
         holds: Vec::new(),
         seq: 0,
         redemptions: 0,
@@ -369,11 +405,11 @@ pub fn issue(
     Ok(c)
 }
 
-/// Does a newly issued voucher go into its issuer's pickup feed? Vouchers
-/// sold here with a value do; external and imported ones and empty gift
-/// cards are the PMS's "Kode" path.
+/// Does a newly issued voucher go into its issuer's pickup feed? Value and
+/// package vouchers sold here do; gift cards, external and imported
+/// vouchers are the PMS's "Kode" path.
 pub fn in_pickup_feed(v: &Voucher) -> bool {
-    !v.article_type.is_foreign() && v.initial_value.amount > 0
+    v.article_type.is_picked_up() && v.initial_value.amount > 0
 }
 
 // ---- load ------------------------------------------------------------------
@@ -486,6 +522,11 @@ pub struct ReverseRequest {
 /// Gives value back — never more than the redemption took. Allowed on an
 /// expired voucher (it undoes a booking); a written-off voucher gets the
 /// value back as expired open value, for the next write-off run.
+///
+/// Only the property that made the redemption and the voucher's issuer may
+/// reverse it. Whoever does, the reversal is booked against the property
+/// that made the redemption (`accepting_property`), so settlement nets the
+/// two; `partner` says who reversed it.
 pub fn reverse(
     v: &Voucher,
     r: &Redemption,
@@ -518,7 +559,8 @@ pub fn reverse(
     let mut c = Change::new(v.clone());
     c.release_expired_holds(actor.now);
     let a = c.record(ActivityKind::Reverse, amount.amount, actor.now);
-    acted(a, actor);
+    a.partner = Some(actor.partner.clone());
+    a.accepting_property = Some(r.property.clone());
     a.reservation = Some(r.reservation.clone());
     a.redemption_id = Some(r.id.clone());
     a.hold_id = r.hold_id.clone();
@@ -965,6 +1007,7 @@ pub fn import(line: &ImportLine, actor: &Actor<'_>) -> Result<Change, VoucherErr
         test_mode: line.test_mode,
         issued_at,
         order_seq: None,
+        pickup_feeds: Default::default(),
         holds: Vec::new(),
         seq: 0,
         redemptions: line.redemptions.len() as u32,
@@ -1285,6 +1328,23 @@ mod tests {
             rev(&rest.voucher, &r, None).unwrap_err(),
             VoucherError::ReversalExceedsRedemption { reversible: eur(0) }
         );
+        // The issuer reversing another property's redemption books it
+        // against the property that redeemed.
+        let mut portal = w.abbey.clone();
+        portal.accepts_vouchers_of.push(w.castle.id.clone());
+        let at_portal = w.at(&portal);
+        let taken = redeem(&rest.voucher, &redeem_req(Some(700)), "r2", &at_portal).unwrap();
+        let back = reverse(
+            &taken.voucher,
+            taken.redemption.as_ref().unwrap(),
+            &ReverseRequest::default(),
+            &a,
+        )
+        .unwrap();
+        let act = &back.activities[0];
+        assert_eq!(act.accepting_property.as_ref(), Some(&w.abbey.id));
+        assert_eq!(act.partner.as_ref(), Some(&w.partner));
+        assert_eq!(back.voucher.balance, eur(5_000));
         // Another property cannot reverse what the castle redeemed.
         let other = Actor {
             property: &w.abbey,
@@ -1536,6 +1596,55 @@ mod tests {
     }
 
     #[test]
+    fn gift_cards_never_enter_the_pickup_feed() {
+        let w = World::new();
+        for (kind, feed) in [
+            (ArticleType::Value, true),
+            (ArticleType::Package, true),
+            (ArticleType::GiftCard, false),
+        ] {
+            let (v, _) = issued(&w, kind, 5_000);
+            assert_eq!(in_pickup_feed(&v), feed, "{kind:?}");
+        }
+    }
+
+    #[test]
+    fn a_shared_printed_code_resolves_own_then_accepted() {
+        let w = World::new();
+        let spa = property("spa");
+        let ids = |v: &[&Property]| v.iter().map(|p| p.id.clone()).collect::<Vec<_>>();
+        let all = |_: &PropertyId| true;
+        let both = ids(&[&w.castle, &w.abbey]);
+        // Own first.
+        assert_eq!(resolve_issuer(&both, &w.castle, &all).unwrap(), w.castle.id);
+        // A property accepting one of them.
+        let mut portal = spa.clone();
+        portal.accepts_vouchers_of.push(w.abbey.id.clone());
+        assert_eq!(resolve_issuer(&both, &portal, &all).unwrap(), w.abbey.id);
+        // Accepting both: ambiguous, naming only issuers it may see.
+        portal.accepts_vouchers_of.push(w.castle.id.clone());
+        let three = ids(&[&w.castle, &w.abbey, &property("inn")]);
+        let seen = |i: &PropertyId| i.as_str() != "inn";
+        assert_eq!(
+            resolve_issuer(&three, &portal, &seen).unwrap_err(),
+            VoucherError::CodeAmbiguous {
+                issuers: ids(&[&w.abbey, &w.castle])
+            }
+        );
+        // Issuers it may not see do not exist for it.
+        let none = |_: &PropertyId| false;
+        assert_eq!(
+            resolve_issuer(&both, &spa, &none).unwrap_err(),
+            VoucherError::NotFound { mistyped: false }
+        );
+        let only_castle = |i: &PropertyId| *i == w.castle.id;
+        assert_eq!(
+            resolve_issuer(&both, &spa, &only_castle).unwrap(),
+            w.castle.id
+        );
+    }
+
+    #[test]
     fn picked_up_only_after_ack_and_only_for_the_issuer_feed() {
         let w = World::new();
         let (mut v, _) = issued(&w, ArticleType::Value, 5_000);
@@ -1543,5 +1652,9 @@ mod tests {
         assert!(!picked_up(&v, &w.castle.id, 6));
         assert!(picked_up(&v, &w.castle.id, 7));
         assert!(!picked_up(&v, &w.abbey.id, 100));
+        // Portal pickup: its position in the abbey's own feed.
+        v.pickup_feeds.insert(w.abbey.id.clone(), 3);
+        assert!(!picked_up(&v, &w.abbey.id, 2));
+        assert!(picked_up(&v, &w.abbey.id, 3));
     }
 }

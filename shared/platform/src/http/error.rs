@@ -213,6 +213,9 @@ impl From<domain::voucher::VoucherError> for ApiError {
             V::IdempotencyKeyInFlight => IdempotencyError::InFlight.into(),
             V::IdempotencyKeyReused => IdempotencyError::Reused.into(),
             V::CodeTaken => ApiError::conflict(code, message),
+            V::CodeAmbiguous { issuers } => {
+                ApiError::conflict(code, message).with_details(json!({ "issuers": issuers }))
+            }
             V::InsufficientBalance { available } => {
                 ApiError::rule(code, message).with_details(json!({ "available": available }))
             }

@@ -3,7 +3,7 @@
 //!
 //! | item | pk | sk | gsi1 |
 //! |---|---|---|---|
-//! | code → issuer (the one global lookup; no personal data) | `CODE#<code key>` | `CODE` | — |
+//! | code → issuers (the one global lookup; no personal data) | `CODE#<code key>` | `CODE` | — |
 //! | voucher | `VOUCHER#<issuer>#<code key>` | `VOUCHER` | — |
 //! | ledger activity | `VOUCHER#<issuer>#<code key>` | `ACT#<seq:010>` | redeem/capture/reverse: `SETTLE#<accepting property>#<YYYY-MM>` / `<at, µs UTC>#<code key>#<seq:010>` |
 //! | issuer's settlement copy (accepted elsewhere) | `VOUCHER#<issuer>#<code key>` | `XSET#<seq:010>` | `SETTLE#<issuer>#<YYYY-MM>` / as above |
@@ -14,6 +14,15 @@
 //! | order | `ORDERS#<issuer>` | `ORDER#<seq:012>` | — |
 //! | pickup cursor | `PICKUP#<property>#<partner id>` | `CURSOR` | — |
 //! | article mapping | `PICKUP#<property>#<partner id>` | `MAPPING` | — |
+//! | code booked in ("Kode") | `PICKUP#<property>#<partner id>` | `KODE#<issuer>#<code key>` | — |
+//! | lost-code index | `VFIND#<issuer>#ORDER#<sha256(order ref)>` / `VFIND#<issuer>#EMAIL#<sha256(email)>` | `<code key>` | — |
+//!
+//! **Codes.** A generated code is unique: its code item names one issuer
+//! and is written only if absent. A printed code (external, imported, a
+//! pre-printed card) belongs to its issuer: several issuers may hold the
+//! same one, each its own voucher; the code item lists them and grows by a
+//! version-checked write. A reader resolves the list for its caller
+//! (`rules::resolve_issuer`); issuers it may not see are never named.
 //!
 //! **Atomicity.** A change is one transaction: the voucher (conditioned on
 //! the version read), its new ledger activities (conditioned absent), the
@@ -27,7 +36,8 @@
 //! **Two round trips.** An attempt reads, in one batch: the code lookup,
 //! the voucher and the redemption where the caller's property would keep
 //! them (the usual case: a hotel's PMS asks about its own vouchers), the
-//! caller's pickup cursor, and the idempotency record of an unlocked lease.
+//! caller's pickup cursor, booking-in record and article mapping, and the
+//! idempotency record of an unlocked lease.
 //! Then it commits with one transaction. Only a voucher of another issuer
 //! costs a second read.
 //!
@@ -40,12 +50,16 @@ use async_trait::async_trait;
 use chrono::{DateTime, Datelike, Months, NaiveDate, SecondsFormat, Utc};
 use domain::idempotency::{IdempotencyRecord, Lease, decide_existing};
 use domain::voucher::pickup::{ArticleMapping, Order};
-use domain::voucher::ports::{Changed, Committed, Find, Found, Receipt, Rule, VoucherStore};
+use domain::voucher::ports::{
+    Changed, Committed, Find, Found, Lookup, PmsView, Receipt, Rule, VoucherStore,
+};
+use domain::voucher::rules;
 use domain::voucher::{
     Activity, Change, LedgerEntry, Redemption, Voucher, VoucherCode, VoucherError,
 };
-use domain::{PartnerId, PropertyId, StoreError};
+use domain::{PartnerId, Property, PropertyId, StoreError};
 use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
 
 /// How long a written-off voucher stays in the expiry index: longer than
 /// idempotency records are kept (48 h).
@@ -96,9 +110,62 @@ fn settle_pk(property: &PropertyId, t: DateTime<Utc>) -> String {
     format!("SETTLE#{property}#{:04}-{:02}", t.year(), t.month())
 }
 
-#[derive(Serialize, Deserialize)]
+/// The issuers holding a code. Records written before printed codes
+/// could be shared name one `issuer`.
+#[derive(Serialize, Deserialize, Default)]
 struct CodeRecord {
-    issuer: PropertyId,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    issuer: Option<PropertyId>,
+    #[serde(default)]
+    issuers: Vec<PropertyId>,
+}
+
+impl CodeRecord {
+    fn all(self) -> Vec<PropertyId> {
+        let mut all = self.issuers;
+        all.extend(self.issuer);
+        all.sort();
+        all.dedup();
+        all
+    }
+}
+
+/// A code a PMS partner booked in with its first redemption.
+#[derive(Serialize, Deserialize)]
+struct KodeRecord {
+    redemption_id: String,
+    at: DateTime<Utc>,
+}
+
+fn kode_key(at: &PropertyId, partner: &PartnerId, issuer: &PropertyId, code: &VoucherCode) -> Key {
+    Key::new(
+        T,
+        pickup_pk(at, partner),
+        format!("KODE#{issuer}#{}", code.key()),
+    )
+}
+
+fn sha(s: &str) -> String {
+    hex::encode(Sha256::digest(s.as_bytes()))
+}
+
+fn lookup_pk(issuer: &PropertyId, by: &Lookup) -> String {
+    match by {
+        Lookup::OrderRef(r) => format!("VFIND#{issuer}#ORDER#{}", sha(r.trim())),
+        Lookup::BuyerEmail(e) => format!("VFIND#{issuer}#EMAIL#{}", sha(e.as_str())),
+    }
+}
+
+/// The lost-code index entries of a new voucher.
+fn lookups(v: &Voucher) -> Vec<Lookup> {
+    let mut out = Vec::new();
+    if let Some(r) = &v.order_ref {
+        out.push(Lookup::OrderRef(r.clone()));
+    }
+    if let Some(e) = v.buyer.as_ref().and_then(|b| b.email.clone()) {
+        out.push(Lookup::BuyerEmail(e));
+    }
+    out
 }
 
 #[derive(Serialize, Deserialize)]
@@ -202,7 +269,7 @@ struct Snapshot {
     voucher: Voucher,
     version: i64,
     redemption: Option<(Redemption, i64)>,
-    pickup_cursor: u64,
+    pms: PmsView,
     /// The idempotency record, when an unlocked lease asked for it.
     record: Option<IdempotencyRecord>,
 }
@@ -215,10 +282,23 @@ fn redemption_key(issuer: &PropertyId, code: &VoucherCode, id: &str) -> Key {
     Key::new(T, voucher_pk(issuer, code), format!("RED#{id}"))
 }
 
+fn code_key(code: &VoucherCode) -> Key {
+    Key::new(T, code_pk(code), "CODE")
+}
+
 fn versioned<V: serde::de::DeserializeOwned>(
     item: Option<Item>,
 ) -> Result<Option<(V, i64)>, StoreError> {
     item.map(|i| Ok((decode(&i)?, i.version))).transpose()
+}
+
+/// The issuers a code item names (none when there is no item).
+fn issuers_in(item: Option<Item>) -> Result<Vec<PropertyId>, StoreError> {
+    Ok(item
+        .map(|i| decode::<CodeRecord>(&i))
+        .transpose()?
+        .map(CodeRecord::all)
+        .unwrap_or_default())
 }
 
 impl Store {
@@ -231,16 +311,17 @@ impl Store {
         issuer: Option<&PropertyId>,
         unlocked: Option<&Lease>,
     ) -> Result<Snapshot, VoucherError> {
-        let guess = issuer.unwrap_or(f.at);
+        let at = &f.at.id;
+        let guess = issuer.unwrap_or(at);
         let mut b = Batch::default();
-        let code_at = issuer
-            .is_none()
-            .then(|| b.ask(Key::new(T, code_pk(f.code), "CODE")));
+        let code_at = issuer.is_none().then(|| b.ask(code_key(f.code)));
         let voucher_at = b.ask(voucher_key(guess, f.code));
         let red_at = f
             .redemption
             .map(|id| b.ask(redemption_key(guess, f.code, id)));
-        let cursor_at = b.ask(Key::new(T, pickup_pk(f.at, f.partner), "CURSOR"));
+        let cursor_at = b.ask(Key::new(T, pickup_pk(at, f.partner), "CURSOR"));
+        let mapping_at = b.ask(Key::new(T, pickup_pk(at, f.partner), "MAPPING"));
+        let kode_at = b.ask(kode_key(at, f.partner, guess, f.code));
         let record_at = unlocked.map(|l| b.ask(Store::idempotency_key(&l.record_id)));
         let mut got = self.items().get_many(&b.keys, self.now_ts()).await?;
         let mut take = |i: usize| got.get_mut(i).and_then(Option::take);
@@ -253,31 +334,42 @@ impl Store {
             .map(|i| decode::<CursorRecord>(&i).map(|c| c.acked))
             .transpose()?
             .unwrap_or(0);
+        let mapping = take(mapping_at)
+            .map(|i| decode(&i))
+            .transpose()?
+            .unwrap_or_default();
         let issuer = match issuer {
-            Some(known) => known.clone(),
-            None => match code_at.and_then(&mut take) {
-                Some(i) => decode::<CodeRecord>(&i)?.issuer,
-                None => {
+            Some(known) => {
+                if !(f.may_see)(known) {
+                    return Err(VoucherError::NotFound { mistyped: false });
+                }
+                known.clone()
+            }
+            None => {
+                let issuers = issuers_in(code_at.and_then(&mut take))?;
+                if issuers.is_empty() {
                     return Err(VoucherError::NotFound {
                         mistyped: VoucherCode::looks_mistyped(f.code.key()),
                     });
                 }
-            },
+                rules::resolve_issuer(&issuers, f.at, f.may_see)?
+            }
         };
-        if !(f.may_see)(&issuer) {
-            return Err(VoucherError::NotFound { mistyped: false });
-        }
-        let (voucher, red) = if issuer == *guess {
-            (take(voucher_at), red_at.and_then(&mut take))
+        let (voucher, red, kode) = if issuer == *guess {
+            (take(voucher_at), red_at.and_then(&mut take), take(kode_at))
         } else {
-            let mut keys = vec![voucher_key(&issuer, f.code)];
+            let mut keys = vec![
+                voucher_key(&issuer, f.code),
+                kode_key(at, f.partner, &issuer, f.code),
+            ];
             keys.extend(f.redemption.map(|id| redemption_key(&issuer, f.code, id)));
             let mut got = self
                 .items()
                 .get_many(&keys, self.now_ts())
                 .await?
                 .into_iter();
-            (got.next().flatten(), got.next().flatten())
+            let (v, k) = (got.next().flatten(), got.next().flatten());
+            (v, got.next().flatten(), k)
         };
         let (voucher, version) =
             versioned(voucher)?.ok_or(VoucherError::NotFound { mistyped: false })?;
@@ -290,7 +382,11 @@ impl Store {
             voucher,
             version,
             redemption,
-            pickup_cursor,
+            pms: PmsView {
+                pickup_cursor,
+                booked_in: kode.is_some(),
+                mapping,
+            },
             record,
         })
     }
@@ -382,11 +478,19 @@ impl Store {
 
 #[async_trait]
 impl VoucherStore for Store {
-    async fn issuer_of(&self, code: &VoucherCode) -> Result<Option<PropertyId>, StoreError> {
-        match self.get_item(&code_pk(code), "CODE").await? {
-            Some(i) => Ok(Some(decode::<CodeRecord>(&i)?.issuer)),
-            None => Ok(None),
+    async fn issuer_for(
+        &self,
+        code: &VoucherCode,
+        at: &Property,
+        may_see: &(dyn for<'p> Fn(&'p PropertyId) -> bool + Send + Sync),
+    ) -> Result<PropertyId, VoucherError> {
+        let issuers = issuers_in(self.get_item(&code_pk(code), "CODE").await?)?;
+        if issuers.is_empty() {
+            return Err(VoucherError::NotFound {
+                mistyped: VoucherCode::looks_mistyped(code.key()),
+            });
         }
+        rules::resolve_issuer(&issuers, at, may_see)
     }
 
     async fn voucher(
@@ -432,48 +536,83 @@ impl VoucherStore for Store {
     async fn create(
         &self,
         change: &Change,
-        in_feed: bool,
+        feeds: &[PropertyId],
         receipt: Option<Receipt<'_, Voucher>>,
     ) -> Result<Committed<Voucher>, VoucherError> {
         let base = &change.voucher;
-        let orders = orders_pk(&base.issuer);
+        let mut feeds = feeds.to_vec();
+        feeds.dedup();
+        // A generated code is unique; a printed one is shared by the
+        // issuers holding it, so its item is read and extended.
+        let shared = !base.code.is_generated();
         for attempt in 0..MAX_ATTEMPTS {
+            let mut keys: Vec<Key> = feeds
+                .iter()
+                .map(|f| Key::new(T, orders_pk(f), "SEQ"))
+                .collect();
+            if shared {
+                keys.push(code_key(&base.code));
+            }
+            let mut got = if keys.is_empty() {
+                Vec::new()
+            } else {
+                self.items().get_many(&keys, self.now_ts()).await?
+            };
+            let (code_cond, code_version, holders) = match shared.then(|| got.pop().flatten()) {
+                Some(Some(item)) => {
+                    let holders = decode::<CodeRecord>(&item)?.all();
+                    if holders.contains(&base.issuer) {
+                        return Err(VoucherError::CodeTaken);
+                    }
+                    (Cond::Version(item.version), item.version + 1, holders)
+                }
+                _ => (Cond::Absent, 1, Vec::new()),
+            };
             let mut v = base.clone();
             let mut feed = Vec::new();
-            if in_feed {
-                let current = self.get_item(&orders, "SEQ").await?;
-                let (cond, next) = match &current {
+            for (f, current) in feeds.iter().zip(&got) {
+                let (cond, next) = match current {
                     Some(i) => (Cond::Version(i.version), i.version as u64 + 1),
                     None => (Cond::Absent, 1),
                 };
-                v.order_seq = Some(next);
-                let mut order = Order::of(&v);
-                order.seq = next;
-                feed.push(Write::put(
-                    T,
-                    Item::new(orders.clone(), "SEQ", "{}".into()).with_version(next as i64),
-                    cond,
-                ));
-                feed.push(Write::put(
-                    T,
-                    Item::new(orders.clone(), order_sk(next), encode(&order)),
-                    Cond::Absent,
-                ));
+                if *f == v.issuer {
+                    v.order_seq = Some(next);
+                } else {
+                    v.pickup_feeds.insert(f.clone(), next);
+                }
+                feed.push((f, cond, next));
             }
+            let mut issuers = holders;
+            issuers.push(v.issuer.clone());
             let code_item = Item::new(
                 code_pk(&v.code),
                 "CODE",
                 encode(&CodeRecord {
-                    issuer: v.issuer.clone(),
+                    issuer: None,
+                    issuers,
                 }),
-            );
-            // Order matters: 0 = code, 1 = voucher, 2 = feed counter.
+            )
+            .with_version(code_version);
+            // Order matters: 0 = code, 1 = voucher, then the feed counters.
             let mut writes = vec![
-                Write::put(T, code_item, Cond::Absent),
+                Write::put(T, code_item, code_cond),
                 Write::put(T, voucher_item(&v, 1), Cond::Absent),
             ];
-            let counter_at = (!feed.is_empty()).then_some(writes.len());
-            writes.extend(feed);
+            let counters = writes.len()..writes.len() + feed.len();
+            for (f, cond, next) in &feed {
+                let mut order = Order::of(&v);
+                order.seq = *next;
+                writes.push(Write::put(
+                    T,
+                    Item::new(orders_pk(f), "SEQ", "{}".into()).with_version(*next as i64),
+                    *cond,
+                ));
+                writes.push(Write::put(
+                    T,
+                    Item::new(orders_pk(f), order_sk(*next), encode(&order)),
+                    Cond::Absent,
+                ));
+            }
             for a in &change.activities {
                 writes.extend(ledger_writes(&v, a));
             }
@@ -486,6 +625,13 @@ impl VoucherStore for Store {
                         "{}".into(),
                     ),
                     Cond::Absent,
+                ));
+            }
+            for by in lookups(&v) {
+                writes.push(Write::put(
+                    T,
+                    Item::new(lookup_pk(&v.issuer, &by), v.code.key(), "{}".into()),
+                    Cond::None,
                 ));
             }
             if let Some(r) = &receipt {
@@ -504,11 +650,19 @@ impl VoucherStore for Store {
                             .lost_lock(&r.lease.record_id, &r.lease.fingerprint)
                             .await;
                     }
-                    if i <= 1 {
+                    // A generated code taken, or this issuer's own code
+                    // (the voucher exists); a shared code's list moved on.
+                    if i == 1 || (i == 0 && !shared) {
                         return Err(VoucherError::CodeTaken);
                     }
-                    // The feed counter moved: another sale took the sequence.
-                    tracing::debug!(attempt, at = ?counter_at, "pickup feed moved; retrying");
+                    // Another sale took a feed's sequence, or another
+                    // issuer took the same printed code meanwhile.
+                    tracing::debug!(
+                        attempt,
+                        ?counters,
+                        at = i,
+                        "code or pickup feed moved; retrying"
+                    );
                     backoff(attempt).await;
                 }
                 Err(TxError::Contention) => backoff(attempt).await,
@@ -522,7 +676,7 @@ impl VoucherStore for Store {
         let snap = self.snapshot(find, find.issuer, None).await?;
         Ok(Found {
             voucher: snap.voucher,
-            pickup_cursor: snap.pickup_cursor,
+            pms: snap.pms,
         })
     }
 
@@ -544,9 +698,31 @@ impl VoucherStore for Store {
             }
             let (change, mut writes) =
                 self.plan_writes(&snap.voucher, snap.version, snap.redemption.as_ref(), rule)?;
+            // "Kode": the first redemption of a code this partner never
+            // picked up books it in for the partner, in the same commit.
+            let known = snap.pms.booked_in
+                || rules::picked_up(&snap.voucher, &find.at.id, snap.pms.pickup_cursor);
+            let booked_in = find.book_in && !known && find.redemption.is_none();
+            let booked_in = match (&change.redemption, booked_in) {
+                (Some(r), true) => {
+                    let k = kode_key(&find.at.id, find.partner, &snap.issuer, find.code);
+                    let rec = KodeRecord {
+                        redemption_id: r.id.clone(),
+                        at: r.at,
+                    };
+                    writes.push(Write::put(
+                        T,
+                        Item::new(k.pk, k.sk, encode(&rec)),
+                        Cond::Absent,
+                    ));
+                    true
+                }
+                _ => false,
+            };
             let changed = Changed {
                 change,
-                pickup_cursor: snap.pickup_cursor,
+                pms: snap.pms,
+                booked_in,
             };
             if let Some(r) = &receipt {
                 let stored = domain::idempotency::StoredResponse {
@@ -563,7 +739,8 @@ impl VoucherStore for Store {
                     let lease = receipt.as_ref().map(|r| r.lease).ok_or_else(busy)?;
                     return self.lost_lock(&lease.record_id, &lease.fingerprint).await;
                 }
-                // Another change won the race: run the rule on the new state.
+                // Another change won the race (or booked the code in for
+                // this partner): run the rule on the new state.
                 Err(TxError::Condition(_) | TxError::Contention) => backoff(attempt).await,
                 Err(TxError::Store(e)) => return Err(e.into()),
             }
@@ -718,6 +895,40 @@ impl VoucherStore for Store {
                 b.activity.id,
             ))
         });
+        Ok(out)
+    }
+
+    async fn vouchers_by(
+        &self,
+        issuer: &PropertyId,
+        by: &Lookup,
+        limit: usize,
+    ) -> Result<Vec<Voucher>, StoreError> {
+        let q = Query::partition(T, lookup_pk(issuer, by)).limit(limit.max(1));
+        let page = self.items().query(&q, self.now_ts()).await?;
+        let keys: Vec<Key> = page
+            .items
+            .iter()
+            .map(|i| {
+                VoucherCode::lookup(&i.sk)
+                    .map(|c| voucher_key(issuer, &c))
+                    .map_err(|e| StoreError::Corrupt(e.to_string()))
+            })
+            .collect::<Result<_, _>>()?;
+        let mut out = Vec::with_capacity(keys.len());
+        for chunk in keys.chunks(100) {
+            for item in self
+                .items()
+                .get_many(chunk, self.now_ts())
+                .await?
+                .into_iter()
+                .flatten()
+            {
+                out.push(decode::<Voucher>(&item)?);
+            }
+        }
+        // Newest first.
+        out.sort_by(|a, b| b.issued_at.cmp(&a.issued_at).then(a.code.cmp(&b.code)));
         Ok(out)
     }
 
