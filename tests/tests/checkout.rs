@@ -816,6 +816,48 @@ async fn back_office_fields_are_kept(b: Backend) {
     assert_eq!(s.get("/orders/bo-3").await.status, StatusCode::NOT_FOUND);
 }
 
+/// Visit dates and Valid From are bounded by what a back office sells
+/// (the shop's today is 2027-01-10): far-past and far-future dates are 400
+/// naming the field, and nothing is stored.
+async fn order_dates_are_bounded(b: Backend) {
+    let s = shop(b).await;
+    for (uuid, item, field) in [
+        (
+            "d-1",
+            json!({"product_id": "tasting", "unit_id": "adult", "quantity": 1, "date": "9999-12-31"}),
+            "date",
+        ),
+        (
+            "d-2",
+            json!({"product_id": "harvest", "unit_id": "adult", "quantity": 1, "date": "1900-01-01"}),
+            "date",
+        ),
+        (
+            "d-3",
+            json!({"product_id": "club", "unit_id": "member", "quantity": 1, "valid_from": "2040-01-01"}),
+            "valid_from",
+        ),
+    ] {
+        let r = s
+            .order(json!({"uuid": uuid, "items": [item], "payment": pay_later()}))
+            .await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST, "{uuid}: {}", r.body);
+        assert_eq!(r.code(), "invalid_field", "{}", r.body);
+        assert!(r.body.contains(field), "{}", r.body);
+        assert_eq!(
+            s.get(&format!("/orders/{uuid}")).await.status,
+            StatusCode::NOT_FOUND
+        );
+    }
+    // A season ahead and yesterday's walk-in are fine.
+    for (uuid, date) in [("d-4", "2029-06-30"), ("d-5", "2027-01-09")] {
+        let r = s
+            .order(json!({"uuid": uuid, "items": [{"product_id": "tasting", "unit_id": "adult", "quantity": 1, "date": date}], "payment": pay_later()}))
+            .await;
+        assert_eq!(r.status, StatusCode::CREATED, "{uuid}: {}", r.body);
+    }
+}
+
 async fn cancelling_says_what_to_refund(b: Backend) {
     let s = shop(b).await;
     let r = s
@@ -1056,6 +1098,7 @@ both_stores! {
     renewal => early_renewal_keeps_paid_time;
     search => memberships_found_by_email_and_name;
     back_office => back_office_fields_are_kept;
+    order_dates => order_dates_are_bounded;
     refunds => cancelling_says_what_to_refund;
     test_world => test_mode_is_a_separate_world;
 }

@@ -217,6 +217,7 @@ async fn plan(store: &Store, caller: &Caller, req: &OrderRequest) -> Result<Plan
     let tz = caller.property.time_zone;
     let now = store.clock().now();
     let today = local_date(tz, now);
+    req.check_dates(today)?;
     let mut catalogue = Catalogue::new();
     for item in &req.items {
         if !catalogue.contains_key(&item.product_id)

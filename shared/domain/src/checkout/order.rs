@@ -67,7 +67,34 @@ impl Order {
     }
 }
 
+/// How far back a visit date or Valid From may lie: a back office records
+/// yesterday's walk-ins and backdates a membership, not older history.
+pub const MAX_DAYS_BACK: u64 = 366;
+/// How far ahead one may be: events and memberships are sold a season or two
+/// ahead, never decades.
+pub const MAX_DAYS_AHEAD: u64 = 3 * 366;
+
 impl OrderRequest {
+    /// Every visit date and Valid From lies within [`MAX_DAYS_BACK`] before
+    /// and [`MAX_DAYS_AHEAD`] after `today` (the property's local date).
+    pub fn check_dates(&self, today: NaiveDate) -> Result<(), ValidationError> {
+        let earliest = today - chrono::Days::new(MAX_DAYS_BACK);
+        let latest = today + chrono::Days::new(MAX_DAYS_AHEAD);
+        for item in &self.items {
+            for (field, date) in [("date", item.date), ("valid_from", item.valid_from)] {
+                if let Some(d) = date
+                    && !(earliest..=latest).contains(&d)
+                {
+                    return Err(ValidationError::new(
+                        field,
+                        format!("must lie between {earliest} and {latest}"),
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// Checks the free-text back-office fields, and that the contact's and
     /// every member's names are one line each.
     pub fn check(&self) -> Result<(), ValidationError> {
