@@ -186,6 +186,131 @@ async fn operator_flow_property_partner_serve_and_clean_shutdown() {
     assert!(d.join("guesthub.sqlite3").exists());
 }
 
+/// The hostile workbooks, built at run time (shared with the end-to-end tests).
+#[path = "../../../tests/src/sheets.rs"]
+mod sheets;
+
+/// Hostile spreadsheets (a cell at `XFD1048576`, `A1:Z1000000`, zip bombs)
+/// dropped into a served hub's drop folder: the hub keeps serving, each is
+/// a rejected import with its reason and lands in `failed/`, and a good
+/// workbook dropped with them applies. `guesthub import` reports one the same way.
+#[tokio::test]
+async fn served_hub_survives_hostile_spreadsheets() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    ok(&guesthub(
+        d,
+        &[
+            "property",
+            "add",
+            "castle",
+            "--name",
+            "Castle Winery",
+            "--time-zone",
+            "Europe/Vienna",
+            "--currency",
+            "EUR",
+        ],
+    ));
+    let out = ok(&guesthub(
+        d,
+        &[
+            "partner",
+            "add",
+            "Office",
+            "--properties",
+            "castle",
+            "--scopes",
+            "club:read",
+        ],
+    ));
+    let key = out.lines().last().unwrap().trim().to_owned();
+
+    let by_hand = d.join("by-hand.xlsx");
+    std::fs::write(&by_hand, sheets::cell_at_xfd1048576()).unwrap();
+    let out = ok(&guesthub(
+        d,
+        &["import", by_hand.to_str().unwrap(), "--property", "castle"],
+    ));
+    assert!(
+        out.contains("Rejected (the spreadsheet is refused:") && out.contains("XFD1048576"),
+        "{out}"
+    );
+
+    let port = free_port();
+    let mut server = serve(d, port);
+    let drop = d.join("drop/ams/castle");
+    std::fs::create_dir_all(&drop).unwrap();
+    let hostile = sheets::hostile();
+    for (name, bytes, _) in &hostile {
+        std::fs::write(drop.join(name), bytes).unwrap();
+    }
+    std::fs::write(
+        drop.join("good.xlsx"),
+        sheets::roster(&["ana@example.com".into()]),
+    )
+    .unwrap();
+    let base = format!("http://127.0.0.1:{port}/v1/properties/castle");
+    let client = reqwest::Client::new();
+    let started = Instant::now();
+    let imports = loop {
+        let r: serde_json::Value = client
+            .get(format!("{base}/roster-imports"))
+            .bearer_auth(&key)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let imports = r["imports"].as_array().unwrap().clone();
+        if imports.len() == hostile.len() + 2 {
+            break imports;
+        }
+        assert!(
+            server.0.try_wait().unwrap().is_none(),
+            "the hub died: {imports:?}"
+        );
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "not imported: {imports:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    };
+    assert!(server.0.try_wait().unwrap().is_none(), "the hub died");
+    for (name, _, why) in &hostile {
+        let r = imports.iter().find(|i| i["file"] == *name).unwrap();
+        assert_eq!(r["status"], "rejected", "{r}");
+        assert!(r["reason"].as_str().unwrap().contains(why), "{r}");
+    }
+    let good = imports.iter().find(|i| i["file"] == "good.xlsx").unwrap();
+    assert_eq!(good["status"], "applied", "{good}");
+    let member: serde_json::Value = client
+        .get(format!("{base}/club-members/ana@example.com"))
+        .bearer_auth(&key)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(member["member"], true);
+    let count = |bucket: &str| {
+        d.join("drop")
+            .join(bucket)
+            .join("castle")
+            .read_dir()
+            .map_or(0, Iterator::count)
+    };
+    // Moved after the report is written: wait for the last move.
+    while count("failed") + count("processed") < hostile.len() + 1 {
+        assert!(started.elapsed() < Duration::from_secs(60));
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!((count("failed"), count("processed")), (hostile.len(), 1));
+    assert_eq!(drop.read_dir().unwrap().count(), 0);
+}
+
 #[test]
 fn tables_create_on_dynamodb() {
     let endpoint = std::env::var("GUESTHUB_TEST_MOTO")
