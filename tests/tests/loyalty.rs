@@ -3,7 +3,8 @@
 //! to a real FTP and FTPS server (pyftpdlib), members files read back, and
 //! faults — server down, a connection cut mid-upload, a rename refused, a
 //! rename whose answer is lost, two runs at once — counted: every record
-//! delivered exactly once.
+//! delivered exactly once. Names that would break a CSV line or run as a
+//! formula are neutralised.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::Read;
@@ -726,7 +727,83 @@ async fn erasure(b: Backend) {
     assert!(!text.contains("erase.me"));
 }
 
+/// Names as a CRM or an old import may hold them — line breaks, NUL,
+/// formulas — go out as one record per line that a CSV reader gives back
+/// whole: the text as it was, control characters as spaces and a `'`
+/// before a leading `=`, `+`, `-` or `@`.
+async fn hostile_names_in_the_export(b: Backend) {
+    use domain::guest::ports::GuestStore;
+    let env = setup(b).await;
+    let names = [
+        ("Ana\r\nSTAY,INJECTED", "Lo\npez"),
+        ("Nul\0l", "=HYPERLINK(\"http://x\",\"y\")"),
+        ("+1 555", "-2+3"),
+        ("@SUM(A1:A9)", "\tTabbed"),
+        ("Anne-Marie", "O'Brien, \"Jr\""),
+    ];
+    let now = env.t.store.clock().now();
+    for (i, (first, last)) in names.iter().enumerate() {
+        let mut g =
+            domain::guest::Guest::new(domain::guest::GuestId(format!("hostile-{i}")), env.p(), now);
+        g.email = Some(domain::Email::parse(&format!("h{i}@example.com")).unwrap());
+        g.first_name = Some((*first).to_owned());
+        g.last_name = Some((*last).to_owned());
+        env.t.store.create_guest(&g).await.unwrap();
+        let e = env
+            .post("/loyalty/enrolments", json!({"guest_id": g.id.0}))
+            .await;
+        assert_eq!(e.status, 201, "{}", e.body);
+        let mut d = departure(&format!("h{i}@example.com"), 2, 10_000);
+        d["first_name"] = json!(null);
+        d["last_name"] = json!(null);
+        let d = env.post(&format!("/stays/H{i}/departure"), d).await;
+        assert_eq!(d.status, 201, "{}", d.body);
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let s = env
+        .export(&platform::transfer::LocalDrop::new(dir.path()))
+        .await;
+    assert!(s.errors.is_empty(), "{s:?}");
+    assert_eq!(s.records(), 2 * names.len());
+    let file = dir.path().join(s.file.unwrap());
+    let bytes = std::fs::read(&file).unwrap();
+    assert!(!bytes.contains(&0), "no NUL written");
+    let text = String::from_utf8(bytes).unwrap();
+    // One physical line per record: header, columns, records, trailer.
+    assert_eq!(text.split("\r\n").count() - 1, 2 * names.len() + 3);
+    assert!(!text.replace("\r\n", "").contains(['\r', '\n']));
+    let mut r = csv::ReaderBuilder::new()
+        .has_headers(false)
+        .flexible(true)
+        .from_reader(text.as_bytes());
+    let rows: Vec<csv::StringRecord> = r.records().map(Result::unwrap).collect();
+    assert_eq!(rows.len(), 2 * names.len() + 3);
+    let expect = |raw: &str| {
+        let spaced: String = raw
+            .chars()
+            .map(|c| if c.is_ascii_control() { ' ' } else { c })
+            .collect();
+        if raw.starts_with(['=', '+', '-', '@', '\t', '\r']) {
+            format!("'{spaced}")
+        } else {
+            spaced
+        }
+    };
+    for (i, (first, last)) in names.iter().enumerate() {
+        let email = format!("h{i}@example.com");
+        let mine: Vec<&csv::StringRecord> =
+            rows.iter().filter(|r| r.get(5) == Some(&email)).collect();
+        assert_eq!(mine.len(), 2, "ENROL and STAY of {email}");
+        for row in mine {
+            assert_eq!(row.len(), 18);
+            assert_eq!(&row[6], expect(first), "{row:?}");
+            assert_eq!(&row[7], expect(last), "{row:?}");
+        }
+    }
+}
+
 both_stores! {
+    hostile_names_are_neutralised_in_the_export => hostile_names_in_the_export;
     erasure_leaves_unsent_records_out => erasure;
     export_over_sftp => over_sftp;
     http_contract => contract;
