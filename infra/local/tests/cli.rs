@@ -245,8 +245,10 @@ async fn served_hub_survives_hostile_spreadsheets() {
     for (name, bytes, _) in &hostile {
         std::fs::write(drop.join(name), bytes).unwrap();
     }
+    // Named to come last (a poll imports in name order; an older file
+    // after an applied one would be skipped, not read).
     std::fs::write(
-        drop.join("good.xlsx"),
+        drop.join("zz-good.xlsx"),
         sheets::roster(&["ana@example.com".into()]),
     )
     .unwrap();
@@ -283,7 +285,10 @@ async fn served_hub_survives_hostile_spreadsheets() {
         assert_eq!(r["status"], "rejected", "{r}");
         assert!(r["reason"].as_str().unwrap().contains(why), "{r}");
     }
-    let good = imports.iter().find(|i| i["file"] == "good.xlsx").unwrap();
+    let good = imports
+        .iter()
+        .find(|i| i["file"] == "zz-good.xlsx")
+        .unwrap();
     assert_eq!(good["status"], "applied", "{good}");
     let member: serde_json::Value = client
         .get(format!("{base}/club-members/ana@example.com"))
