@@ -559,6 +559,7 @@ async fn loyalty_connect_and_export() {
         out.contains("connected castle to NetCarrots") && !out.contains("cli-ftp-pass"),
         "{out}"
     );
+    assert!(out.contains("retro days 30"), "the default: {out}");
     let port = free_port();
     let server = serve(d, port);
     let base = format!("http://127.0.0.1:{port}/v1/properties/castle");
@@ -590,6 +591,87 @@ async fn loyalty_connect_and_export() {
         .collect();
     assert_eq!(files.len(), 1, "{files:?}");
     assert!(files[0].starts_with("CAS01_") && files[0].ends_with("_000002.csv"));
+
+    // --retro-days: a guest who was not enrolled at departure has the stay
+    // kept here; with 0 days enrolling later exports nothing of it.
+    let connect = |extra: &[&str]| {
+        let mut args = vec![
+            "loyalty",
+            "connect",
+            "castle",
+            "--url",
+            &url,
+            "--username",
+            "netcarrots",
+            "--password-env",
+            "NC_PASSWORD",
+            "--property-code",
+            "CAS01",
+        ];
+        args.extend_from_slice(extra);
+        guesthub(d, &args)
+    };
+    let bad = connect(&["--retro-days", "soon"]);
+    assert!(
+        !bad.status.success() && String::from_utf8_lossy(&bad.stderr).contains("--retro-days"),
+        "{bad:?}"
+    );
+    let out = ok(&connect(&["--retro-days", "0"]));
+    assert!(out.contains("retro days 0"), "{out}");
+    let port = free_port();
+    let server = serve(d, port);
+    let base = format!("http://127.0.0.1:{port}/v1/properties/castle");
+    let r = client
+        .post(format!("{base}/stays/R-10/departure"))
+        .bearer_auth(&key)
+        .json(
+            &serde_json::json!({"email": "bo@example.com", "arrival": "2026-11-01",
+            "departure": "2026-11-03", "room_revenue": 20000, "currency": "EUR"}),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let held: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(
+        (held["held"].clone(), held["queued"].clone()),
+        (serde_json::json!(true), serde_json::json!([]))
+    );
+    let r = client
+        .post(format!("{base}/loyalty/enrolments"))
+        .bearer_auth(&key)
+        .json(&serde_json::json!({"email": "bo@example.com"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let state: serde_json::Value = client
+        .get(format!("{base}/loyalty/export"))
+        .bearer_auth(&key)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        (state["not_enrolled"].clone(), state["retro_days"].clone()),
+        (serde_json::json!(1), serde_json::json!(0)),
+        "{state}"
+    );
+    drop(server);
+    let out = Command::new(env!("CARGO_BIN_EXE_guesthub"))
+        .arg("--data-dir")
+        .arg(d)
+        .args(["loyalty", "export"])
+        .env("NC_PASSWORD", "cli-ftp-pass")
+        .output()
+        .unwrap();
+    let text = ok(&out);
+    assert!(
+        text.contains("(ENROL 1, STAY 0, UNDO 0)") && text.contains("1 not enrolled"),
+        "{text}"
+    );
 }
 
 fn key_after(out: &str, var: &str) -> String {
