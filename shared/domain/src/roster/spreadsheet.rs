@@ -365,8 +365,21 @@ impl Iterator for SheetRows {
                     next,
                 } => {
                     let r = *next;
-                    let cells: Vec<Data> = range.rows().nth(r)?.to_vec();
+                    if r >= range.height() {
+                        return None;
+                    }
                     *next += 1;
+                    // Cells by index (O(1) each); blank rows (a sparse sheet
+                    // has many) are counted without a copy.
+                    let width = range.width();
+                    let cell = |c: usize| range.get((r, c));
+                    if (0..width).all(|c| cell(c).is_none_or(|d| cell_text(d).is_empty())) {
+                        self.counts.blank_rows += 1;
+                        continue;
+                    }
+                    let cells: Vec<Data> = (0..width)
+                        .map(|c| cell(c).cloned().unwrap_or(Data::Empty))
+                        .collect();
                     (cells, u64::from(*first_row) + r as u64 + 1)
                 }
                 Source::Stream { done: true, .. } => return None,
