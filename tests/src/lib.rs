@@ -7,6 +7,7 @@
 
 pub mod cloudbeds_standin;
 pub mod ftp;
+pub mod sheets;
 
 use std::sync::Arc;
 use std::sync::Mutex;

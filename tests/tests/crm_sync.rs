@@ -154,9 +154,42 @@ async fn roundtrip(b: Backend) {
         (30_350, 4_525)
     );
     assert_eq!(ls.source, StaySource::Cloudbeds);
+    // Their guests are not loyalty members: the stays are kept, not queued.
+    assert!(ls.held);
+    assert!(e.t.store.pending_records(p, 100).await.unwrap().is_empty());
+    assert_eq!(e.t.store.held_stay_count(p).await.unwrap(), 2);
+    // Once they enrol (within the retro days, here years), the stays go out.
+    e.t.store
+        .save_loyalty_connection(&domain::loyalty::LoyaltyConnection {
+            property: p.clone(),
+            url: domain::loyalty::RemoteUrl::parse("ftp://127.0.0.1:1/in").unwrap(),
+            username: "u".into(),
+            password_env: "UNUSED".into(),
+            password_ssm_parameter: None,
+            property_code: domain::loyalty::PropertyCode::parse("CASTLE01").unwrap(),
+            tls_ca_pem: None,
+            ssh_host_key: None,
+            retro_days: 3650,
+            connected_at: Utc::now(),
+        })
+        .await
+        .unwrap();
+    for r in ["R0003", "R0006"] {
+        let ls = e.t.store.loyalty_stay(p, r).await.unwrap().unwrap();
+        let g =
+            e.t.store
+                .guest(p, &ls.facts.unwrap().guest)
+                .await
+                .unwrap()
+                .unwrap();
+        domain::loyalty::service::enrol(&e.t.store, &g, None, e.t.store.clock().now())
+            .await
+            .unwrap();
+    }
+    assert_eq!(e.t.store.held_stay_count(p).await.unwrap(), 0);
     let pending = e.t.store.pending_records(p, 100).await.unwrap();
     let ids: Vec<&str> = pending.iter().map(|r| r.transaction_id.as_str()).collect();
-    assert_eq!(ids.len(), 2, "{ids:?}");
+    assert_eq!(ids.len(), 4, "{ids:?}");
     assert!(ids.contains(&"STY-R0003-1") && ids.contains(&"STY-R0006-1"));
     let g1 =
         e.t.store

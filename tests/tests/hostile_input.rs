@@ -1,7 +1,9 @@
 //! Hostile input, property-based: garbage bytes, random and deeply nested
 //! JSON, bodies over the limit, and random codes, amounts, currencies and
 //! dates inside otherwise valid requests, against the voucher and checkout
-//! routes; random bytes into the roster parser (delimited and spreadsheet);
+//! routes; random bytes into the roster parser (delimited and spreadsheet),
+//! hostile workbooks (a cell at `XFD1048576`, `A1:Z1000000`, zip bombs, `.xls`
+//! files declaring huge sizes) that must be refused before they are read;
 //! random text into the money, email, date and code parsers.
 //!
 //! What must hold: no panic, no 5xx, and every error is a JSON body
@@ -16,7 +18,7 @@ use std::io::Cursor;
 use axum::Router;
 use axum::body::{Body, Bytes};
 use chrono::{Datelike, NaiveDate, TimeZone, Utc};
-use domain::roster::{FileKind, SpreadsheetKind, open};
+use domain::roster::{FileError, FileKind, SpreadsheetKind, open};
 use domain::voucher::VoucherCode;
 use domain::{Currency, Email, Money};
 use http::{HeaderMap, Request, StatusCode, header};
@@ -1838,6 +1840,134 @@ fn spreadsheet_reader_takes_damaged_workbooks() {
             book.truncate(at);
         }
         drain(FileKind::Spreadsheet(SpreadsheetKind::Xlsx), book)
+    });
+}
+
+/// The hostile workbooks of the roster tests are refused on open, with the
+/// reason, before a reader allocates for what they declare (this process
+/// would abort if one did).
+#[test]
+fn hostile_workbooks_are_refused_before_reading() {
+    for (name, bytes, why) in tests::sheets::hostile() {
+        match open(
+            FileKind::Spreadsheet(SpreadsheetKind::Xlsx),
+            Cursor::new(bytes),
+            as_of(),
+        ) {
+            Err(FileError::TooLarge(reason)) => assert!(reason.contains(why), "{name}: {reason}"),
+            Err(e) => panic!("{name}: {e}"),
+            Ok(_) => panic!("{name}: opened"),
+        }
+    }
+}
+
+/// Random declared dimensions and cell positions anywhere in Excel's grid
+/// (up to `XFD1048576`), some far beyond it: refused, read or unreadable,
+/// never an allocation for the declared size.
+#[test]
+fn workbooks_declaring_any_size_are_bounded() {
+    let at = (0u32..1_200_000, 0u32..20_000);
+    let cells = prop::collection::vec(at.clone(), 0..6);
+    let dimension = prop::option::of((at.clone(), at));
+    check_all((dimension, cells), |(dimension, mut cells)| {
+        cells.sort();
+        let r = |(row, col): (u32, u32)| format!("{}{}", column(col as usize), row + 1);
+        let mut rows =
+            String::from(r#"<row r="1"><c r="A1" t="inlineStr"><is><t>Email</t></is></c></row>"#);
+        for (row, col) in cells.iter().filter(|(row, _)| *row > 0) {
+            rows.push_str(&format!(
+                r#"<row r="{}"><c r="{}" t="inlineStr"><is><t>a@b.cd</t></is></c></row>"#,
+                row + 1,
+                r((*row, *col))
+            ));
+        }
+        let dimension = dimension.map(|(a, b)| format!("{}:{}", r(a), r(b)));
+        let book = tests::sheets::workbook(dimension.as_deref(), &rows);
+        let beyond = |(row, col): (u32, u32)| {
+            row >= domain::roster::limits::MAX_ROWS || col >= domain::roster::limits::MAX_COLUMNS
+        };
+        let refused = cells.iter().any(|c| c.0 > 0 && beyond(*c));
+        match open(
+            FileKind::Spreadsheet(SpreadsheetKind::Xlsx),
+            Cursor::new(book.clone()),
+            as_of(),
+        ) {
+            Ok(_) => prop_assert!(!refused, "opened with a cell beyond the limits"),
+            Err(FileError::TooLarge(_) | FileError::Spreadsheet(_)) => {}
+            Err(e) => return Err(TestCaseError::fail(format!("unexpected {e}"))),
+        }
+        drain(FileKind::Spreadsheet(SpreadsheetKind::Xlsx), book)
+    });
+}
+
+fn members_xls() -> Vec<u8> {
+    std::fs::read(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../shared/domain/tests/fixtures/roster/members.xls"
+    ))
+    .unwrap()
+}
+
+/// An `.xls` whose DIMENSIONS record declares 4 billion rows, and whose
+/// compound-file header claims huge tables: refused, not allocated for.
+#[test]
+fn xls_declaring_huge_sizes_is_refused() {
+    let good = members_xls();
+    // The sheet's DIMENSIONS record: type 0x0200, 14 bytes; rows end at 4..8.
+    let at = good
+        .windows(4)
+        .position(|w| w == [0x00, 0x02, 0x0E, 0x00])
+        .unwrap()
+        + 4;
+    let mut rows = good.clone();
+    rows[at + 4..at + 8].copy_from_slice(&0xFFFF_FFF0u32.to_le_bytes());
+    let mut header = good.clone();
+    // Number of directory sectors, then of FAT sectors.
+    header[40..44].copy_from_slice(&0x7FFF_FFFFu32.to_le_bytes());
+    let mut fat = good.clone();
+    fat[44..48].copy_from_slice(&0x7FFF_FFFFu32.to_le_bytes());
+    let mut chain = good.clone();
+    // The first DIFAT entry: a FAT sector far past the end.
+    chain[76..80].copy_from_slice(&0x7FFF_FFF0u32.to_le_bytes());
+    for (name, bytes) in [
+        ("rows", rows),
+        ("header", header),
+        ("fat", fat),
+        ("chain", chain),
+    ] {
+        match open(
+            FileKind::Spreadsheet(SpreadsheetKind::Xls),
+            Cursor::new(bytes),
+            as_of(),
+        ) {
+            Err(FileError::TooLarge(_) | FileError::Spreadsheet(_)) => {}
+            Err(e) => panic!("{name}: {e}"),
+            Ok(_) => panic!("{name}: opened"),
+        }
+    }
+    assert!(
+        open(
+            FileKind::Spreadsheet(SpreadsheetKind::Xls),
+            Cursor::new(good),
+            as_of()
+        )
+        .is_ok()
+    );
+}
+
+/// The `.xls` fixture with random bytes changed, anywhere (header, sector
+/// tables, directory, records): no panic escapes, no allocation runs away.
+#[test]
+fn xls_reader_takes_damaged_workbooks() {
+    let good = members_xls();
+    let len = good.len();
+    let damage = prop::collection::vec((0..len, any::<u8>()), 1..8);
+    check_all(damage, |damage| {
+        let mut book = good.clone();
+        for (at, byte) in damage {
+            book[at] = byte;
+        }
+        drain(FileKind::Spreadsheet(SpreadsheetKind::Xls), book)
     });
 }
 

@@ -3,7 +3,8 @@
 //! to a real FTP and FTPS server (pyftpdlib), members files read back, and
 //! faults — server down, a connection cut mid-upload, a rename refused, a
 //! rename whose answer is lost, two runs at once — counted: every record
-//! delivered exactly once.
+//! delivered exactly once. Only members' stays are exported (retro days),
+//! and names that would break a CSV line or run as a formula are neutralised.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::Read;
@@ -310,6 +311,7 @@ fn connection(server: &FtpServer, scheme: &str, ca: Option<String>) -> LoyaltyCo
         property_code: PropertyCode::parse("CASTLE01").unwrap(),
         tls_ca_pem: ca,
         ssh_host_key: None,
+        retro_days: domain::loyalty::DEFAULT_RETRO_DAYS,
         connected_at: chrono::Utc::now(),
     }
 }
@@ -726,7 +728,255 @@ async fn erasure(b: Backend) {
     assert!(!text.contains("erase.me"));
 }
 
+/// Names as a CRM or an old import may hold them — line breaks, NUL,
+/// formulas — go out as one record per line that a CSV reader gives back
+/// whole: the text as it was, control characters as spaces and a `'`
+/// before a leading `=`, `+`, `-` or `@`.
+async fn hostile_names_in_the_export(b: Backend) {
+    use domain::guest::ports::GuestStore;
+    let env = setup(b).await;
+    let names = [
+        ("Ana\r\nSTAY,INJECTED", "Lo\npez"),
+        ("Nul\0l", "=HYPERLINK(\"http://x\",\"y\")"),
+        ("+1 555", "-2+3"),
+        ("@SUM(A1:A9)", "\tTabbed"),
+        ("Anne-Marie", "O'Brien, \"Jr\""),
+    ];
+    let now = env.t.store.clock().now();
+    for (i, (first, last)) in names.iter().enumerate() {
+        let mut g =
+            domain::guest::Guest::new(domain::guest::GuestId(format!("hostile-{i}")), env.p(), now);
+        g.email = Some(domain::Email::parse(&format!("h{i}@example.com")).unwrap());
+        g.first_name = Some((*first).to_owned());
+        g.last_name = Some((*last).to_owned());
+        env.t.store.create_guest(&g).await.unwrap();
+        let e = env
+            .post("/loyalty/enrolments", json!({"guest_id": g.id.0}))
+            .await;
+        assert_eq!(e.status, 201, "{}", e.body);
+        let mut d = departure(&format!("h{i}@example.com"), 2, 10_000);
+        d["first_name"] = json!(null);
+        d["last_name"] = json!(null);
+        let d = env.post(&format!("/stays/H{i}/departure"), d).await;
+        assert_eq!(d.status, 201, "{}", d.body);
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let s = env
+        .export(&platform::transfer::LocalDrop::new(dir.path()))
+        .await;
+    assert!(s.errors.is_empty(), "{s:?}");
+    assert_eq!(s.records(), 2 * names.len());
+    let file = dir.path().join(s.file.unwrap());
+    let bytes = std::fs::read(&file).unwrap();
+    assert!(!bytes.contains(&0), "no NUL written");
+    let text = String::from_utf8(bytes).unwrap();
+    // One physical line per record: header, columns, records, trailer.
+    assert_eq!(text.split("\r\n").count() - 1, 2 * names.len() + 3);
+    assert!(!text.replace("\r\n", "").contains(['\r', '\n']));
+    let mut r = csv::ReaderBuilder::new()
+        .has_headers(false)
+        .flexible(true)
+        .from_reader(text.as_bytes());
+    let rows: Vec<csv::StringRecord> = r.records().map(Result::unwrap).collect();
+    assert_eq!(rows.len(), 2 * names.len() + 3);
+    let expect = |raw: &str| {
+        let spaced: String = raw
+            .chars()
+            .map(|c| if c.is_ascii_control() { ' ' } else { c })
+            .collect();
+        if raw.starts_with(['=', '+', '-', '@', '\t', '\r']) {
+            format!("'{spaced}")
+        } else {
+            spaced
+        }
+    };
+    for (i, (first, last)) in names.iter().enumerate() {
+        let email = format!("h{i}@example.com");
+        let mine: Vec<&csv::StringRecord> =
+            rows.iter().filter(|r| r.get(5) == Some(&email)).collect();
+        assert_eq!(mine.len(), 2, "ENROL and STAY of {email}");
+        for row in mine {
+            assert_eq!(row.len(), 18);
+            assert_eq!(&row[6], expect(first), "{row:?}");
+            assert_eq!(&row[7], expect(last), "{row:?}");
+        }
+    }
+}
+
+/// Only members' stays leave the building: a departure of a guest who is
+/// not enrolled is kept (counted as `not_enrolled`), exported with the
+/// enrolment if it comes within the retro days, kept for good after them
+/// or with 0 retro days; corrections and cancellations of a kept stay stay
+/// local.
+async fn only_members_stays_leave(b: Backend) {
+    let env = setup(b).await;
+    env.t.clock.set(
+        chrono::DateTime::parse_from_rfc3339("2026-11-20T10:00:00Z")
+            .unwrap()
+            .with_timezone(&chrono::Utc),
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let drop = platform::transfer::LocalDrop::new(dir.path());
+    let state = |env: &Env| {
+        let app = env.app.clone();
+        let key = env.key.clone();
+        async move {
+            let r = call(
+                &app,
+                "GET",
+                &format!("{BASE}/loyalty/export"),
+                Some(&key),
+                &[],
+                None,
+            )
+            .await;
+            assert_eq!(r.status, 200, "{}", r.body);
+            r.json()
+        }
+    };
+    // Bo departs twice (one a correction) and Cy long ago: none is a member.
+    let d = env
+        .post(
+            "/stays/R-B1/departure",
+            departure("bo@example.com", 2, 10_000),
+        )
+        .await;
+    assert_eq!(d.status, 201, "{}", d.body);
+    assert_eq!(
+        (d.json()["held"].clone(), d.json()["queued"].clone()),
+        (json!(true), json!([]))
+    );
+    let fixed = env
+        .post(
+            "/stays/R-B1/departure",
+            departure("bo@example.com", 3, 12_000),
+        )
+        .await;
+    assert_eq!(fixed.status, 201);
+    assert_eq!(
+        (
+            fixed.json()["held"].clone(),
+            fixed.json()["revision"].clone()
+        ),
+        (json!(true), json!(2))
+    );
+    let mut old = departure("cy@example.com", 2, 10_000);
+    old["arrival"] = json!("2026-09-01");
+    old["departure"] = json!("2026-09-03");
+    assert_eq!(env.post("/stays/R-C1/departure", old).await.status, 201);
+    let gone = env
+        .post(
+            "/stays/R-D1/departure",
+            departure("dee@example.com", 1, 5_000),
+        )
+        .await;
+    assert_eq!(gone.status, 201);
+    assert_eq!(
+        env.delete("/stays/R-D1/departure").await.json()["queued"],
+        json!([])
+    );
+    let st = state(&env).await;
+    assert_eq!(
+        (st["not_enrolled"].clone(), st["retro_days"].clone()),
+        (json!(2), json!(30))
+    );
+
+    // Nothing of theirs leaves.
+    let s = env.export(&drop).await;
+    assert!(s.errors.is_empty(), "{s:?}");
+    assert_eq!(
+        (s.file.as_deref(), s.records(), s.not_enrolled),
+        (None, 0, 2)
+    );
+
+    // Bo enrols 8 days after departing: the corrected stay goes with the
+    // enrolment. Cy enrols 80 days after: the stay stays here.
+    let e = env
+        .post("/loyalty/enrolments", json!({"email": "bo@example.com"}))
+        .await;
+    assert_eq!(e.status, 201, "{}", e.body);
+    let e = env
+        .post("/loyalty/enrolments", json!({"email": "cy@example.com"}))
+        .await;
+    assert_eq!(e.status, 201, "{}", e.body);
+    let s = env.export(&drop).await;
+    assert!(s.errors.is_empty(), "{s:?}");
+    assert_eq!(
+        (s.enrol, s.stay, s.undo, s.not_enrolled),
+        (2, 1, 0, 1),
+        "{s:?}"
+    );
+    let got = delivered(dir.path());
+    assert!(got.contains_key("STY-R-B1-2"), "{got:?}");
+    assert!(
+        !got.keys().any(|k| k.contains("R-C1") || k.contains("R-D1")),
+        "{got:?}"
+    );
+    let text: String = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| std::fs::read_to_string(e.unwrap().path()).unwrap_or_default())
+        .collect();
+    assert!(!text.contains("dee@example.com"));
+    // Bo is a member now: a correction goes out as UNDO + STAY.
+    let again = env
+        .post(
+            "/stays/R-B1/departure",
+            departure("bo@example.com", 3, 13_000),
+        )
+        .await;
+    assert_eq!(again.status, 201);
+    assert_eq!(again.json()["held"], false);
+    assert_eq!(again.json()["queued"][0]["reverses"], "STY-R-B1-2");
+    assert_eq!(state(&env).await["not_enrolled"], 1);
+
+    // With 0 retro days a later enrolment exports nothing of the past.
+    let mut c = connection_for_local(&env);
+    c.retro_days = 0;
+    env.t.store.save_loyalty_connection(&c).await.unwrap();
+    assert_eq!(
+        env.post(
+            "/stays/R-E1/departure",
+            departure("eve@example.com", 2, 9_000)
+        )
+        .await
+        .status,
+        201
+    );
+    assert_eq!(
+        env.post("/loyalty/enrolments", json!({"email": "eve@example.com"}))
+            .await
+            .status,
+        201
+    );
+    let st = state(&env).await;
+    assert_eq!(
+        (st["not_enrolled"].clone(), st["retro_days"].clone()),
+        (json!(2), json!(0))
+    );
+    let pending = env.t.store.pending_records(&env.p(), 100).await.unwrap();
+    let ids: Vec<&str> = pending.iter().map(|r| r.transaction_id.as_str()).collect();
+    assert!(!ids.iter().any(|i| i.contains("R-E1")), "{ids:?}");
+}
+
+/// A connection record for a property (its transfer is not used here).
+fn connection_for_local(env: &Env) -> LoyaltyConnection {
+    LoyaltyConnection {
+        property: env.p(),
+        url: RemoteUrl::parse("ftp://127.0.0.1:1/in").unwrap(),
+        username: "u".into(),
+        password_env: "UNUSED".into(),
+        password_ssm_parameter: None,
+        property_code: PropertyCode::parse("CASTLE01").unwrap(),
+        tls_ca_pem: None,
+        ssh_host_key: None,
+        retro_days: domain::loyalty::DEFAULT_RETRO_DAYS,
+        connected_at: chrono::Utc::now(),
+    }
+}
+
 both_stores! {
+    only_members_stays_leave_the_building => only_members_stays_leave;
+    hostile_names_are_neutralised_in_the_export => hostile_names_in_the_export;
     erasure_leaves_unsent_records_out => erasure;
     export_over_sftp => over_sftp;
     http_contract => contract;

@@ -1,7 +1,8 @@
 //! Roster imports under generated faults: each case is a random sequence
 //! of deliveries to one property — full files, duplicates, older files
-//! arriving late, truncated, empty and header-only files, mass drops, and
-//! imports that crash at a random write — with a reader looking members up
+//! arriving late, truncated, empty and header-only files, mass drops,
+//! hostile spreadsheets (a cell at `XFD1048576`, `A1:Z1000000`, zip bombs)
+//! and imports that crash at a random write — with a reader looking members up
 //! throughout. At every moment exactly one whole roster (or none before the
 //! first) is visible; every outcome is the one the rules give.
 //!
@@ -16,9 +17,9 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use ams_import::{ImportRequest, Input, import};
 use chrono::{DateTime, Duration, Utc};
 use domain::ports::PropertyStore;
-use domain::roster::FileKind;
 use domain::roster::import::{ImportSource, ImportStatus};
 use domain::roster::store::RosterStore;
+use domain::roster::{FileKind, SpreadsheetKind};
 use domain::{Email, PropertyId};
 use platform::Store;
 use platform::store::faults::{FaultPlan, FaultyItems};
@@ -54,6 +55,8 @@ struct Delivery {
     truncated: bool,
     /// Its import finished (a crashed one is delivered again as new).
     completed: bool,
+    /// A hostile `.xlsx` instead of the body: rejected.
+    sheet: Option<Vec<u8>>,
 }
 
 fn full(g: u32, n: u32, at: DateTime<Utc>) -> Delivery {
@@ -72,6 +75,7 @@ fn full(g: u32, n: u32, at: DateTime<Utc>) -> Delivery {
         members: n + 1,
         truncated: false,
         completed: true,
+        sheet: None,
     }
 }
 
@@ -81,6 +85,9 @@ fn expected(d: &Delivery, active: Option<(u32, u32, DateTime<Utc>)>) -> ImportSt
         && d.at < at
     {
         return ImportStatus::Skipped;
+    }
+    if d.sheet.is_some() {
+        return ImportStatus::Rejected;
     }
     if d.truncated || d.members == 0 {
         return ImportStatus::Held;
@@ -134,6 +141,7 @@ struct Tally {
     applied: u64,
     held: u64,
     skipped: u64,
+    rejected: u64,
     duplicates: u64,
     crashes: u64,
     reads: Arc<AtomicU64>,
@@ -145,6 +153,7 @@ async fn one_case(
     case: u32,
     rng: &mut StdRng,
     tally: &mut Tally,
+    hostile: &[(&'static str, Vec<u8>, &'static str)],
 ) {
     let store = &backend_store.store;
     let id = format!("p{case}");
@@ -220,6 +229,14 @@ async fn one_case(
                 d
             }
             3 if current > 6 => full(g, rng.random_range(1..=current / 2 - 1), at),
+            4 => {
+                let (name, bytes, _) = &hostile[rng.random_range(0..hostile.len())];
+                let mut d = full(g, 2, at);
+                d.name = format!("{g}-{name}");
+                d.sheet = Some(bytes.clone());
+                d.members = 0;
+                d
+            }
             _ => full(g, rng.random_range(current.max(5)..current.max(5) + 60), at),
         };
         if d.generation == g && !gens.iter().any(|(x, _)| *x == g) && d.members > 0 {
@@ -241,6 +258,21 @@ async fn one_case(
             store.clone()
         };
         let duplicate = sent.iter().any(|s| s.etag == d.etag && s.completed);
+        let spool = tempfile::tempdir().unwrap();
+        let (kind, input) = match &d.sheet {
+            Some(bytes) => {
+                let path = spool.path().join(&d.name);
+                std::fs::write(&path, bytes).unwrap();
+                (
+                    FileKind::Spreadsheet(SpreadsheetKind::Xlsx),
+                    Input::File(path),
+                )
+            }
+            None => (
+                FileKind::Delimited,
+                Input::Stream(Box::new(std::io::Cursor::new(d.body.clone().into_bytes()))),
+            ),
+        };
         let req = ImportRequest {
             property: property.clone(),
             source: ImportSource {
@@ -249,8 +281,8 @@ async fn one_case(
                 sequencer: None,
                 arrived_at: d.at,
             },
-            kind: FileKind::Delimited,
-            input: Input::Stream(Box::new(std::io::Cursor::new(d.body.clone().into_bytes()))),
+            kind,
+            input,
         };
         let result = import(&items, req, None).await;
         if std::env::var("GUESTHUB_TRACE_CASE").is_ok_and(|c| c == case.to_string()) {
@@ -290,7 +322,7 @@ async fn one_case(
                     }
                     ImportStatus::Held => tally.held += 1,
                     ImportStatus::Skipped => tally.skipped += 1,
-                    _ => {}
+                    ImportStatus::Rejected => tally.rejected += 1,
                 }
                 let want_visible = active.map(|(g, ..)| g);
                 if now != want_visible {
@@ -351,9 +383,10 @@ async fn generated_cases(b: Backend) {
     let mut rng = StdRng::seed_from_u64(seed);
     let t = fresh_store(b).await;
     let mut tally = Tally::default();
+    let hostile = tests::sheets::hostile();
     let started = std::time::Instant::now();
     for case in 0..cases {
-        one_case(&t, case, &mut rng, &mut tally).await;
+        one_case(&t, case, &mut rng, &mut tally, &hostile).await;
     }
     println!("\nroster imports under faults ({b:?}, seed {seed})");
     for (k, v) in [
@@ -362,6 +395,7 @@ async fn generated_cases(b: Backend) {
         ("applied", tally.applied),
         ("held", tally.held),
         ("skipped (older)", tally.skipped),
+        ("rejected (hostile)", tally.rejected),
         ("repeat deliveries", tally.duplicates),
         ("crashed imports", tally.crashes),
         ("concurrent lookups", tally.reads.load(Ordering::Relaxed)),

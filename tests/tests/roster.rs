@@ -589,7 +589,56 @@ async fn drop_folder_and_club_routes(b: Backend) {
     );
 }
 
+/// Hostile spreadsheets dropped beside a good one: each is rejected with its
+/// reason and moved to `failed/`, nothing is allocated for what they
+/// declare (the test process would abort), and the good file still applies.
+async fn hostile_spreadsheets_in_the_drop_folder(b: Backend) {
+    let t = fresh_store(b).await;
+    setup(&t.store).await;
+    let data = tempfile::tempdir().unwrap();
+    let dir = data.path().join("drop/ams/castle");
+    std::fs::create_dir_all(&dir).unwrap();
+    let hostile = tests::sheets::hostile();
+    for (name, bytes, _) in &hostile {
+        std::fs::write(dir.join(name), bytes).unwrap();
+    }
+    std::fs::write(
+        dir.join("zz-good.xlsx"),
+        tests::sheets::roster(&["ana@example.com".into(), "bo@example.com".into()]),
+    )
+    .unwrap();
+    let reports = guesthub::roster::drain_drop_folder(&t.store, data.path()).await;
+    assert_eq!(reports.len(), hostile.len() + 1);
+    for (name, _, why) in &hostile {
+        let r = reports.iter().find(|r| r.file == *name).unwrap();
+        assert_eq!(r.status, ImportStatus::Rejected, "{name}");
+        let reason = r.reason.as_deref().unwrap_or_default();
+        assert!(
+            reason.contains("the spreadsheet is refused") && reason.contains(why),
+            "{name}: {reason}"
+        );
+        assert_eq!((r.rows, r.members), (0, 0), "{name}");
+    }
+    let good = reports.iter().find(|r| r.file == "zz-good.xlsx").unwrap();
+    assert_eq!((good.status, good.members), (ImportStatus::Applied, 2));
+    assert_eq!(
+        member(&t.store, "bo@example.com").await,
+        Some(vec!["Gold".into()])
+    );
+    let count = |bucket: &str| {
+        data.path()
+            .join("drop")
+            .join(bucket)
+            .join("castle")
+            .read_dir()
+            .map_or(0, Iterator::count)
+    };
+    assert_eq!((count("failed"), count("processed")), (hostile.len(), 1));
+    assert_eq!(dir.read_dir().unwrap().count(), 0, "nothing left to retry");
+}
+
 both_stores! {
+    hostile_sheets => hostile_spreadsheets_in_the_drop_folder;
     recognition => recognition_and_wipe_replace;
     deliveries => duplicates_and_order;
     held => held_files_keep_the_old_roster;
@@ -652,4 +701,60 @@ async fn s3_event_end_to_end_on_moto() {
             .is_empty()
     );
     let _ = t.clock.clone();
+}
+
+/// The Lambda path with hostile spreadsheets: each S3 event ends as a
+/// rejected import with its reason (no error, so no retry), and a good
+/// workbook delivered after them applies.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn s3_hostile_spreadsheets_are_rejected_not_retried() {
+    let endpoint = tests::moto_endpoint();
+    let t = fresh_store(Backend::Dynamodb).await;
+    setup(&t.store).await;
+    let s3 = ams_import::s3::client(Some(&endpoint)).await;
+    let bucket = format!("drop-{}", uuid::Uuid::new_v4().simple());
+    s3.create_bucket().bucket(&bucket).send().await.unwrap();
+    let fixture = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/s3_put_event.json"),
+    )
+    .unwrap();
+    let mut files = tests::sheets::hostile();
+    files.push((
+        "good.xlsx",
+        tests::sheets::roster(&["ana@example.com".into()]),
+        "",
+    ));
+    for (name, bytes, why) in files {
+        let key = format!("ams/castle/{name}");
+        let put = s3
+            .put_object()
+            .bucket(&bucket)
+            .key(&key)
+            .body(bytes.into())
+            .send()
+            .await
+            .unwrap();
+        let etag = put.e_tag().unwrap().trim_matches('"').to_owned();
+        let event_json = fixture
+            .replace("BUCKET", &bucket)
+            .replace("ETAG", &etag)
+            .replace("ams/castle/Members+Export.csv", &key);
+        let event: aws_lambda_events::event::s3::S3Event =
+            serde_json::from_str(&event_json).unwrap();
+        let reports = ams_import::s3::handle_event(&t.store, &s3, event)
+            .await
+            .unwrap_or_else(|e| panic!("{name}: a retryable error: {e}"));
+        assert_eq!(reports.len(), 1);
+        if name == "good.xlsx" {
+            assert_eq!(reports[0].status, ImportStatus::Applied);
+        } else {
+            assert_eq!(reports[0].status, ImportStatus::Rejected, "{name}");
+            let reason = reports[0].reason.as_deref().unwrap_or_default();
+            assert!(reason.contains(why), "{name}: {reason}");
+        }
+    }
+    assert_eq!(
+        member(&t.store, "ana@example.com").await,
+        Some(vec!["Gold".into()])
+    );
 }

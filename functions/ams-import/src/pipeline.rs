@@ -182,6 +182,15 @@ fn parse(
                     });
                 }
             }
+            // A spreadsheet is read from a file on disk: bad data there is the
+            // file's fault (the same bytes fail the same way on a retry).
+            RowOutcome::Failed(e)
+                if matches!(kind, FileKind::Spreadsheet(_))
+                    && e.kind() == std::io::ErrorKind::InvalidData =>
+            {
+                out.unusable = Some(FileError::Spreadsheet(e.to_string()).to_string());
+                return ParseEnd::Done(out);
+            }
             RowOutcome::Failed(e) => return ParseEnd::Io(e),
         }
         if out.rows % 10_000 == 0
@@ -296,9 +305,18 @@ pub async fn import(
         }
     }
     drop(rx);
-    let end = parser
-        .await
-        .map_err(|e| ImportError::Read(std::io::Error::other(e)))?;
+    let end = match parser.await {
+        Ok(end) => end,
+        // A reader that panics on a file does so again on every retry.
+        Err(e) if e.is_panic() => {
+            tracing::error!("the roster reader panicked; the file is rejected");
+            ParseEnd::Done(Parsed {
+                unusable: Some("the file cannot be read".into()),
+                ..Parsed::default()
+            })
+        }
+        Err(e) => return Err(ImportError::Read(std::io::Error::other(e))),
+    };
     write_result?;
     let parsed = match end {
         ParseEnd::Done(parsed) => parsed,

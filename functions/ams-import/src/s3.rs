@@ -181,7 +181,11 @@ async fn handle_record(
                     .reopen()
                     .map_err(|e| RetryableImportError(e.to_string()))?,
             );
-            let mut body = body;
+            // No more than the largest spreadsheet accepted, plus a byte for
+            // the reader to see it is too large (a rejected report, not a
+            // full /tmp and a retry).
+            let limit = domain::roster::limits::MAX_FILE_BYTES + 1;
+            let mut body = tokio::io::AsyncReadExt::take(body, limit);
             tokio::io::copy(&mut body, &mut file)
                 .await
                 .map_err(|e| RetryableImportError(e.to_string()))?;

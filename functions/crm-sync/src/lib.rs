@@ -420,7 +420,7 @@ impl Run<'_> {
             now,
         )
         .await?;
-        if out.is_some_and(|o| !o.queued.is_empty()) {
+        if out.is_some_and(|o| o.changed) {
             self.summary.departures += 1;
         }
         Ok(())

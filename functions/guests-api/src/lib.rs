@@ -46,6 +46,7 @@ pub fn routes() -> OpenApiRouter<Store> {
         .routes(scoped(routes!(screening::put_watchlist), Scope::Guests))
         .routes(scoped(routes!(loyalty::enrol), Scope::Loyalty))
         .routes(scoped(routes!(loyalty::search_members), Scope::Loyalty))
+        .routes(scoped(routes!(loyalty::export_state), Scope::Loyalty))
         .routes(scoped(
             routes!(loyalty::report_departure, loyalty::cancel_departure),
             Scope::Loyalty,

@@ -11,7 +11,8 @@ use domain::guest::{Guest, GuestId};
 use domain::loyalty::ports::LoyaltyStore;
 use domain::loyalty::service::{self, Departure, DepartureOutcome};
 use domain::loyalty::{
-    Enrolment, EnrolmentState, RecordKind, StaySource, parse_loyalty_number, parse_reservation,
+    DEFAULT_RETRO_DAYS, Enrolment, EnrolmentState, RecordKind, StaySource, parse_loyalty_number,
+    parse_reservation,
 };
 use domain::{Currency, Email, Money, Scope, StoreError, ValidationError};
 use http::{HeaderMap, StatusCode};
@@ -112,7 +113,10 @@ pub struct DepartureView {
     pub total_revenue: Option<Money>,
     /// The STAY record standing for this departure.
     pub stay_transaction: Option<String>,
-    /// Records this request queued for the next export (none: unchanged).
+    /// Kept here and not exported: the guest is not enrolled. Exported with
+    /// the enrolment if the guest enrols within the connection's retro days.
+    pub held: bool,
+    /// Records this request queued for the next export (none: unchanged or held).
     pub queued: Vec<TransactionView>,
 }
 
@@ -130,6 +134,7 @@ impl From<&DepartureOutcome> for DepartureView {
             nights: f.map(|f| f.nights()),
             total_revenue: f.and_then(|f| f.total()),
             stay_transaction: o.stay.stay_transaction.clone(),
+            held: o.stay.held,
             queued: o
                 .queued
                 .iter()
@@ -437,13 +442,64 @@ pub async fn search_members(
     Ok(Json(MemberList { members }))
 }
 
+/// Where the property's export stands.
+#[derive(Serialize, ToSchema)]
+pub struct ExportStateView {
+    /// The next file's sequence number.
+    pub next_sequence: u64,
+    /// A file chosen by a run that has not confirmed its delivery yet (the
+    /// next run sends it again under this name).
+    pub open_file: Option<String>,
+    pub last_file: Option<String>,
+    pub last_run_at: Option<DateTime<Utc>>,
+    /// Departures of guests who were not enrolled: kept here, not exported.
+    pub not_enrolled: usize,
+    /// How many days after a departure an enrolment still exports the stay
+    /// (0: never).
+    pub retro_days: u32,
+}
+
+/// The loyalty export's state: files, and stays kept back.
+#[utoipa::path(
+    get,
+    path = "/v1/properties/{property}/loyalty/export",
+    tag = "loyalty",
+    params(("property" = String, Path, description = "Property id")),
+    responses(
+        (status = 200, description = "The export's state", body = ExportStateView),
+    ),
+    security(("partner_key" = []))
+)]
+pub async fn export_state(
+    State(store): State<Store>,
+    caller: Caller,
+) -> Result<Json<ExportStateView>, ApiError> {
+    caller.require(Scope::Loyalty)?;
+    let p = &caller.property.id;
+    let state = store.export_state(p).await?;
+    let retro_days = store
+        .loyalty_connection(p)
+        .await?
+        .map_or(DEFAULT_RETRO_DAYS, |c| c.retro_days);
+    Ok(Json(ExportStateView {
+        next_sequence: state.next_seq,
+        open_file: state.open.map(|o| o.file_name),
+        last_file: state.last_file,
+        last_run_at: state.last_run_at,
+        not_enrolled: store.held_stay_count(p).await?,
+        retro_days,
+    }))
+}
+
 fn reservation_param(raw: &str) -> Result<String, ApiError> {
     parse_reservation(raw).map_err(ApiError::from)
 }
 
 /// Report a departure: queues the stay transaction for NetCarrots. The
 /// same report again changes nothing; a different one after export queues
-/// an UNDO of the earlier transaction and the corrected STAY.
+/// an UNDO of the earlier transaction and the corrected STAY. Only members'
+/// stays leave: a guest who is not enrolled has the stay held (`held`),
+/// exported if they enrol within the connection's retro days (default 30).
 #[utoipa::path(
     post,
     path = "/v1/properties/{property}/stays/{reservation}/departure",
@@ -453,7 +509,7 @@ fn reservation_param(raw: &str) -> Result<String, ApiError> {
            ("Idempotency-Key" = Option<String>, Header, description = "Replays the first answer")),
     request_body = DepartureInput,
     responses(
-        (status = 201, description = "Recorded; records queued", body = DepartureView),
+        (status = 201, description = "Recorded: records queued, or held when the guest is not enrolled", body = DepartureView),
         (status = 200, description = "Same as already recorded: nothing queued", body = DepartureView),
         (status = 400, description = "Invalid field", body = platform::http::error::ErrorBody),
         (status = 404, description = "No such guest", body = platform::http::error::ErrorBody),
@@ -529,10 +585,10 @@ pub async fn report_departure(
         )
         .await?
         .ok_or_else(|| ApiError::internal("a departure recorded nothing"))?;
-        let status = if outcome.queued.is_empty() {
-            StatusCode::OK
-        } else {
+        let status = if outcome.changed {
             StatusCode::CREATED
+        } else {
+            StatusCode::OK
         };
         tracing::info!(property = %caller.property.id, reservation = %reservation, queued = outcome.queued.len(), "departure recorded");
         Ok(Outcome::json(status, &DepartureView::from(&outcome)))

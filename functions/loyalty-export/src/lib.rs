@@ -69,6 +69,8 @@ pub struct ExportSummary {
     pub left_out: usize,
     /// Records still pending after this run (over the per-file cap).
     pub more_pending: bool,
+    /// Departures of guests who are not enrolled: kept, not exported.
+    pub not_enrolled: usize,
     pub members_files: usize,
     pub members_confirmed: usize,
     pub members_unmatched: usize,
@@ -233,6 +235,10 @@ pub async fn export_property(
     }
     if let Err(e) = run.read_members().await {
         run.s.errors.push(e);
+    }
+    match store.held_stay_count(p).await {
+        Ok(n) => run.s.not_enrolled = n,
+        Err(e) => run.s.errors.push(format!("counting held stays: {e}")),
     }
     let s = run.s;
     if let Err(e) = store.release_export_lease(p, &holder).await {

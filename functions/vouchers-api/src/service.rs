@@ -483,9 +483,11 @@ pub async fn settlement(
     })
 }
 
-/// The settlement groups as CSV, amounts in minor units.
+/// The settlement groups as CSV, amounts in minor units; text fields
+/// neutralised as every CSV GuestHub writes ([`domain::csv_out`]).
 pub fn settlement_csv(s: &SettlementView) -> Result<String, ApiError> {
-    let mut w = csv::Writer::from_writer(Vec::new());
+    use domain::csv_out::text;
+    let mut w = domain::csv_out::writer(Vec::new(), csv::Terminator::Any(b'\n'));
     let header = [
         "accepting_property",
         "issuing_property",
@@ -499,9 +501,9 @@ pub fn settlement_csv(s: &SettlementView) -> Result<String, ApiError> {
     w.write_record(header).map_err(ApiError::internal)?;
     for g in &s.groups {
         w.write_record([
-            g.accepting_property.as_str(),
-            g.issuing_property.as_str(),
-            g.currency.as_str(),
+            &*text(g.accepting_property.as_str()),
+            &*text(g.issuing_property.as_str()),
+            &*text(g.currency.as_str()),
             &g.redemptions.to_string(),
             &g.reversals.to_string(),
             &g.redeemed.amount.to_string(),

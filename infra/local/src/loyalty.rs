@@ -30,6 +30,9 @@ pub struct ConnectArgs<'a> {
     pub ca_cert: Option<&'a Path>,
     /// SFTP: the host key fingerprint to pin (`SHA256:...`).
     pub host_key: Option<&'a str>,
+    /// Days after a departure within which an enrolment still exports the
+    /// stay (0: never).
+    pub retro_days: u32,
 }
 
 pub async fn connect(store: &Store, a: &ConnectArgs<'_>) -> anyhow::Result<LoyaltyConnection> {
@@ -65,6 +68,7 @@ pub async fn connect(store: &Store, a: &ConnectArgs<'_>) -> anyhow::Result<Loyal
         property_code: PropertyCode::parse(a.property_code)?,
         tls_ca_pem,
         ssh_host_key: a.host_key.map(|k| k.trim().to_owned()),
+        retro_days: a.retro_days,
         connected_at: store.clock().now(),
     };
     if c.url.transport == domain::loyalty::Transport::Sftp {
@@ -128,6 +132,12 @@ pub fn summary_line(s: &ExportSummary) -> String {
     }
     if s.more_pending {
         line.push_str(", more pending for the next run");
+    }
+    if s.not_enrolled > 0 {
+        line.push_str(&format!(
+            ", {} not enrolled (stays kept here)",
+            s.not_enrolled
+        ));
     }
     if s.members_files > 0 {
         line.push_str(&format!(

@@ -169,6 +169,11 @@ enum LoyaltyCommand {
         /// SFTP: the server's host key fingerprint (`SHA256:...`) to pin.
         #[arg(long)]
         host_key: Option<String>,
+        /// Only members' stays are exported: a departure of a guest who is
+        /// not enrolled is kept here, and exported if the guest enrols
+        /// within this many days of it (0: never).
+        #[arg(long, default_value_t = domain::loyalty::DEFAULT_RETRO_DAYS, value_parser = clap::value_parser!(u32).range(0..=3650))]
+        retro_days: u32,
     },
     /// Run the export now for one property or all; prints a summary.
     Export { property: Option<String> },
@@ -443,6 +448,7 @@ async fn run_admin(cli: &Cli, store: &platform::Store) -> anyhow::Result<()> {
                 ssm_parameter,
                 ca_cert,
                 host_key,
+                retro_days,
             } => {
                 let args = guesthub::loyalty::ConnectArgs {
                     property,
@@ -453,15 +459,17 @@ async fn run_admin(cli: &Cli, store: &platform::Store) -> anyhow::Result<()> {
                     ssm_parameter: ssm_parameter.as_deref(),
                     ca_cert: ca_cert.as_deref(),
                     host_key: host_key.as_deref(),
+                    retro_days: *retro_days,
                 };
                 let c = guesthub::loyalty::connect(store, &args).await?;
                 println!(
-                    "connected {} to NetCarrots at {} as {} (code {}, password from ${})",
+                    "connected {} to NetCarrots at {} as {} (code {}, password from ${}, retro days {})",
                     c.property,
                     c.url,
                     c.username,
                     c.property_code.as_str(),
-                    c.password_env
+                    c.password_env,
+                    c.retro_days
                 );
             }
             LoyaltyCommand::Export { property } => {

@@ -2,7 +2,8 @@
 //! and the drop folder `<data-dir>/drop/ams/<property>/<file>` standing in
 //! for the S3 bucket. A dropped file is imported once it is complete — its
 //! size and modification time unchanged across two polls, and not a
-//! temporary name — then moved to `drop/processed/` (or `drop/failed/`).
+//! temporary name — then moved to `drop/processed/`, or to `drop/failed/` when
+//! it is rejected or is not a club file.
 
 use std::collections::HashMap;
 use std::io::Read;
@@ -14,7 +15,7 @@ use anyhow::{Context, bail};
 use chrono::{DateTime, Utc};
 use domain::PropertyId;
 use domain::ports::PropertyStore;
-use domain::roster::import::{ImportReport, ImportSource};
+use domain::roster::import::{ImportReport, ImportSource, ImportStatus};
 use domain::roster::{FileKind, file_kind};
 use indicatif::{ProgressBar, ProgressStyle};
 use platform::Store;
@@ -236,7 +237,14 @@ async fn poll_once(
         match result {
             Ok(report) => {
                 tracing::info!(file = %name, status = ?report.status, "dropped club file imported");
-                move_to(drop, "processed", &property, &path);
+                // A rejected file (unreadable, refused, no email column) goes
+                // to failed/ beside files that are not club files at all.
+                let to = if report.status == ImportStatus::Rejected {
+                    "failed"
+                } else {
+                    "processed"
+                };
+                move_to(drop, to, &property, &path);
                 reports.push(report);
             }
             Err(e) => {

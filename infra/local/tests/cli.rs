@@ -252,6 +252,136 @@ fn names_with_control_characters_are_refused() {
     assert_eq!(properties.lines().count(), 1, "{properties}");
 }
 
+/// The hostile workbooks, built at run time (shared with the end-to-end tests).
+#[path = "../../../tests/src/sheets.rs"]
+mod sheets;
+
+/// Hostile spreadsheets (a cell at `XFD1048576`, `A1:Z1000000`, zip bombs)
+/// dropped into a served hub's drop folder: the hub keeps serving, each is
+/// a rejected import with its reason and lands in `failed/`, and a good
+/// workbook dropped with them applies. `guesthub import` reports one the same way.
+#[tokio::test]
+async fn served_hub_survives_hostile_spreadsheets() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    ok(&guesthub(
+        d,
+        &[
+            "property",
+            "add",
+            "castle",
+            "--name",
+            "Castle Winery",
+            "--time-zone",
+            "Europe/Vienna",
+            "--currency",
+            "EUR",
+        ],
+    ));
+    let out = ok(&guesthub(
+        d,
+        &[
+            "partner",
+            "add",
+            "Office",
+            "--properties",
+            "castle",
+            "--scopes",
+            "club:read",
+        ],
+    ));
+    let key = out.lines().last().unwrap().trim().to_owned();
+
+    let by_hand = d.join("by-hand.xlsx");
+    std::fs::write(&by_hand, sheets::cell_at_xfd1048576()).unwrap();
+    let out = ok(&guesthub(
+        d,
+        &["import", by_hand.to_str().unwrap(), "--property", "castle"],
+    ));
+    assert!(
+        out.contains("Rejected (the spreadsheet is refused:") && out.contains("XFD1048576"),
+        "{out}"
+    );
+
+    let port = free_port();
+    let mut server = serve(d, port);
+    let drop = d.join("drop/ams/castle");
+    std::fs::create_dir_all(&drop).unwrap();
+    let hostile = sheets::hostile();
+    for (name, bytes, _) in &hostile {
+        std::fs::write(drop.join(name), bytes).unwrap();
+    }
+    // Named to come last (a poll imports in name order; an older file
+    // after an applied one would be skipped, not read).
+    std::fs::write(
+        drop.join("zz-good.xlsx"),
+        sheets::roster(&["ana@example.com".into()]),
+    )
+    .unwrap();
+    let base = format!("http://127.0.0.1:{port}/v1/properties/castle");
+    let client = reqwest::Client::new();
+    let started = Instant::now();
+    let imports = loop {
+        let r: serde_json::Value = client
+            .get(format!("{base}/roster-imports"))
+            .bearer_auth(&key)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let imports = r["imports"].as_array().unwrap().clone();
+        if imports.len() == hostile.len() + 2 {
+            break imports;
+        }
+        assert!(
+            server.0.try_wait().unwrap().is_none(),
+            "the hub died: {imports:?}"
+        );
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "not imported: {imports:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    };
+    assert!(server.0.try_wait().unwrap().is_none(), "the hub died");
+    for (name, _, why) in &hostile {
+        let r = imports.iter().find(|i| i["file"] == *name).unwrap();
+        assert_eq!(r["status"], "rejected", "{r}");
+        assert!(r["reason"].as_str().unwrap().contains(why), "{r}");
+    }
+    let good = imports
+        .iter()
+        .find(|i| i["file"] == "zz-good.xlsx")
+        .unwrap();
+    assert_eq!(good["status"], "applied", "{good}");
+    let member: serde_json::Value = client
+        .get(format!("{base}/club-members/ana@example.com"))
+        .bearer_auth(&key)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(member["member"], true);
+    let count = |bucket: &str| {
+        d.join("drop")
+            .join(bucket)
+            .join("castle")
+            .read_dir()
+            .map_or(0, Iterator::count)
+    };
+    // Moved after the report is written: wait for the last move.
+    while count("failed") + count("processed") < hostile.len() + 1 {
+        assert!(started.elapsed() < Duration::from_secs(60));
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!((count("failed"), count("processed")), (hostile.len(), 1));
+    assert_eq!(drop.read_dir().unwrap().count(), 0);
+}
+
 #[test]
 fn tables_create_on_dynamodb() {
     let endpoint = std::env::var("GUESTHUB_TEST_MOTO")
@@ -495,6 +625,7 @@ async fn loyalty_connect_and_export() {
         out.contains("connected castle to NetCarrots") && !out.contains("cli-ftp-pass"),
         "{out}"
     );
+    assert!(out.contains("retro days 30"), "the default: {out}");
     let port = free_port();
     let server = serve(d, port);
     let base = format!("http://127.0.0.1:{port}/v1/properties/castle");
@@ -526,6 +657,87 @@ async fn loyalty_connect_and_export() {
         .collect();
     assert_eq!(files.len(), 1, "{files:?}");
     assert!(files[0].starts_with("CAS01_") && files[0].ends_with("_000002.csv"));
+
+    // --retro-days: a guest who was not enrolled at departure has the stay
+    // kept here; with 0 days enrolling later exports nothing of it.
+    let connect = |extra: &[&str]| {
+        let mut args = vec![
+            "loyalty",
+            "connect",
+            "castle",
+            "--url",
+            &url,
+            "--username",
+            "netcarrots",
+            "--password-env",
+            "NC_PASSWORD",
+            "--property-code",
+            "CAS01",
+        ];
+        args.extend_from_slice(extra);
+        guesthub(d, &args)
+    };
+    let bad = connect(&["--retro-days", "soon"]);
+    assert!(
+        !bad.status.success() && String::from_utf8_lossy(&bad.stderr).contains("--retro-days"),
+        "{bad:?}"
+    );
+    let out = ok(&connect(&["--retro-days", "0"]));
+    assert!(out.contains("retro days 0"), "{out}");
+    let port = free_port();
+    let server = serve(d, port);
+    let base = format!("http://127.0.0.1:{port}/v1/properties/castle");
+    let r = client
+        .post(format!("{base}/stays/R-10/departure"))
+        .bearer_auth(&key)
+        .json(
+            &serde_json::json!({"email": "bo@example.com", "arrival": "2026-11-01",
+            "departure": "2026-11-03", "room_revenue": 20000, "currency": "EUR"}),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let held: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(
+        (held["held"].clone(), held["queued"].clone()),
+        (serde_json::json!(true), serde_json::json!([]))
+    );
+    let r = client
+        .post(format!("{base}/loyalty/enrolments"))
+        .bearer_auth(&key)
+        .json(&serde_json::json!({"email": "bo@example.com"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let state: serde_json::Value = client
+        .get(format!("{base}/loyalty/export"))
+        .bearer_auth(&key)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        (state["not_enrolled"].clone(), state["retro_days"].clone()),
+        (serde_json::json!(1), serde_json::json!(0)),
+        "{state}"
+    );
+    drop(server);
+    let out = Command::new(env!("CARGO_BIN_EXE_guesthub"))
+        .arg("--data-dir")
+        .arg(d)
+        .args(["loyalty", "export"])
+        .env("NC_PASSWORD", "cli-ftp-pass")
+        .output()
+        .unwrap();
+    let text = ok(&out);
+    assert!(
+        text.contains("(ENROL 1, STAY 0, UNDO 0)") && text.contains("1 not enrolled"),
+        "{text}"
+    );
 }
 
 fn key_after(out: &str, var: &str) -> String {

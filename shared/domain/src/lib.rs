@@ -13,11 +13,13 @@
 //! - [`roster`]: club roster files (AMS drops): parsing and validation.
 //! - [`voucher`]: vouchers and gift cards: codes, the ledger, the rules,
 //!   pickup, settlement, and the voucher store port.
+//! - [`csv_out`]: how every CSV GuestHub writes quotes and neutralises text.
 //!
 //! Invariant: this crate never depends on `aws-*`, `lambda_*`, `rusqlite`,
 //! `tokio` networking or any HTTP crate. `tests/` checks it with `cargo tree`.
 
 pub mod checkout;
+pub mod csv_out;
 pub mod email;
 pub mod error;
 pub mod guest;

@@ -1,7 +1,9 @@
 //! The loyalty export file (format `GUESTHUB-LOYALTY` version 1) and the
 //! members/points file NetCarrots returns. README.md documents both.
 //!
-//! Export file, CSV by RFC 4180, UTF-8, `\r\n` line ends:
+//! Export file, CSV by RFC 4180, UTF-8, `\r\n` line ends, one record per
+//! line; text fields neutralised as [`crate::csv_out`] says (control
+//! characters as spaces, a leading `'` before `=`, `+`, `-`, `@`):
 //! 1. `HEADER,GUESTHUB-LOYALTY,1,<property code>,<file name>,<created UTC>`
 //! 2. the column names of the records
 //! 3. one line per record (`ENROL`, `STAY`, `UNDO`), all with those columns
@@ -12,7 +14,7 @@ use std::io::Read;
 use chrono::{DateTime, Utc};
 
 use super::{ExportRecord, PropertyCode, RecordKind};
-use crate::{Email, Money, ValidationError};
+use crate::{Email, Money, ValidationError, csv_out};
 
 pub const FORMAT_NAME: &str = "GUESTHUB-LOYALTY";
 pub const FORMAT_VERSION: &str = "1";
@@ -65,10 +67,10 @@ pub fn write_export(
     created_at: DateTime<Utc>,
     records: &[ExportRecord],
 ) -> (Vec<u8>, FileCounts) {
-    let mut w = csv::WriterBuilder::new()
-        .flexible(true)
-        .terminator(csv::Terminator::CRLF)
-        .from_writer(Vec::with_capacity(256 + records.len() * 220));
+    let mut w = csv_out::writer(
+        Vec::with_capacity(256 + records.len() * 220),
+        csv::Terminator::CRLF,
+    );
     let created = created_at.format("%Y-%m-%dT%H:%M:%SZ").to_string();
     // Writing into a Vec cannot fail; the results are checked anyway.
     let mut ok = w
@@ -102,19 +104,19 @@ pub fn write_export(
             .map(|m| m.currency.as_str().to_owned())
             .unwrap_or_default();
         let g = &r.guest;
+        // Text that came from people or partner systems is neutralised;
+        // what GuestHub formats (dates, amounts, counts) is written as is.
+        let text = |v: Option<&str>| csv_out::text(v.unwrap_or_default()).into_owned();
         let fields: [String; 18] = [
             r.kind.as_str().to_owned(),
-            r.transaction_id.clone(),
+            text(Some(&r.transaction_id)),
             r.created_at.format("%Y-%m-%dT%H:%M:%SZ").to_string(),
-            g.guest.as_ref().map(|g| g.0.clone()).unwrap_or_default(),
-            g.loyalty_number.clone().unwrap_or_default(),
-            g.email
-                .as_ref()
-                .map(|e| e.as_str().to_owned())
-                .unwrap_or_default(),
-            g.first_name.clone().unwrap_or_default(),
-            g.last_name.clone().unwrap_or_default(),
-            r.reservation.clone().unwrap_or_default(),
+            text(g.guest.as_ref().map(|g| g.0.as_str())),
+            text(g.loyalty_number.as_deref()),
+            text(g.email.as_ref().map(|e| e.as_str())),
+            text(g.first_name.as_deref()),
+            text(g.last_name.as_deref()),
+            text(r.reservation.as_deref()),
             r.arrival.map(|d| d.to_string()).unwrap_or_default(),
             r.departure.map(|d| d.to_string()).unwrap_or_default(),
             nights,
@@ -122,7 +124,7 @@ pub fn write_export(
             decimal(r.other_revenue),
             decimal(total),
             currency,
-            r.reverses.clone().unwrap_or_default(),
+            text(r.reverses.as_deref()),
             code.as_str().to_owned(),
         ];
         ok &= w.write_record(&fields).is_ok();

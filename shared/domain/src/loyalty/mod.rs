@@ -31,6 +31,14 @@ use crate::{Currency, Email, Money, PropertyId, ValidationError};
 /// the open batch (its transaction ids) well inside one stored item.
 pub const MAX_RECORDS_PER_FILE: usize = 4_000;
 
+/// How many days after a departure a guest may enrol and still have the
+/// stay exported, unless the connection says otherwise (0: never).
+pub const DEFAULT_RETRO_DAYS: u32 = 30;
+
+fn default_retro_days() -> u32 {
+    DEFAULT_RETRO_DAYS
+}
+
 /// How the export reaches NetCarrots.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
@@ -176,6 +184,11 @@ pub struct LoyaltyConnection {
     /// (`SHA256:...`); connections to any other key are refused.
     #[serde(default)]
     pub ssh_host_key: Option<String>,
+    /// A departure of a guest who was not enrolled is kept here; if the
+    /// guest enrols within this many days of the departure, the stay is
+    /// exported with the enrolment (0: never).
+    #[serde(default = "default_retro_days")]
+    pub retro_days: u32,
     pub connected_at: DateTime<Utc>,
 }
 
@@ -342,9 +355,21 @@ pub struct LoyaltyStay {
     pub stay_transaction: Option<String>,
     pub source: StaySource,
     pub updated_at: DateTime<Utc>,
+    /// Kept here, not exported: the guest was not enrolled when the stay
+    /// was reported. Released (its STAY queued) if the guest enrols within
+    /// the connection's `retro_days` of the departure.
+    #[serde(default)]
+    pub held: bool,
     /// The store's version of this record (optimistic concurrency).
     #[serde(default)]
     pub version: i64,
+}
+
+impl LoyaltyStay {
+    /// The guest a held stay waits for.
+    pub fn held_for(&self) -> Option<&GuestId> {
+        self.facts.as_ref().filter(|_| self.held).map(|f| &f.guest)
+    }
 }
 
 pub fn enrol_transaction_id(g: &GuestId) -> String {
@@ -446,7 +471,7 @@ impl ExportRecord {
         }
     }
 
-    fn stay(
+    pub fn stay(
         property: &PropertyId,
         reservation: &str,
         revision: u32,
@@ -509,12 +534,22 @@ pub enum DeparturePlan {
 /// queues only the UNDO. Undoing a STAY that was never sent is harmless:
 /// the export leaves such pairs out of the file (see [`plan_batch`]).
 ///
+/// Only members' stays leave the building: for a guest who is not
+/// enrolled (`member` false) and has no STAY standing, the stay is kept
+/// (`held`) and nothing is queued; [`release_held`] queues it if the guest
+/// enrols in time.
+///
 /// `standing` is the STAY record of `current` (read by the caller).
+#[expect(
+    clippy::too_many_arguments,
+    reason = "the rule's inputs, each read once"
+)]
 pub fn plan_departure(
     property: &PropertyId,
     reservation: &str,
     current: Option<&LoyaltyStay>,
     standing: Option<&ExportRecord>,
+    member: bool,
     next: Option<(StayFacts, RecordGuest)>,
     source: StaySource,
     now: DateTime<Utc>,
@@ -528,7 +563,9 @@ pub fn plan_departure(
         records.push(ExportRecord::undo_of(s, now));
     }
     let revision = current.map_or(1, |c| c.revision + 1);
+    let hold = !member && standing.is_none();
     let (facts, stay_transaction) = match next {
+        Some((facts, _)) if hold => (Some(facts), None),
         Some((facts, guest)) => {
             let rec = ExportRecord::stay(property, reservation, revision, &facts, guest, now);
             let id = rec.transaction_id.clone();
@@ -537,6 +574,7 @@ pub fn plan_departure(
         }
         None => (None, None),
     };
+    let held = hold && facts.is_some();
     let stay = LoyaltyStay {
         property: property.clone(),
         reservation: reservation.to_owned(),
@@ -545,12 +583,43 @@ pub fn plan_departure(
         stay_transaction,
         source,
         updated_at: now,
+        held,
         version: current.map_or(0, |c| c.version),
     };
     DeparturePlan::Change {
         stay: Box::new(stay),
         records,
     }
+}
+
+/// A held stay of a guest who enrolled on `enrolled_on`: the stay to save
+/// and its STAY record, if the departure was at most `retro_days` before
+/// (never with 0); `None` leaves it held.
+pub fn release_held(
+    stay: &LoyaltyStay,
+    guest: RecordGuest,
+    enrolled_on: NaiveDate,
+    retro_days: u32,
+    now: DateTime<Utc>,
+) -> Option<(LoyaltyStay, ExportRecord)> {
+    let facts = stay.facts.as_ref().filter(|_| stay.held)?;
+    let age = (enrolled_on - facts.departure).num_days();
+    if retro_days == 0 || age > i64::from(retro_days) {
+        return None;
+    }
+    let record = ExportRecord::stay(
+        &stay.property,
+        &stay.reservation,
+        stay.revision,
+        facts,
+        guest,
+        now,
+    );
+    let mut released = stay.clone();
+    released.held = false;
+    released.stay_transaction = Some(record.transaction_id.clone());
+    released.updated_at = now;
+    Some((released, record))
 }
 
 /// A batch: the records a file carries and those left out of it.
@@ -684,6 +753,7 @@ mod tests {
             "R1",
             current.as_ref(),
             standing.as_ref(),
+            true,
             next.map(|f| (f, RecordGuest::default())),
             StaySource::Pms,
             t("2026-11-22T10:00:00Z"),
@@ -723,6 +793,7 @@ mod tests {
             "R1",
             Some(&s1),
             Some(&r1[0]),
+            true,
             Some((facts(40_000), RecordGuest::default())),
             StaySource::Pms,
             t("2026-11-22T11:00:00Z"),
@@ -739,6 +810,37 @@ mod tests {
         assert_eq!(r3.len(), 1);
         assert_eq!(r3[0].transaction_id, "UND-R1-2");
         assert!(s3.facts.is_none() && s3.stay_transaction.is_none());
+    }
+
+    #[test]
+    fn non_members_stays_are_held_until_they_enrol_in_time() {
+        let plan = plan_departure(
+            &p(),
+            "R1",
+            None,
+            None,
+            false,
+            Some((facts(40_000), RecordGuest::default())),
+            StaySource::Pms,
+            t("2026-11-22T10:00:00Z"),
+        );
+        let DeparturePlan::Change { stay, records } = plan else {
+            panic!("a change")
+        };
+        assert!(records.is_empty() && stay.held && stay.stay_transaction.is_none());
+        assert_eq!(stay.held_for(), Some(&GuestId("g1".into())));
+        let day = |d| NaiveDate::from_ymd_opt(2026, 12, d).unwrap();
+        let now = t("2026-12-20T10:00:00Z");
+        // Departure 2026-11-22: 28 days before Dec 20.
+        let (released, rec) =
+            release_held(&stay, RecordGuest::default(), day(20), 30, now).unwrap();
+        assert_eq!(rec.transaction_id, "STY-R1-1");
+        assert_eq!(rec.kind, RecordKind::Stay);
+        assert!(!released.held);
+        assert_eq!(released.stay_transaction.as_deref(), Some("STY-R1-1"));
+        assert!(release_held(&stay, RecordGuest::default(), day(20), 27, now).is_none());
+        assert!(release_held(&stay, RecordGuest::default(), day(20), 0, now).is_none());
+        assert!(release_held(&released, RecordGuest::default(), day(20), 30, now).is_none());
     }
 
     #[test]

@@ -40,12 +40,25 @@ pub trait LoyaltyStore: Send + Sync {
         reservation: &str,
     ) -> Result<Option<LoyaltyStay>, StoreError>;
     /// Saves a stay read at `stay.version` (0: new) and queues its records,
-    /// in one write. `Err(Conflict)` when the stay changed meanwhile.
+    /// in one write; `previous` is the stay as read (its guest's held
+    /// marker is moved with it). `Err(Conflict)` when the stay changed
+    /// meanwhile.
     async fn save_loyalty_stay(
         &self,
         stay: &LoyaltyStay,
+        previous: Option<&LoyaltyStay>,
         records: &[ExportRecord],
     ) -> Result<(), StoreError>;
+    /// Reservations whose stays are held for this guest (not enrolled when
+    /// they departed).
+    async fn held_reservations(
+        &self,
+        p: &PropertyId,
+        guest: &GuestId,
+    ) -> Result<Vec<String>, StoreError>;
+    /// How many stays of the property are held: departures of guests who
+    /// were not enrolled, kept here and not exported.
+    async fn held_stay_count(&self, p: &PropertyId) -> Result<usize, StoreError>;
 
     async fn export_record(
         &self,

@@ -6,8 +6,8 @@ use chrono::{DateTime, NaiveDate, Utc};
 
 use super::ports::LoyaltyStore;
 use super::{
-    DeparturePlan, Enrolment, ExportRecord, LoyaltyStay, RecordGuest, StayFacts, StaySource,
-    plan_departure,
+    DEFAULT_RETRO_DAYS, DeparturePlan, Enrolment, ExportRecord, LoyaltyStay, RecordGuest,
+    StayFacts, StaySource, plan_departure, release_held,
 };
 use crate::guest::Guest;
 use crate::guest::ports::GuestStore;
@@ -27,8 +27,24 @@ fn record_guest(g: &Guest, loyalty_number: Option<String>) -> RecordGuest {
 }
 
 /// Enrols a guest. `Ok((enrolment, true))` when it was created now,
-/// `Ok((enrolment, false))` when the guest was enrolled already.
+/// `Ok((enrolment, false))` when the guest was enrolled already. Either
+/// way, the guest's held stays that departed within the connection's
+/// retro days are queued (see [`release_held_stays`]).
 pub async fn enrol<S>(
+    store: &S,
+    guest: &Guest,
+    loyalty_number: Option<String>,
+    now: DateTime<Utc>,
+) -> Result<(Enrolment, bool), StoreError>
+where
+    S: LoyaltyStore + ?Sized,
+{
+    let (e, created) = create_enrolment(store, guest, loyalty_number, now).await?;
+    release_held_stays(store, guest, e.loyalty_number.clone(), now).await?;
+    Ok((e, created))
+}
+
+async fn create_enrolment<S>(
     store: &S,
     guest: &Guest,
     loyalty_number: Option<String>,
@@ -64,6 +80,58 @@ where
     Err(StoreError::Unavailable("enrolment kept racing".into()))
 }
 
+/// Queues the STAY of each of the guest's held stays that departed at most
+/// the connection's `retro_days` (default [`DEFAULT_RETRO_DAYS`]) before
+/// `now`; older ones stay held. Returns the records queued. Safe to repeat.
+pub async fn release_held_stays<S>(
+    store: &S,
+    guest: &Guest,
+    loyalty_number: Option<String>,
+    now: DateTime<Utc>,
+) -> Result<Vec<ExportRecord>, StoreError>
+where
+    S: LoyaltyStore + ?Sized,
+{
+    let p = &guest.property;
+    let reservations = store.held_reservations(p, &guest.id).await?;
+    if reservations.is_empty() {
+        return Ok(Vec::new());
+    }
+    let retro = store
+        .loyalty_connection(p)
+        .await?
+        .map_or(DEFAULT_RETRO_DAYS, |c| c.retro_days);
+    let mut queued = Vec::new();
+    for reservation in reservations {
+        for _ in 0..ATTEMPTS {
+            let Some(current) = store.loyalty_stay(p, &reservation).await? else {
+                break;
+            };
+            if current.held_for() != Some(&guest.id) {
+                break;
+            }
+            let who = record_guest(guest, loyalty_number.clone());
+            let Some((released, record)) =
+                release_held(&current, who, now.date_naive(), retro, now)
+            else {
+                break;
+            };
+            match store
+                .save_loyalty_stay(&released, Some(&current), std::slice::from_ref(&record))
+                .await
+            {
+                Ok(()) => {
+                    queued.push(record);
+                    break;
+                }
+                Err(StoreError::Conflict) => continue,
+                Err(e) => return Err(e),
+            }
+        }
+    }
+    Ok(queued)
+}
+
 /// A departure as reported.
 #[derive(Debug, Clone)]
 pub struct Departure {
@@ -79,6 +147,8 @@ pub struct Departure {
 #[derive(Debug, Clone)]
 pub struct DepartureOutcome {
     pub stay: LoyaltyStay,
+    /// Whether the report changed the stay (false: the same as recorded).
+    pub changed: bool,
     /// The records queued now (empty when nothing changed).
     pub queued: Vec<ExportRecord>,
 }
@@ -97,8 +167,11 @@ where
     S: LoyaltyStore + GuestStore + ?Sized,
 {
     let mut next = None;
+    // Cancellations need no membership: they only undo what was sent.
+    let mut member = true;
     if let Some(d) = &report {
         let enrolled = store.enrolment(property, &d.guest.id).await?;
+        member = enrolled.is_some();
         let number = d
             .loyalty_number
             .clone()
@@ -127,6 +200,7 @@ where
             reservation,
             current.as_ref(),
             standing.as_ref(),
+            member,
             next.clone(),
             source,
             now,
@@ -135,18 +209,37 @@ where
             DeparturePlan::Unchanged => {
                 return Ok(current.map(|stay| DepartureOutcome {
                     stay,
+                    changed: false,
                     queued: Vec::new(),
                 }));
             }
             DeparturePlan::Change { stay, records } => (*stay, records),
         };
-        match store.save_loyalty_stay(&stay, &records).await {
+        match store
+            .save_loyalty_stay(&stay, current.as_ref(), &records)
+            .await
+        {
             Ok(()) => {
                 if let Some(d) = &report {
                     note_last_stay(store, property, d).await?;
+                    // Enrolled while this was being recorded: the enrolment
+                    // found nothing held yet, so release it now.
+                    if stay.held && store.enrolment(property, &d.guest.id).await?.is_some() {
+                        let released =
+                            release_held_stays(store, &d.guest, d.loyalty_number.clone(), now)
+                                .await?;
+                        if let Some(fresh) = store.loyalty_stay(property, reservation).await? {
+                            return Ok(Some(DepartureOutcome {
+                                stay: fresh,
+                                changed: true,
+                                queued: released,
+                            }));
+                        }
+                    }
                 }
                 return Ok(Some(DepartureOutcome {
                     stay,
+                    changed: true,
                     queued: records,
                 }));
             }

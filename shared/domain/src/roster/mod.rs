@@ -8,7 +8,8 @@
 //!
 //! - [`open_delimited`]: CSV/TSV/semicolon/pipe text from any [`Read`],
 //!   streamed with bounded memory.
-//! - [`open_spreadsheet`]: `.xlsx`/`.xls`, first worksheet (in memory).
+//! - [`open_spreadsheet`]: `.xlsx`/`.xls`, first worksheet; `.xlsx` streamed
+//!   by rows, both checked against [`limits`] before they are read.
 //! - [`open`]: either, chosen by [`FileKind`] (from [`file_kind`]).
 //!
 //! Nothing here logs or returns cell values in errors: rows carry personal
@@ -38,6 +39,7 @@ pub mod dates;
 pub mod delimited;
 pub mod discount;
 pub mod import;
+pub mod limits;
 pub mod row;
 pub mod service;
 pub mod spreadsheet;
@@ -64,6 +66,10 @@ pub enum FileError {
     /// The workbook could not be opened or its first sheet read.
     #[error("the spreadsheet cannot be read: {0}")]
     Spreadsheet(String),
+    /// The spreadsheet goes beyond what a roster may be ([`limits`]): its
+    /// declared or used size, cells, shared strings or unpacked size.
+    #[error("the spreadsheet is refused: {0}")]
+    TooLarge(String),
 }
 
 impl From<csv::Error> for FileError {
@@ -109,7 +115,7 @@ pub fn file_kind(file_name: &str) -> Option<FileKind> {
 /// Opens a roster of either kind. Spreadsheets need `Seek`; a caller holding
 /// a non-seekable stream for a delimited file can call [`open_delimited`]
 /// directly.
-pub fn open<R: Read + Seek>(
+pub fn open<R: Read + Seek + Send + 'static>(
     kind: FileKind,
     input: R,
     as_of: NaiveDate,

@@ -11,6 +11,7 @@
 //! | stay | `LOYALTY#<p>` | `STAY#<reservation>` | — |
 //! | loyalty number → guest | `LOYALTYNUM#<p>#<number>` | `NUMBER` | — |
 //! | export record | `LOYALTYREC#<p>` | `<transaction_id>` | `LOYALTYPENDING#<p>` / `<created>#<transaction_id>` only while pending (sparse) |
+//! | held stay (guest not enrolled) | `LOYALTYHELD#<p>` | `<guest_id>#<reservation>` | — |
 //!
 //! A record is written once, conditionally, in the same transaction as the
 //! enrolment or stay it comes from; delivering it only drops it from the
@@ -40,6 +41,22 @@ fn number_pk(p: &PropertyId, n: &str) -> String {
 
 fn record_pk(p: &PropertyId) -> String {
     format!("LOYALTYREC#{p}")
+}
+
+fn held_pk(p: &PropertyId) -> String {
+    format!("LOYALTYHELD#{p}")
+}
+
+/// A held stay's marker: found by its guest (sort key prefix) when they
+/// enrol, counted for the export state.
+#[derive(Serialize, Deserialize)]
+struct HeldMarker {
+    guest: GuestId,
+    reservation: String,
+}
+
+fn held_sk(guest: &GuestId, reservation: &str) -> String {
+    format!("{guest}#{reservation}")
 }
 
 fn members_sk(name: &str) -> String {
@@ -204,6 +221,7 @@ impl LoyaltyStore for Store {
     async fn save_loyalty_stay(
         &self,
         stay: &LoyaltyStay,
+        previous: Option<&LoyaltyStay>,
         records: &[ExportRecord],
     ) -> Result<(), StoreError> {
         let item = Item::new(
@@ -226,7 +244,54 @@ impl LoyaltyStore for Store {
                 .iter()
                 .map(|r| Write::put(T, record_item(r), Cond::Absent)),
         );
+        let was = previous.and_then(LoyaltyStay::held_for);
+        let now = stay.held_for();
+        if let Some(g) = was.filter(|g| Some(*g) != now) {
+            writes.push(Write::Delete {
+                table: T,
+                pk: held_pk(&stay.property),
+                sk: held_sk(g, &stay.reservation),
+                cond: Cond::None,
+            });
+        }
+        if let Some(g) = now.filter(|g| Some(*g) != was) {
+            let marker = HeldMarker {
+                guest: g.clone(),
+                reservation: stay.reservation.clone(),
+            };
+            writes.push(Write::put(
+                T,
+                Item::new(
+                    held_pk(&stay.property),
+                    held_sk(g, &stay.reservation),
+                    encode(&marker),
+                ),
+                Cond::None,
+            ));
+        }
         self.run(writes).await
+    }
+
+    async fn held_reservations(
+        &self,
+        p: &PropertyId,
+        guest: &GuestId,
+    ) -> Result<Vec<String>, StoreError> {
+        let items = self
+            .query_all(Query::partition(T, held_pk(p)).prefix(format!("{guest}#")))
+            .await?;
+        let mut out = Vec::new();
+        for i in &items {
+            let m: HeldMarker = decode(i)?;
+            if &m.guest == guest {
+                out.push(m.reservation);
+            }
+        }
+        Ok(out)
+    }
+
+    async fn held_stay_count(&self, p: &PropertyId) -> Result<usize, StoreError> {
+        Ok(self.query_all(Query::partition(T, held_pk(p))).await?.len())
     }
 
     async fn export_record(
