@@ -47,24 +47,24 @@ async fn shop(b: Backend) -> Shop {
     for (id, body) in [
         (
             "club",
-            json!({"kind": "membership", "name": "Wine club", "currency": "EUR", "units": [{"id": "member", "name": "Member", "price": 9900}],
+            json!({"kind": "membership", "name": "Wine club", "currency": "EUR", "units": [{"id": "member", "name": "Member", "price": {"amount": 9900, "currency": "EUR"}}],
             "validity": {"count": 1, "unit": "months"}, "member_fields": ["first_name", "email"],
             "benefits": [{"kind": "member_tickets", "product_ids": ["tasting"], "unit_ids": ["adult"], "quantity_per_booking": 2, "max_uses": 3},
                          {"kind": "promotion", "percent_off": 15}]}),
         ),
         (
             "tasting",
-            json!({"kind": "admission", "name": "Tasting", "currency": "EUR", "units": [{"id": "adult", "name": "Adult", "price": 2500}]}),
+            json!({"kind": "admission", "name": "Tasting", "currency": "EUR", "units": [{"id": "adult", "name": "Adult", "price": {"amount": 2500, "currency": "EUR"}}]}),
         ),
         (
             "harvest",
             json!({"kind": "event", "name": "Harvest dinner", "currency": "EUR", "capacity": 5,
-            "units": [{"id": "adult", "name": "Adult", "price": 8000}],
-            "discounts": {"member": {"percent_off": 10}, "tiers": {"Gold": {"fixed_price": 6000}}}}),
+            "units": [{"id": "adult", "name": "Adult", "price": {"amount": 8000, "currency": "EUR"}}],
+            "discounts": {"member": {"percent_off": 10}, "tiers": {"Gold": {"fixed_price": {"amount": 6000, "currency": "EUR"}}}}}),
         ),
         (
             "cellar",
-            json!({"kind": "event", "name": "Cellar night", "currency": "EUR", "members_only": true, "units": [{"id": "adult", "name": "Adult", "price": 5000}]}),
+            json!({"kind": "event", "name": "Cellar night", "currency": "EUR", "members_only": true, "units": [{"id": "adult", "name": "Adult", "price": {"amount": 5000, "currency": "EUR"}}]}),
         ),
     ] {
         let r = shop.put(&format!("/products/{id}"), body).await;
