@@ -200,7 +200,11 @@ fn check_stay_dates(
 }
 
 /// A revenue figure in the property's currency, within the bound on one amount.
-fn in_currency(m: Money, currency: Currency, field: &'static str) -> Result<Money, ValidationError> {
+fn in_currency(
+    m: Money,
+    currency: Currency,
+    field: &'static str,
+) -> Result<Money, ValidationError> {
     if m.currency != currency {
         return Err(ValidationError::new(
             field,

@@ -307,9 +307,11 @@ pub async fn seed(store: &Store, data_dir: &Path) -> anyhow::Result<Seeded> {
             &format!("{h}/stays/DEMO-{}/departure", 1001 + n),
             &pms_key,
             None,
-            Some(json!({"email": email, "arrival": "2026-11-20", "departure": "2026-11-23",
+            Some(
+                json!({"email": email, "arrival": "2026-11-20", "departure": "2026-11-23",
                         "room_revenue": {"amount": 54000 + 1000 * n as i64, "currency": "EUR"},
-                        "other_revenue": {"amount": 4550, "currency": "EUR"}})),
+                        "other_revenue": {"amount": 4550, "currency": "EUR"}}),
+            ),
         )
         .await?;
     }

@@ -294,7 +294,10 @@ mod tests {
             1749
         ); // 249.875 -> 250 off
         assert_eq!(Discount::AmountOff(eur(5000)).apply(eur(3000)).amount, 0);
-        assert_eq!(Discount::FixedPrice(eur(5000)).apply(eur(3000)).amount, 3000);
+        assert_eq!(
+            Discount::FixedPrice(eur(5000)).apply(eur(3000)).amount,
+            3000
+        );
         let usd = Currency::parse("USD").unwrap();
         let eur_c = Currency::parse("EUR").unwrap();
         assert!(Discount::AmountOff(eur(500)).check(eur_c).is_ok());
