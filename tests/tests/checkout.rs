@@ -262,6 +262,12 @@ async fn club_discounts_and_access(b: Backend) {
         "{}",
         r.body
     );
+    assert_eq!(
+        r.json()["lines"][0]["discount"]["amount_off"],
+        json!({"amount": 2000, "currency": "EUR"}),
+        "{}",
+        r.body
+    );
     let r = s.order(book("p", "plain@example.com", "harvest")).await;
     assert_eq!(
         (
@@ -1045,7 +1051,59 @@ async fn pay_later_then_pay(b: Backend) {
     assert_eq!(s.order(mixed).await.code(), "currency_mismatch");
 }
 
+/// Prices and discounts are money in the product's currency, in the one
+/// shape; anything else is refused, naming the field, and changes nothing.
+async fn prices_are_money_in_the_products_currency(b: Backend) {
+    let s = shop(b).await;
+    let harvest = s.get("/products/harvest").await;
+    assert_eq!(harvest.status, StatusCode::OK, "{}", harvest.body);
+    let product = harvest.json();
+    assert_eq!(
+        product["units"][0]["price"],
+        json!({"amount": 8000, "currency": "EUR"})
+    );
+    assert_eq!(
+        product["discounts"]["tiers"]["Gold"]["fixed_price"],
+        json!({"amount": 6000, "currency": "EUR"})
+    );
+    let unit = |price: Value| {
+        json!({"kind": "event", "name": "Harvest dinner", "currency": "EUR",
+        "units": [{"id": "adult", "name": "Adult", "price": price}]})
+    };
+    for (body, field) in [
+        (
+            unit(json!({"amount": 100, "currency": "USD"})),
+            "units.price",
+        ),
+        (unit(json!(100)), "units[0].price"),
+        (unit(json!({"amount": 100})), "units[0].price"),
+        (
+            json!({"kind": "event", "name": "Harvest dinner", "currency": "EUR",
+                   "units": [{"id": "adult", "name": "Adult", "price": {"amount": 100, "currency": "EUR"}}],
+                   "promo_codes": [{"code": "FALL", "discount": {"amount_off": {"amount": 10, "currency": "GBP"}}}]}),
+            "discount",
+        ),
+        (
+            json!({"kind": "event", "name": "Harvest dinner", "currency": "EUR",
+                   "units": [{"id": "adult", "name": "Adult", "price": {"amount": 100, "currency": "EUR"}}],
+                   "discounts": {"tiers": {"Gold": {"fixed_price": 50}}}}),
+            "discounts.tiers.Gold.fixed_price",
+        ),
+    ] {
+        let r = s.put("/products/harvest", body).await;
+        assert_eq!(
+            (r.status, r.code().as_str()),
+            (StatusCode::BAD_REQUEST, "invalid_field"),
+            "{}",
+            r.body
+        );
+        assert_eq!(r.json()["error"]["details"]["field"], field, "{}", r.body);
+    }
+    assert_eq!(s.get("/products/harvest").await.json(), product);
+}
+
 both_stores! {
+    money_shape => prices_are_money_in_the_products_currency;
     memberships => membership_sale_and_redemption;
     club => club_discounts_and_access;
     capacity => capacity_never_overbooks;
