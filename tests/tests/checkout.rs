@@ -1102,8 +1102,79 @@ async fn prices_are_money_in_the_products_currency(b: Backend) {
     assert_eq!(s.get("/products/harvest").await.json(), product);
 }
 
+/// Products and orders stored with bare minor units (before the one money
+/// shape) are read as money in the currency they always meant.
+async fn stored_bare_amounts_read_as_money(b: Backend) {
+    use platform::store::{Cond, Item, Table, Write};
+    let s = shop(b).await;
+    let items = s.t.store.items();
+    let now = s.t.store.now_ts();
+    let legacy_product = json!({"id": "legacy", "kind": "admission", "name": "Old tasting", "currency": "EUR",
+        "units": [{"id": "adult", "name": "Adult", "price": 2500}],
+        "promo_codes": [{"code": "OLD", "discount": {"amount_off": 500}}]});
+    items
+        .transact(
+            vec![Write::put(
+                Table::Commerce,
+                Item::new("PRODUCTS#castle", "legacy", legacy_product.to_string()),
+                Cond::None,
+            )],
+            now,
+        )
+        .await
+        .unwrap();
+    let r = s.get("/products/legacy").await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(
+        r.json()["units"][0]["price"],
+        json!({"amount": 2500, "currency": "EUR"})
+    );
+    assert_eq!(
+        r.json()["promo_codes"][0]["discount"]["amount_off"],
+        json!({"amount": 500, "currency": "EUR"})
+    );
+    assert_eq!(s.get("/products").await.status, StatusCode::OK);
+    let order = json!({"uuid": "legacy-1", "contact": {"email": "old@example.com"}, "promo_code": "old",
+        "items": [{"product_id": "legacy", "unit_id": "adult", "quantity": 1}], "payment": {"mode": "pay_later", "parts": []}});
+    let r = s.order(order).await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    assert_eq!(
+        r.json()["lines"][0]["discount"]["amount_off"],
+        json!({"amount": 500, "currency": "EUR"}),
+        "{}",
+        r.body
+    );
+    // The order as an older release stored it: the applied discount bare.
+    let stored = items
+        .get(Table::Commerce, "ORDER#castle#legacy-1", "ORDER", now)
+        .await
+        .unwrap()
+        .unwrap();
+    let mut body: Value = serde_json::from_str(&stored.body).unwrap();
+    body["order"]["lines"][0]["discount"]["amount_off"] = json!(500);
+    let old = Item::new("ORDER#castle#legacy-1", "ORDER", body.to_string())
+        .with_version(stored.version + 1);
+    items
+        .transact(
+            vec![Write::put(
+                Table::Commerce,
+                old,
+                Cond::Version(stored.version),
+            )],
+            now,
+        )
+        .await
+        .unwrap();
+    let r = s.get("/orders/legacy-1").await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    let r = s.post("/orders/legacy-1/cancel", json!({})).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(r.json()["status"], "cancelled", "{}", r.body);
+}
+
 both_stores! {
     money_shape => prices_are_money_in_the_products_currency;
+    legacy_amounts => stored_bare_amounts_read_as_money;
     memberships => membership_sale_and_redemption;
     club => club_discounts_and_access;
     capacity => capacity_never_overbooks;
