@@ -179,3 +179,155 @@ fn template_matches_the_code() {
         );
     }
 }
+
+/// Words that make a field a sum of money (singular).
+const MONEY_WORDS: &[&str] = &[
+    "amount",
+    "price",
+    "revenue",
+    "total",
+    "subtotal",
+    "balance",
+    "value",
+    "tendered",
+    "change",
+    "discount",
+    "fee",
+    "cost",
+    "paid",
+    "due",
+    "refund",
+    "charge",
+    "tax",
+    "tip",
+    "deposit",
+    "credit",
+    "debit",
+    "minor",
+    "net",
+    "gross",
+    "payment",
+    "spent",
+    "owed",
+    "outstanding",
+];
+
+fn says_money(name: &str) -> bool {
+    let mut words = Vec::new();
+    let mut word = String::new();
+    for c in name.chars() {
+        if (c == '_' || c == '-' || c == '.' || c.is_ascii_uppercase()) && !word.is_empty() {
+            words.push(std::mem::take(&mut word));
+        }
+        if c.is_ascii_alphanumeric() {
+            word.push(c.to_ascii_lowercase());
+        }
+    }
+    words.push(word);
+    // Plurals too: `amounts`, `totals`.
+    words.iter().any(|w| {
+        MONEY_WORDS.contains(&w.as_str())
+            || w.strip_suffix('s')
+                .is_some_and(|s| MONEY_WORDS.contains(&s))
+    })
+}
+
+/// Whether a schema is (or may be) a bare number: its type, its variants,
+/// the items of an array of them.
+fn is_bare_number(schema: &serde_json::Value) -> bool {
+    let numeric = |t: &serde_json::Value| matches!(t.as_str(), Some("integer" | "number"));
+    match &schema["type"] {
+        serde_json::Value::Array(ts) if ts.iter().any(numeric) => return true,
+        t if numeric(t) => return true,
+        _ => {}
+    }
+    if schema["type"] == "array" && is_bare_number(&schema["items"]) {
+        return true;
+    }
+    ["oneOf", "anyOf", "allOf"].iter().any(|k| {
+        schema[*k]
+            .as_array()
+            .is_some_and(|v| v.iter().any(is_bare_number))
+    })
+}
+
+/// Every field and parameter of `doc` whose name says money but whose value
+/// is a bare number, outside an `{"amount", "currency"}` object.
+fn bare_money_fields(doc: &serde_json::Value) -> Vec<String> {
+    fn walk(node: &serde_json::Value, path: &str, hits: &mut Vec<String>) {
+        match node {
+            serde_json::Value::Object(map) => {
+                if let Some(props) = map.get("properties").and_then(|p| p.as_object()) {
+                    let money_object = props.len() == 2
+                        && props.contains_key("amount")
+                        && props.get("currency").is_some_and(|c| !is_bare_number(c));
+                    for (name, schema) in props {
+                        if says_money(name) && is_bare_number(schema) && !money_object {
+                            hits.push(format!("{path}/properties/{name}"));
+                        }
+                    }
+                }
+                if map.get("in").is_some()
+                    && let Some(name) = map.get("name").and_then(|n| n.as_str())
+                    && says_money(name)
+                    && is_bare_number(&map["schema"])
+                {
+                    hits.push(format!("{path} (parameter {name})"));
+                }
+                for (k, v) in map {
+                    walk(v, &format!("{path}/{k}"), hits);
+                }
+            }
+            serde_json::Value::Array(items) => {
+                for (i, v) in items.iter().enumerate() {
+                    walk(v, &format!("{path}/{i}"), hits);
+                }
+            }
+            _ => {}
+        }
+    }
+    let mut hits = Vec::new();
+    walk(doc, "", &mut hits);
+    hits
+}
+
+/// One money shape: every amount in every request and answer is a `Money`
+/// object (`{"amount": <minor units>, "currency": "EUR"}`), never a bare
+/// number whose currency is somewhere else or nowhere.
+#[test]
+fn every_amount_in_the_api_is_money() {
+    let doc: serde_json::Value = serde_json::from_str(&guesthub::app::openapi_json()).unwrap();
+    let hits = bare_money_fields(&doc);
+    assert!(
+        hits.is_empty(),
+        "amounts that are bare numbers, not {{\"amount\", \"currency\"}}: {hits:#?}"
+    );
+    // The walk itself: it sees the money it should and only that.
+    let money = &doc["components"]["schemas"]["Money"];
+    assert!(money["properties"]["amount"]["type"] == "integer");
+    let shapes = serde_json::json!({
+        "components": {"schemas": {
+            "Unit": {"type": "object", "properties": {"price": {"type": "integer"}, "name": {"type": "string"}}},
+            "Stay": {"type": "object", "properties": {"roomRevenue": {"type": ["integer", "null"]}, "nights": {"type": "integer"}}},
+            "Discount": {"oneOf": [{"type": "object", "properties": {"amount_off": {"type": "integer"}}},
+                                   {"type": "object", "properties": {"percent_off": {"type": "number"}}}]},
+            "Split": {"type": "object", "properties": {"amounts": {"type": "array", "items": {"type": "number"}}}},
+            "Money": money,
+            "Line": {"type": "object", "properties": {"total": {"$ref": "#/components/schemas/Money"}, "quantity": {"type": "integer"}}},
+        }},
+        "paths": {"/x": {"get": {"parameters": [{"in": "query", "name": "min_balance", "schema": {"type": "integer"}},
+                                                {"in": "query", "name": "limit", "schema": {"type": "integer"}}]}}}
+    });
+    let found = bare_money_fields(&shapes);
+    assert_eq!(
+        found,
+        [
+            "/components/schemas/Discount/oneOf/0/properties/amount_off",
+            "/components/schemas/Split/properties/amounts",
+            "/components/schemas/Stay/properties/roomRevenue",
+            "/components/schemas/Unit/properties/price",
+            "/paths//x/get/parameters/0 (parameter min_balance)",
+        ],
+        "{found:#?}"
+    );
+}

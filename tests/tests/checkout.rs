@@ -47,24 +47,24 @@ async fn shop(b: Backend) -> Shop {
     for (id, body) in [
         (
             "club",
-            json!({"kind": "membership", "name": "Wine club", "currency": "EUR", "units": [{"id": "member", "name": "Member", "price": 9900}],
+            json!({"kind": "membership", "name": "Wine club", "currency": "EUR", "units": [{"id": "member", "name": "Member", "price": {"amount": 9900, "currency": "EUR"}}],
             "validity": {"count": 1, "unit": "months"}, "member_fields": ["first_name", "email"],
             "benefits": [{"kind": "member_tickets", "product_ids": ["tasting"], "unit_ids": ["adult"], "quantity_per_booking": 2, "max_uses": 3},
                          {"kind": "promotion", "percent_off": 15}]}),
         ),
         (
             "tasting",
-            json!({"kind": "admission", "name": "Tasting", "currency": "EUR", "units": [{"id": "adult", "name": "Adult", "price": 2500}]}),
+            json!({"kind": "admission", "name": "Tasting", "currency": "EUR", "units": [{"id": "adult", "name": "Adult", "price": {"amount": 2500, "currency": "EUR"}}]}),
         ),
         (
             "harvest",
             json!({"kind": "event", "name": "Harvest dinner", "currency": "EUR", "capacity": 5,
-            "units": [{"id": "adult", "name": "Adult", "price": 8000}],
-            "discounts": {"member": {"percent_off": 10}, "tiers": {"Gold": {"fixed_price": 6000}}}}),
+            "units": [{"id": "adult", "name": "Adult", "price": {"amount": 8000, "currency": "EUR"}}],
+            "discounts": {"member": {"percent_off": 10}, "tiers": {"Gold": {"fixed_price": {"amount": 6000, "currency": "EUR"}}}}}),
         ),
         (
             "cellar",
-            json!({"kind": "event", "name": "Cellar night", "currency": "EUR", "members_only": true, "units": [{"id": "adult", "name": "Adult", "price": 5000}]}),
+            json!({"kind": "event", "name": "Cellar night", "currency": "EUR", "members_only": true, "units": [{"id": "adult", "name": "Adult", "price": {"amount": 5000, "currency": "EUR"}}]}),
         ),
     ] {
         let r = shop.put(&format!("/products/{id}"), body).await;
@@ -259,6 +259,12 @@ async fn club_discounts_and_access(b: Backend) {
             r.json()["total"]["amount"].clone()
         ),
         (json!("club_tier"), json!(6000)),
+        "{}",
+        r.body
+    );
+    assert_eq!(
+        r.json()["lines"][0]["discount"]["amount_off"],
+        json!({"amount": 2000, "currency": "EUR"}),
         "{}",
         r.body
     );
@@ -1087,7 +1093,130 @@ async fn pay_later_then_pay(b: Backend) {
     assert_eq!(s.order(mixed).await.code(), "currency_mismatch");
 }
 
+/// Prices and discounts are money in the product's currency, in the one
+/// shape; anything else is refused, naming the field, and changes nothing.
+async fn prices_are_money_in_the_products_currency(b: Backend) {
+    let s = shop(b).await;
+    let harvest = s.get("/products/harvest").await;
+    assert_eq!(harvest.status, StatusCode::OK, "{}", harvest.body);
+    let product = harvest.json();
+    assert_eq!(
+        product["units"][0]["price"],
+        json!({"amount": 8000, "currency": "EUR"})
+    );
+    assert_eq!(
+        product["discounts"]["tiers"]["Gold"]["fixed_price"],
+        json!({"amount": 6000, "currency": "EUR"})
+    );
+    let unit = |price: Value| {
+        json!({"kind": "event", "name": "Harvest dinner", "currency": "EUR",
+        "units": [{"id": "adult", "name": "Adult", "price": price}]})
+    };
+    for (body, field) in [
+        (
+            unit(json!({"amount": 100, "currency": "USD"})),
+            "units.price",
+        ),
+        (unit(json!(100)), "units[0].price"),
+        (unit(json!({"amount": 100})), "units[0].price"),
+        (
+            json!({"kind": "event", "name": "Harvest dinner", "currency": "EUR",
+                   "units": [{"id": "adult", "name": "Adult", "price": {"amount": 100, "currency": "EUR"}}],
+                   "promo_codes": [{"code": "FALL", "discount": {"amount_off": {"amount": 10, "currency": "GBP"}}}]}),
+            "discount",
+        ),
+        (
+            json!({"kind": "event", "name": "Harvest dinner", "currency": "EUR",
+                   "units": [{"id": "adult", "name": "Adult", "price": {"amount": 100, "currency": "EUR"}}],
+                   "discounts": {"tiers": {"Gold": {"fixed_price": 50}}}}),
+            "discounts.tiers.Gold.fixed_price",
+        ),
+    ] {
+        let r = s.put("/products/harvest", body).await;
+        assert_eq!(
+            (r.status, r.code().as_str()),
+            (StatusCode::BAD_REQUEST, "invalid_field"),
+            "{}",
+            r.body
+        );
+        assert_eq!(r.json()["error"]["details"]["field"], field, "{}", r.body);
+    }
+    assert_eq!(s.get("/products/harvest").await.json(), product);
+}
+
+/// Products and orders stored with bare minor units (before the one money
+/// shape) are read as money in the currency they always meant.
+async fn stored_bare_amounts_read_as_money(b: Backend) {
+    use platform::store::{Cond, Item, Table, Write};
+    let s = shop(b).await;
+    let items = s.t.store.items();
+    let now = s.t.store.now_ts();
+    let legacy_product = json!({"id": "legacy", "kind": "admission", "name": "Old tasting", "currency": "EUR",
+        "units": [{"id": "adult", "name": "Adult", "price": 2500}],
+        "promo_codes": [{"code": "OLD", "discount": {"amount_off": 500}}]});
+    items
+        .transact(
+            vec![Write::put(
+                Table::Commerce,
+                Item::new("PRODUCTS#castle", "legacy", legacy_product.to_string()),
+                Cond::None,
+            )],
+            now,
+        )
+        .await
+        .unwrap();
+    let r = s.get("/products/legacy").await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(
+        r.json()["units"][0]["price"],
+        json!({"amount": 2500, "currency": "EUR"})
+    );
+    assert_eq!(
+        r.json()["promo_codes"][0]["discount"]["amount_off"],
+        json!({"amount": 500, "currency": "EUR"})
+    );
+    assert_eq!(s.get("/products").await.status, StatusCode::OK);
+    let order = json!({"uuid": "legacy-1", "contact": {"email": "old@example.com"}, "promo_code": "old",
+        "items": [{"product_id": "legacy", "unit_id": "adult", "quantity": 1}], "payment": {"mode": "pay_later", "parts": []}});
+    let r = s.order(order).await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    assert_eq!(
+        r.json()["lines"][0]["discount"]["amount_off"],
+        json!({"amount": 500, "currency": "EUR"}),
+        "{}",
+        r.body
+    );
+    // The order as an older release stored it: the applied discount bare.
+    let stored = items
+        .get(Table::Commerce, "ORDER#castle#legacy-1", "ORDER", now)
+        .await
+        .unwrap()
+        .unwrap();
+    let mut body: Value = serde_json::from_str(&stored.body).unwrap();
+    body["order"]["lines"][0]["discount"]["amount_off"] = json!(500);
+    let old = Item::new("ORDER#castle#legacy-1", "ORDER", body.to_string())
+        .with_version(stored.version + 1);
+    items
+        .transact(
+            vec![Write::put(
+                Table::Commerce,
+                old,
+                Cond::Version(stored.version),
+            )],
+            now,
+        )
+        .await
+        .unwrap();
+    let r = s.get("/orders/legacy-1").await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    let r = s.post("/orders/legacy-1/cancel", json!({})).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(r.json()["status"], "cancelled", "{}", r.body);
+}
+
 both_stores! {
+    money_shape => prices_are_money_in_the_products_currency;
+    legacy_amounts => stored_bare_amounts_read_as_money;
     memberships => membership_sale_and_redemption;
     club => club_discounts_and_access;
     capacity => capacity_never_overbooks;

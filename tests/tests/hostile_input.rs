@@ -329,19 +329,19 @@ fn templates_products() -> Vec<(&'static str, Value)> {
         (
             "tasting",
             json!({"kind": "admission", "name": "Tasting", "currency": "EUR",
-                   "units": [{"id": "adult", "name": "Adult", "price": 2500}]}),
+                   "units": [{"id": "adult", "name": "Adult", "price": {"amount": 2500, "currency": "EUR"}}]}),
         ),
         (
             "dinner",
             json!({"kind": "event", "name": "Dinner", "currency": "EUR", "capacity": 40,
-                   "units": [{"id": "adult", "name": "Adult", "price": 8000}],
-                   "discounts": {"member": {"percent_off": 10}, "tiers": {"Gold": {"fixed_price": 6000}}},
-                   "promo_codes": [{"code": "SPRING", "discount": {"amount_off": 500}}]}),
+                   "units": [{"id": "adult", "name": "Adult", "price": {"amount": 8000, "currency": "EUR"}}],
+                   "discounts": {"member": {"percent_off": 10}, "tiers": {"Gold": {"fixed_price": {"amount": 6000, "currency": "EUR"}}}},
+                   "promo_codes": [{"code": "SPRING", "discount": {"amount_off": {"amount": 500, "currency": "EUR"}}}]}),
         ),
         (
             "club",
             json!({"kind": "membership", "name": "Wine club", "currency": "EUR",
-                   "units": [{"id": "member", "name": "Member", "price": 9900}],
+                   "units": [{"id": "member", "name": "Member", "price": {"amount": 9900, "currency": "EUR"}}],
                    "validity": {"count": 12, "unit": "months"}, "member_fields": ["first_name", "email"],
                    "benefits": [{"kind": "member_tickets", "product_ids": ["tasting"], "unit_ids": ["adult"],
                                  "quantity_per_booking": 2, "max_uses": 6},
@@ -482,6 +482,8 @@ fn body_routes(ids: &Ids) -> Vec<BodyRoute> {
             templates_products()[0].1.clone(),
             &[
                 "units/0/price",
+                "units/0/price/amount",
+                "units/0/price/currency",
                 "units/0/id",
                 "currency",
                 "kind",
@@ -498,7 +500,9 @@ fn body_routes(ids: &Ids) -> Vec<BodyRoute> {
                 "capacity",
                 "discounts/member/percent_off",
                 "discounts/tiers/Gold/fixed_price",
+                "discounts/tiers/Gold/fixed_price/amount",
                 "promo_codes/0/discount/amount_off",
+                "promo_codes/0/discount/amount_off/currency",
                 "allowed_tiers",
             ],
         ),
@@ -1064,7 +1068,7 @@ fn checkout_amounts_never_overflow() {
     );
     check_all(strategy, |(price, quantity, lines, n)| {
         let product = json!({"kind": "admission", "name": "Expensive", "currency": "EUR",
-                             "units": [{"id": "adult", "name": "Adult", "price": price}]});
+                             "units": [{"id": "adult", "name": "Adult", "price": {"amount": price, "currency": "EUR"}}]});
         let id = format!("p{}", n % 4);
         let put = hub.send(
             "PUT",
@@ -1574,7 +1578,7 @@ fn lax_values_are_refused() {
             post(
                 "/stays/R-far/departure".into(),
                 json!({"email": "far@example.com", "arrival": arrival, "departure": departure,
-                       "room_revenue": 100, "currency": "EUR"}),
+                       "room_revenue": {"amount": 100, "currency": "EUR"}}),
             ),
             field,
         );
@@ -1583,7 +1587,7 @@ fn lax_values_are_refused() {
         post(
             "/stays/R-rich/departure".into(),
             json!({"email": "rich@example.com", "arrival": "2027-01-01", "departure": "2027-01-03",
-                   "room_revenue": i64::MAX, "currency": "EUR"}),
+                   "room_revenue": {"amount": i64::MAX, "currency": "EUR"}}),
         ),
         "room_revenue",
     );

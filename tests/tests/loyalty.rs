@@ -103,9 +103,8 @@ fn departure(email: &str, nights: u32, room: i64) -> Value {
         "last_name": "Lopez",
         "arrival": "2026-11-10",
         "departure": format!("2026-11-{:02}", 10 + nights),
-        "room_revenue": room,
-        "other_revenue": 1250,
-        "currency": "EUR",
+        "room_revenue": {"amount": room, "currency": "EUR"},
+        "other_revenue": {"amount": 1250, "currency": "EUR"},
     })
 }
 
@@ -231,16 +230,37 @@ async fn contract(b: Backend) {
     // Bad departures lose nothing and say why.
     for (body, field) in [
         (
-            json!({"email": "a@example.com", "arrival": "2026-11-10", "departure": "2026-11-10", "room_revenue": 1, "currency": "EUR"}),
+            json!({"email": "a@example.com", "arrival": "2026-11-10", "departure": "2026-11-10", "room_revenue": {"amount": 1, "currency": "EUR"}}),
             "departure",
         ),
         (
-            json!({"email": "a@example.com", "arrival": "2026-11-10", "departure": "2026-11-12", "room_revenue": -1, "currency": "EUR"}),
+            json!({"email": "a@example.com", "arrival": "2026-11-10", "departure": "2026-11-12", "room_revenue": {"amount": -1, "currency": "EUR"}}),
             "room_revenue",
         ),
         (
-            json!({"email": "a@example.com", "arrival": "2026-11-10", "departure": "2026-11-12", "room_revenue": 1, "currency": "EURO"}),
+            json!({"email": "a@example.com", "arrival": "2026-11-10", "departure": "2026-11-12", "room_revenue": {"amount": 1, "currency": "EURO"}}),
+            "room_revenue.currency",
+        ),
+        // Revenue is money in the property's currency (EUR here), one shape.
+        (
+            json!({"email": "a@example.com", "arrival": "2026-11-10", "departure": "2026-11-12", "room_revenue": {"amount": 1, "currency": "USD"}}),
+            "room_revenue",
+        ),
+        (
+            json!({"email": "a@example.com", "arrival": "2026-11-10", "departure": "2026-11-12", "room_revenue": {"amount": 1, "currency": "EUR"}, "other_revenue": {"amount": 1, "currency": "GBP"}}),
+            "other_revenue",
+        ),
+        (
+            json!({"email": "a@example.com", "arrival": "2026-11-10", "departure": "2026-11-12", "room_revenue": 100}),
+            "room_revenue",
+        ),
+        (
+            json!({"email": "a@example.com", "arrival": "2026-11-10", "departure": "2026-11-12", "room_revenue": {"amount": 1, "currency": "EUR"}, "currency": "EUR"}),
             "currency",
+        ),
+        (
+            json!({"email": "a@example.com", "arrival": "2026-11-10", "departure": "2026-11-12", "room_revenue": {"amount": 1, "currency": "EUR"}, "other_revenue": null}),
+            "other_revenue",
         ),
     ] {
         let r = env.post("/stays/R-200/departure", body).await;
@@ -248,7 +268,7 @@ async fn contract(b: Backend) {
         assert_eq!(r.json()["error"]["details"]["field"], field, "{}", r.body);
     }
     let bad_date = env
-        .post("/stays/R-200/departure", json!({"email": "a@example.com", "arrival": "2026-13-01", "departure": "2026-11-12", "room_revenue": 1, "currency": "EUR"}))
+        .post("/stays/R-200/departure", json!({"email": "a@example.com", "arrival": "2026-13-01", "departure": "2026-11-12", "room_revenue": {"amount": 1, "currency": "EUR"}}))
         .await;
     assert_eq!(bad_date.status, 400);
     let bad_reservation = env

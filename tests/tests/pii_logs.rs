@@ -169,7 +169,7 @@ async fn no_personal_data_or_secrets_in_logs() {
     // a members file read back.
     let r = call(&app, "POST", "/v1/properties/castle/loyalty/enrolments", k, &[], Some(json!({"email": "percival.loyal@example.com", "first_name": "Percival", "last_name": "Honeysett", "loyalty_number": "NC-55501"}).to_string())).await;
     assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
-    let r = call(&app, "POST", "/v1/properties/castle/stays/R-501/departure", k, &[], Some(json!({"loyalty_number": "NC-55501", "arrival": "2026-11-01", "departure": "2026-11-04", "room_revenue": 61000, "currency": "EUR"}).to_string())).await;
+    let r = call(&app, "POST", "/v1/properties/castle/stays/R-501/departure", k, &[], Some(json!({"loyalty_number": "NC-55501", "arrival": "2026-11-01", "departure": "2026-11-04", "room_revenue": {"amount": 61000, "currency": "EUR"}}).to_string())).await;
     assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
     call(
         &app,

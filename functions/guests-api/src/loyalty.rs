@@ -71,8 +71,9 @@ impl From<&Enrolment> for EnrolmentView {
     }
 }
 
-/// A departure as the PMS reports it. Amounts are integer minor units of
-/// `currency` (`45000` EUR is 450.00).
+/// A departure as the PMS reports it. Revenues are in the property's
+/// currency (`{"amount": 45000, "currency": "EUR"}` is EUR 450.00); other
+/// revenue may be omitted (none).
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DepartureInput {
@@ -85,10 +86,11 @@ pub struct DepartureInput {
     pub arrival: NaiveDate,
     #[schema(value_type = String, format = Date)]
     pub departure: NaiveDate,
-    pub room_revenue: i64,
-    #[serde(default)]
-    pub other_revenue: i64,
-    pub currency: String,
+    pub room_revenue: Money,
+    /// Omitted: none.
+    #[serde(default, deserialize_with = "domain::money::omitted_not_null")]
+    #[schema(nullable = false)]
+    pub other_revenue: Option<Money>,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -200,6 +202,21 @@ fn check_stay_dates(
         ));
     }
     Ok(())
+}
+
+/// A revenue figure in the property's currency, within the bound on one amount.
+fn in_currency(
+    m: Money,
+    currency: Currency,
+    field: &'static str,
+) -> Result<Money, ValidationError> {
+    if m.currency != currency {
+        return Err(ValidationError::new(
+            field,
+            format!("must be in the property's currency, {currency}"),
+        ));
+    }
+    m.within_limit(field)
 }
 
 fn guest_not_found() -> ApiError {
@@ -535,9 +552,12 @@ pub async fn report_departure(
         input.first_name.as_deref(),
         input.last_name.as_deref(),
     )?;
-    let currency = Currency::parse(&input.currency)?;
-    let room = Money::new(input.room_revenue, currency).within_limit("room_revenue")?;
-    let other = Money::new(input.other_revenue, currency).within_limit("other_revenue")?;
+    let currency = caller.property.currency;
+    let room = in_currency(input.room_revenue, currency, "room_revenue")?;
+    let other = match input.other_revenue {
+        Some(m) => in_currency(m, currency, "other_revenue")?,
+        None => Money::zero(currency),
+    };
     check_stay_dates(
         input.arrival,
         input.departure,

@@ -10,7 +10,7 @@ use utoipa::ToSchema;
 
 use super::validity::Validity;
 use crate::roster::discount::{Discount, EventDiscounts, PercentBp};
-use crate::{Currency, ValidationError};
+use crate::{Currency, Money, ValidationError};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
@@ -20,13 +20,13 @@ pub enum ProductKind {
     Membership,
 }
 
-/// A ticket type with its price in minor units.
+/// A ticket type with its price, in the product's currency.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Unit {
     pub id: String,
     pub name: String,
-    pub price: i64,
+    pub price: Money,
 }
 
 /// A promo code: a discount anyone who knows it gets.
@@ -135,21 +135,27 @@ impl Product {
             if u.id.is_empty() || !seen.insert(u.id.as_str()) {
                 return bad("units", "unit ids must be non-empty and unique");
             }
-            if u.price < 0 {
+            if u.price.currency != self.currency {
+                return Err(ValidationError::new(
+                    "units.price",
+                    format!("must be in the product's currency, {}", self.currency),
+                ));
+            }
+            if u.price.amount < 0 {
                 return bad("units.price", "must not be negative");
             }
-            if u.price > MAX_UNIT_PRICE {
+            if u.price.amount > MAX_UNIT_PRICE {
                 return bad("units.price", "must be at most 10000000000 minor units");
             }
         }
         if let Some(d) = self.discounts.member {
-            d.check()?;
+            d.check(self.currency)?;
         }
         for d in self.discounts.tiers.values() {
-            d.check()?;
+            d.check(self.currency)?;
         }
         for p in &self.promo_codes {
-            p.discount.check()?;
+            p.discount.check(self.currency)?;
             if p.code.trim().is_empty() {
                 return bad("promo_codes.code", "must not be empty");
             }
@@ -225,24 +231,39 @@ mod tests {
     #[test]
     fn events_and_memberships_check() {
         let event = parse(
-            json!({"kind": "event", "name": "Harvest dinner", "currency": "USD", "units": [{"id": "adult", "name": "Adult", "price": 12000}],
-            "capacity": 40, "members_only": false, "discounts": {"member": {"percent_off": 10}, "tiers": {"Gold": {"fixed_price": 9000}}}}),
+            json!({"kind": "event", "name": "Harvest dinner", "currency": "USD", "units": [{"id": "adult", "name": "Adult", "price": {"amount": 12000, "currency": "USD"}}],
+            "capacity": 40, "members_only": false, "discounts": {"member": {"percent_off": 10}, "tiers": {"Gold": {"fixed_price": {"amount": 9000, "currency": "USD"}}}}}),
         );
         assert!(event.check("harvest-2026").is_ok());
         let club = parse(
-            json!({"kind": "membership", "name": "Wine club", "currency": "USD", "units": [{"id": "member", "name": "Member", "price": 9900}],
+            json!({"kind": "membership", "name": "Wine club", "currency": "USD", "units": [{"id": "member", "name": "Member", "price": {"amount": 9900, "currency": "USD"}}],
             "validity": {"count": 12, "unit": "months"}, "member_fields": ["first_name", "email"],
             "benefits": [{"kind": "member_tickets", "product_ids": ["tasting"], "unit_ids": ["adult"], "quantity_per_booking": 2, "max_uses": 6}, {"kind": "promotion", "percent_off": 15}]}),
         );
         assert!(club.check("club").is_ok());
         let no_validity = parse(
-            json!({"kind": "membership", "name": "X", "currency": "USD", "units": [{"id": "m", "name": "M", "price": 1}]}),
+            json!({"kind": "membership", "name": "X", "currency": "USD", "units": [{"id": "m", "name": "M", "price": {"amount": 1, "currency": "USD"}}]}),
         );
         assert_eq!(no_validity.check("x").unwrap_err().field, "validity");
         let negative = parse(
-            json!({"kind": "admission", "name": "X", "currency": "USD", "units": [{"id": "a", "name": "A", "price": -1}]}),
+            json!({"kind": "admission", "name": "X", "currency": "USD", "units": [{"id": "a", "name": "A", "price": {"amount": -1, "currency": "USD"}}]}),
         );
         assert!(negative.check("x").is_err());
+        let euros = parse(
+            json!({"kind": "admission", "name": "X", "currency": "USD", "units": [{"id": "a", "name": "A", "price": {"amount": 100, "currency": "EUR"}}]}),
+        );
+        assert_eq!(euros.check("x").unwrap_err().field, "units.price");
+        let promo_in_euros = parse(
+            json!({"kind": "admission", "name": "X", "currency": "USD", "units": [{"id": "a", "name": "A", "price": {"amount": 100, "currency": "USD"}}],
+            "promo_codes": [{"code": "FALL", "discount": {"amount_off": {"amount": 10, "currency": "EUR"}}}]}),
+        );
+        assert_eq!(promo_in_euros.check("x").unwrap_err().field, "discount");
+        assert!(
+            serde_json::from_value::<Product>(
+                json!({"kind": "admission", "name": "X", "currency": "USD", "units": [{"id": "a", "name": "A", "price": 100}]})
+            )
+            .is_err()
+        );
         assert!(
             serde_json::from_value::<Product>(
                 json!({"kind": "event", "name": "X", "currency": "USD", "units": [], "surprise": 1})

@@ -31,8 +31,8 @@ pub struct AppliedDiscount {
     pub source: DiscountSource,
     /// What it was: `promotion 15%`, `2 member tickets`, the tier name, the code.
     pub description: String,
-    /// Taken off the line, in minor units.
-    pub amount_off: i64,
+    /// Taken off the line.
+    pub amount_off: Money,
     /// For member tickets: how many were free.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub free_tickets: Option<u32>,
@@ -87,11 +87,16 @@ pub struct Priced {
     pub benefit_uses: BTreeMap<usize, u32>,
 }
 
-fn candidate(source: DiscountSource, description: String, amount_off: i64) -> AppliedDiscount {
+fn candidate(
+    source: DiscountSource,
+    description: String,
+    amount_off: i64,
+    currency: Currency,
+) -> AppliedDiscount {
     AppliedDiscount {
         source,
         description,
-        amount_off,
+        amount_off: Money::new(amount_off, currency),
         free_tickets: None,
         benefit_index: None,
     }
@@ -154,7 +159,7 @@ pub fn price(
             Some(c) if c != product.currency => return Err(CheckoutError::CurrencyMismatch),
             Some(_) => {}
         }
-        let price = Money::new(unit.price, product.currency);
+        let price = unit.price;
         if product.kind == ProductKind::Event {
             let access = EventAccess {
                 members_only: product.members_only,
@@ -182,6 +187,7 @@ pub fn price(
                                 DiscountSource::Membership,
                                 format!("promotion {}%", percent_text(percent_off.0)),
                                 off,
+                                price.currency,
                             );
                             c.benefit_index = Some(i);
                             candidates.push(c);
@@ -214,6 +220,7 @@ pub fn price(
                             DiscountSource::Membership,
                             format!("{free} member ticket(s)"),
                             price.amount * i64::from(free),
+                            price.currency,
                         );
                         c.free_tickets = Some(free);
                         c.benefit_index = Some(i);
@@ -241,6 +248,7 @@ pub fn price(
                 source,
                 description,
                 line_off(club.discount, price, req.quantity),
+                price.currency,
             ));
         }
         if let Some(code) = promo_code
@@ -250,15 +258,17 @@ pub fn price(
                 DiscountSource::PromoCode,
                 code.trim().to_uppercase(),
                 line_off(d, price, req.quantity),
+                price.currency,
             ));
         }
         // The best for the customer; on a tie the more specific source.
         let best = candidates
             .into_iter()
-            .filter(|c| c.amount_off > 0)
+            .filter(|c| c.amount_off.amount > 0)
             .max_by(|a, b| {
                 a.amount_off
-                    .cmp(&b.amount_off)
+                    .amount
+                    .cmp(&b.amount_off.amount)
                     .then(b.source.cmp(&a.source))
             });
         // Member tickets count only when their benefit was the one applied.
@@ -269,7 +279,7 @@ pub fn price(
             *booked.entry(i).or_default() += n;
         }
         let base = price.amount * i64::from(req.quantity);
-        let off = best.as_ref().map_or(0, |b| b.amount_off.min(base));
+        let off = best.as_ref().map_or(0, |b| b.amount_off.amount.min(base));
         out.push(PricedLine {
             product_id: req.product_id.clone(),
             unit_id: req.unit_id.clone(),
@@ -313,11 +323,11 @@ mod tests {
 
     fn catalogue() -> Catalogue {
         let products = [
-            json!({"kind": "event", "name": "Harvest dinner", "currency": "USD", "units": [{"id": "adult", "name": "Adult", "price": 12000}],
-                   "discounts": {"member": {"percent_off": 10}, "tiers": {"Gold": {"fixed_price": 9000}}}, "promo_codes": [{"code": "FALL", "discount": {"amount_off": 1500}}]}),
-            json!({"kind": "admission", "name": "Tasting", "currency": "USD", "units": [{"id": "adult", "name": "Adult", "price": 2500}]}),
-            json!({"kind": "event", "name": "Members night", "currency": "USD", "members_only": true, "units": [{"id": "adult", "name": "Adult", "price": 5000}]}),
-            json!({"kind": "admission", "name": "Museum", "currency": "EUR", "units": [{"id": "adult", "name": "Adult", "price": 1000}]}),
+            json!({"kind": "event", "name": "Harvest dinner", "currency": "USD", "units": [{"id": "adult", "name": "Adult", "price": {"amount": 12000, "currency": "USD"}}],
+                   "discounts": {"member": {"percent_off": 10}, "tiers": {"Gold": {"fixed_price": {"amount": 9000, "currency": "USD"}}}}, "promo_codes": [{"code": "FALL", "discount": {"amount_off": {"amount": 1500, "currency": "USD"}}}]}),
+            json!({"kind": "admission", "name": "Tasting", "currency": "USD", "units": [{"id": "adult", "name": "Adult", "price": {"amount": 2500, "currency": "USD"}}]}),
+            json!({"kind": "event", "name": "Members night", "currency": "USD", "members_only": true, "units": [{"id": "adult", "name": "Adult", "price": {"amount": 5000, "currency": "USD"}}]}),
+            json!({"kind": "admission", "name": "Museum", "currency": "EUR", "units": [{"id": "adult", "name": "Adult", "price": {"amount": 1000, "currency": "EUR"}}]}),
         ];
         ["harvest", "tasting", "members-night", "museum"]
             .iter()
@@ -489,7 +499,7 @@ mod tests {
     #[test]
     fn percent_rounds_once_per_line() {
         let mut c = catalogue();
-        c.get_mut("tasting").unwrap().units[0].price = 999;
+        c.get_mut("tasting").unwrap().units[0].price.amount = 999;
         let benefits: Vec<Benefit> =
             serde_json::from_value(json!([{"kind": "promotion", "percent_off": 12.5}])).unwrap();
         let uses = BTreeMap::new();

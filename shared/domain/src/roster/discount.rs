@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use crate::{Money, ValidationError};
+use crate::{Currency, Money, ValidationError};
 
 /// A discount on one ticket's price.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
@@ -16,10 +16,10 @@ pub enum Discount {
     /// Percent off in basis points would be exact, but partners send
     /// percent: 0–100 with up to two decimals (`12.5`) is accepted as `1250`.
     PercentOff(PercentBp),
-    /// Minor units off each ticket (never below zero).
-    AmountOff(i64),
-    /// A fixed price per ticket in minor units.
-    FixedPrice(i64),
+    /// Off each ticket (never below zero), in the product's currency.
+    AmountOff(Money),
+    /// A fixed price per ticket, in the product's currency.
+    FixedPrice(Money),
 }
 
 /// Percent as basis points (12.5% = 1250), parsed from a JSON number
@@ -80,19 +80,25 @@ impl Discount {
     pub fn apply(&self, price: Money) -> Money {
         let amount = match *self {
             Discount::PercentOff(bp) => price.amount - price.percent_of(bp.0).amount,
-            Discount::AmountOff(off) => price.amount - off.max(0),
-            Discount::FixedPrice(p) => p.min(price.amount),
+            Discount::AmountOff(off) => price.amount - off.amount.max(0),
+            Discount::FixedPrice(p) => p.amount.min(price.amount),
         };
         Money::new(amount.clamp(0, price.amount.max(0)), price.currency)
     }
 
-    pub fn check(&self) -> Result<(), ValidationError> {
+    /// Amounts are non-negative, bounded and in `currency` (the product's).
+    pub fn check(&self, currency: Currency) -> Result<(), ValidationError> {
         match *self {
-            Discount::AmountOff(v) | Discount::FixedPrice(v) if v < 0 => Err(ValidationError::new(
-                "discount",
-                "amounts must not be negative",
-            )),
-            _ => Ok(()),
+            Discount::AmountOff(v) | Discount::FixedPrice(v) => {
+                if v.currency != currency {
+                    return Err(ValidationError::new(
+                        "discount",
+                        format!("must be in the product's currency, {currency}"),
+                    ));
+                }
+                v.within_limit("discount").map(|_| ())
+            }
+            Discount::PercentOff(_) => Ok(()),
         }
     }
 }
@@ -234,7 +240,6 @@ pub fn normalise_tier(t: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::Currency;
 
     fn eur(a: i64) -> Money {
         Money::new(a, Currency::parse("EUR").unwrap())
@@ -254,7 +259,7 @@ mod tests {
     #[test]
     fn best_of_member_and_enabled_tiers() {
         let d: EventDiscounts = serde_json::from_str(
-            r#"{"member": {"percent_off": 10}, "tiers": {"Gold Club": {"fixed_price": 2000}, "Silver": {"amount_off": 500}}}"#,
+            r#"{"member": {"percent_off": 10}, "tiers": {"Gold Club": {"fixed_price": {"amount": 2000, "currency": "EUR"}}, "Silver": {"amount_off": {"amount": 500, "currency": "EUR"}}}}"#,
         )
         .unwrap();
         let p = eur(3000);
@@ -288,8 +293,19 @@ mod tests {
                 .amount,
             1749
         ); // 249.875 -> 250 off
-        assert_eq!(Discount::AmountOff(5000).apply(eur(3000)).amount, 0);
-        assert_eq!(Discount::FixedPrice(5000).apply(eur(3000)).amount, 3000);
+        assert_eq!(Discount::AmountOff(eur(5000)).apply(eur(3000)).amount, 0);
+        assert_eq!(
+            Discount::FixedPrice(eur(5000)).apply(eur(3000)).amount,
+            3000
+        );
+        let usd = Currency::parse("USD").unwrap();
+        let eur_c = Currency::parse("EUR").unwrap();
+        assert!(Discount::AmountOff(eur(500)).check(eur_c).is_ok());
+        assert_eq!(
+            Discount::FixedPrice(eur(500)).check(usd).unwrap_err().field,
+            "discount"
+        );
+        assert!(Discount::AmountOff(eur(-1)).check(eur_c).is_err());
     }
 
     #[test]

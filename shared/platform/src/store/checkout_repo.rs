@@ -90,6 +90,83 @@ fn seats_sk(date: NaiveDate, test: bool) -> String {
     }
 }
 
+/// Products and orders written before every amount was `Money` held bare
+/// minor units for unit prices, club and promo discounts and applied
+/// discounts. They are read in the currency those amounts always meant (the
+/// product's, the line's unit price's); the next write stores the new shape.
+mod legacy {
+    use serde_json::{Value, json};
+
+    fn money(v: &mut Value, currency: &Value) {
+        if v.is_i64() {
+            *v = json!({"amount": v.clone(), "currency": currency.clone()});
+        }
+    }
+
+    fn discount(d: &mut Value, currency: &Value) {
+        for k in ["amount_off", "fixed_price"] {
+            if let Some(v) = d.get_mut(k) {
+                money(v, currency);
+            }
+        }
+    }
+
+    pub fn product(body: &mut Value) {
+        let currency = body["currency"].clone();
+        if let Some(units) = body.get_mut("units").and_then(Value::as_array_mut) {
+            for u in units {
+                if let Some(p) = u.get_mut("price") {
+                    money(p, &currency);
+                }
+            }
+        }
+        if let Some(d) = body.get_mut("discounts") {
+            if let Some(m) = d.get_mut("member") {
+                discount(m, &currency);
+            }
+            if let Some(tiers) = d.get_mut("tiers").and_then(Value::as_object_mut) {
+                for t in tiers.values_mut() {
+                    discount(t, &currency);
+                }
+            }
+        }
+        if let Some(codes) = body.get_mut("promo_codes").and_then(Value::as_array_mut) {
+            for c in codes {
+                if let Some(d) = c.get_mut("discount") {
+                    discount(d, &currency);
+                }
+            }
+        }
+    }
+
+    pub fn order(body: &mut Value) {
+        if let Some(lines) = body
+            .pointer_mut("/order/lines")
+            .and_then(Value::as_array_mut)
+        {
+            for l in lines {
+                let currency = l["unit_price"]["currency"].clone();
+                if let Some(off) = l.get_mut("discount").and_then(|d| d.get_mut("amount_off")) {
+                    money(off, &currency);
+                }
+            }
+        }
+    }
+}
+
+/// Decodes an item body; one in an older shape is upgraded first.
+fn decode_upgraded<T: serde::de::DeserializeOwned>(
+    item: &Item,
+    upgrade: fn(&mut serde_json::Value),
+) -> Result<T, StoreError> {
+    decode(item).or_else(|first| {
+        let mut v: serde_json::Value =
+            serde_json::from_str(&item.body).map_err(|_| first.clone())?;
+        upgrade(&mut v);
+        serde_json::from_value(v).map_err(|_| first)
+    })
+}
+
 /// Index entries one membership search reads at most.
 pub const MEMBERSHIP_SEARCH_SCAN: usize = 2000;
 
@@ -113,7 +190,7 @@ impl Store {
             .get(T, &format!("PRODUCTS#{p}"), id, self.now_ts())
             .await?
         {
-            Some(i) => decode(&i).map(Some),
+            Some(i) => decode_upgraded(&i, legacy::product).map(Some),
             None => Ok(None),
         }
     }
@@ -122,7 +199,7 @@ impl Store {
         self.query_all(Query::partition(T, format!("PRODUCTS#{p}")))
             .await?
             .iter()
-            .map(decode)
+            .map(|i| decode_upgraded(i, legacy::product))
             .collect()
     }
 
@@ -136,7 +213,7 @@ impl Store {
             .get(T, &order_pk(p, id), "ORDER", self.now_ts())
             .await?
         {
-            Some(i) => Ok(Some((decode(&i)?, i.version))),
+            Some(i) => Ok(Some((decode_upgraded(&i, legacy::order)?, i.version))),
             None => Ok(None),
         }
     }
