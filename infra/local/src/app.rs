@@ -88,19 +88,9 @@ pub fn openapi_json() -> String {
 /// The router `guesthub serve` listens with.
 pub fn router(store: Store, max_body_bytes: usize) -> Router {
     let (router, _) = routes(store).split_for_parts();
-    let json = openapi_json();
-    let router = router.route("/health", get(platform::http::health)).route(
-        "/openapi.json",
-        get(move || {
-            let json = json.clone();
-            async move {
-                (
-                    [(axum::http::header::CONTENT_TYPE, "application/json")],
-                    json,
-                )
-            }
-        }),
-    );
+    let router = router
+        .route("/health", get(platform::http::health))
+        .merge(platform::http::docs::router(openapi_json()));
     platform::http::serve_layers(router, max_body_bytes).layer(axum::middleware::from_fn(
         platform::http::close_if_body_unread,
     ))
