@@ -286,3 +286,310 @@ fn assets_are_the_pinned_npm_package() {
         assert!(want == have, "{file} differs from {spec}'s");
     }
 }
+
+/// `docs/errors.md` is `CODES` as generated; every code is listed once; the
+/// OpenAPI document's error schema enumerates exactly them.
+#[test]
+fn errors_md_lists_every_code_once() {
+    use platform::http::error::{CODES, errors_markdown};
+    let path = repo().join("docs/errors.md");
+    let generated = errors_markdown();
+    if std::env::var_os("GUESTHUB_WRITE_DOCS").is_some() {
+        std::fs::write(&path, &generated).unwrap();
+    }
+    let checked_in = std::fs::read_to_string(&path).unwrap_or_default();
+    assert!(
+        checked_in == generated,
+        "docs/errors.md is stale: regenerate it with \
+         `GUESTHUB_WRITE_DOCS=1 cargo test -p tests --test api_docs errors`"
+    );
+    let mut seen = BTreeSet::new();
+    for c in CODES {
+        assert!(seen.insert(c.code), "{} is listed twice", c.code);
+        assert!(!c.statuses.is_empty() && c.statuses.iter().all(|s| (400..600).contains(s)));
+        assert!(!c.meaning.is_empty() && !c.action.is_empty(), "{}", c.code);
+    }
+    let doc: serde_json::Value = serde_json::from_str(&guesthub::app::openapi_json()).unwrap();
+    let listed: BTreeSet<&str> = doc["components"]["schemas"]["ErrorDetail"]["properties"]["code"]
+        ["enum"]
+        .as_array()
+        .expect("ErrorDetail.code is an enum")
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect();
+    assert_eq!(listed, seen);
+    // Every error response points to the codes.
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        for (method, op) in item.as_object().unwrap() {
+            for (status, response) in op["responses"].as_object().unwrap() {
+                if status.as_str() >= "400" {
+                    let d = response["description"].as_str().unwrap_or("");
+                    assert!(
+                        d.contains("docs/errors.md"),
+                        "{method} {path} {status}: {d}"
+                    );
+                }
+            }
+        }
+    }
+}
+
+/// What the domain refuses maps to listed codes with listed statuses.
+#[test]
+fn every_domain_refusal_maps_to_a_listed_code() {
+    use domain::checkout::CheckoutError as C;
+    use domain::voucher::VoucherError as V;
+    use domain::{Currency, Money};
+    use platform::http::ApiError;
+    use platform::http::error::error_code;
+    let eur: Currency = "EUR".parse().unwrap();
+    let m = Money::new(100, eur);
+    let vouchers = vec![
+        V::NotFound { mistyped: true },
+        V::InsufficientBalance { available: m },
+        V::Expired { valid_until: None },
+        V::Blocked,
+        V::Cancelled,
+        V::NotRedeemableHere,
+        V::CurrencyMismatch { expected: eur },
+        V::ZeroValue,
+        V::PackageRequiresFullRedemption { balance: m },
+        V::TestModeMismatch {
+            voucher_test_mode: true,
+        },
+        V::CodeTaken,
+        V::CodeAmbiguous { issuers: vec![] },
+        V::NotIssuer,
+        V::NotAGiftCard,
+        V::RedemptionNotFound,
+        V::ReversalExceedsRedemption { reversible: m },
+        V::RedemptionBelongsToOrder {
+            order_id: "o".into(),
+        },
+        V::HoldNotFound,
+        V::HoldClosed,
+        V::HoldExpired,
+        V::CaptureExceedsHold { held: m },
+        V::TooManyHolds,
+        V::CursorOutOfRange { last: 1 },
+        V::IdempotencyKeyReused,
+        V::IdempotencyKeyInFlight,
+        V::Store(domain::StoreError::Conflict),
+    ];
+    let checkout = vec![
+        C::UnknownProduct("p".into()),
+        C::UnknownUnit {
+            product: "p".into(),
+            unit: "u".into(),
+        },
+        C::CurrencyMismatch,
+        C::MembersOnlyEvent,
+        C::TierNotAllowed,
+        C::MembershipExpired,
+        C::MembershipNotYetValid,
+        C::MembershipCancelled,
+        C::MembershipUnpaid,
+        C::TestModeMismatch,
+        C::BenefitLimitReached,
+        C::PaymentMismatch,
+        C::InsufficientCash,
+        C::InvalidPayment("x"),
+        C::InvalidOrder("x"),
+    ];
+    let answers = vouchers
+        .into_iter()
+        .map(ApiError::from)
+        .chain(checkout.into_iter().map(ApiError::from))
+        .chain([
+            ApiError::unauthorized(),
+            ApiError::forbidden("vouchers:read"),
+            ApiError::too_large(1),
+            ApiError::internal("x"),
+            ApiError::unavailable("x"),
+        ]);
+    for e in answers {
+        let listed = error_code(e.code).unwrap_or_else(|| panic!("{} is not listed", e.code));
+        assert!(
+            listed.statuses.contains(&e.status.as_u16()),
+            "{} {}",
+            e.code,
+            e.status
+        );
+    }
+}
+
+/// Fails to compile when a refusal is added to the domain without being
+/// added to the lists above (no wildcard arm on purpose).
+#[allow(dead_code)]
+fn every_refusal_is_in_the_lists(
+    v: domain::voucher::VoucherError,
+    c: domain::checkout::CheckoutError,
+) {
+    use domain::checkout::CheckoutError as C;
+    use domain::voucher::VoucherError as V;
+    match v {
+        V::NotFound { .. }
+        | V::InsufficientBalance { .. }
+        | V::Expired { .. }
+        | V::Blocked
+        | V::Cancelled
+        | V::NotRedeemableHere
+        | V::CurrencyMismatch { .. }
+        | V::ZeroValue
+        | V::PackageRequiresFullRedemption { .. }
+        | V::TestModeMismatch { .. }
+        | V::CodeTaken
+        | V::CodeAmbiguous { .. }
+        | V::NotIssuer
+        | V::NotAGiftCard
+        | V::RedemptionNotFound
+        | V::ReversalExceedsRedemption { .. }
+        | V::RedemptionBelongsToOrder { .. }
+        | V::HoldNotFound
+        | V::HoldClosed
+        | V::HoldExpired
+        | V::CaptureExceedsHold { .. }
+        | V::TooManyHolds
+        | V::CursorOutOfRange { .. }
+        | V::Invalid(_)
+        | V::IdempotencyKeyReused
+        | V::IdempotencyKeyInFlight
+        | V::Store(_) => {}
+    }
+    match c {
+        C::UnknownProduct(_)
+        | C::UnknownUnit { .. }
+        | C::CurrencyMismatch
+        | C::MembersOnlyEvent
+        | C::TierNotAllowed
+        | C::MembershipExpired
+        | C::MembershipNotYetValid
+        | C::MembershipCancelled
+        | C::MembershipUnpaid
+        | C::TestModeMismatch
+        | C::BenefitLimitReached
+        | C::PaymentMismatch
+        | C::InsufficientCash
+        | C::InvalidPayment(_)
+        | C::InvalidOrder(_) => {}
+    }
+}
+
+/// Every operation of the document, called with bad input of each kind
+/// (no key, wrong bodies, wrong content type, unknown ids, bad queries, a
+/// method it does not take): every error answered is a listed code with a
+/// listed status.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_error_the_routes_answer_is_listed() {
+    use platform::http::error::error_code;
+    let t = tests::fresh_store(tests::Backend::Sqlite).await;
+    let s = &t.store;
+    guesthub::admin::add_property(s, "castle", "Castle", "Europe/Vienna", "EUR")
+        .await
+        .unwrap();
+    let every: Vec<String> = domain::Scope::ALL
+        .iter()
+        .map(|s| s.as_str().to_owned())
+        .collect();
+    let (_, owner_key) = guesthub::admin::add_partner(s, "Castle all", &["castle".into()], &every)
+        .await
+        .unwrap();
+    let key = owner_key.clone();
+    let app = guesthub::app::router(s.clone(), 4 * 1024);
+    let doc: serde_json::Value = serde_json::from_str(&guesthub::app::openapi_json()).unwrap();
+    let mut answered: BTreeSet<(String, u16)> = BTreeSet::new();
+    let mut calls = 0;
+    let mut record = |r: tests::Reply, what: &str| {
+        calls += 1;
+        if r.status.as_u16() >= 400 {
+            assert!(
+                serde_json::from_str::<serde_json::Value>(&r.body).is_ok(),
+                "{what}: {} is not a JSON error: {}",
+                r.status,
+                r.body
+            );
+            let code = r.code();
+            assert!(
+                error_code(&code).is_some_and(|c| c.statuses.contains(&r.status.as_u16())),
+                "{what}: {} `{code}` is not listed in CODES (docs/errors.md): {}",
+                r.status,
+                r.body
+            );
+            answered.insert((code, r.status.as_u16()));
+        }
+    };
+    let big = format!("{{\"x\":\"{}\"}}", "a".repeat(8 * 1024));
+    for (path, ops) in doc["paths"].as_object().unwrap() {
+        let uri: String = path
+            .replace("{property}", "castle")
+            .split('/')
+            .map(|seg| if seg.starts_with('{') { "x1" } else { seg })
+            .collect::<Vec<_>>()
+            .join("/");
+        for method in ops.as_object().unwrap().keys() {
+            let method = method.to_uppercase();
+            let key = Some(key.as_str());
+            let idem = [("idempotency-key", "k-1")];
+            for body in [
+                None,
+                Some("{}"),
+                Some("not json"),
+                Some("{\"surely_not_a_field\":1}"),
+                Some("{\"a\":1,\"a\":1}"),
+                Some(big.as_str()),
+            ] {
+                let body = body.map(str::to_owned);
+                for headers in [&idem[..], &[]] {
+                    let r = tests::call(&app, &method, &uri, key, headers, body.clone()).await;
+                    record(r, &format!("{method} {uri}"));
+                }
+            }
+            let r = tests::call(&app, &method, &uri, None, &[], None).await;
+            record(r, &format!("{method} {uri} without a key"));
+            let q = format!("{uri}?limit=-1&from=yesterday&cursor=zz");
+            let r = tests::call(&app, &method, &q, key, &[], None).await;
+            record(r, &format!("{method} {q}"));
+            let r = text_plain(&app, &method, &uri, &owner_key).await;
+            record(r, &format!("{method} {uri} as text/plain"));
+        }
+        let r = tests::call(&app, "PATCH", &uri, Some(&key), &[], Some("{}".into())).await;
+        record(r, &format!("PATCH {uri}"));
+    }
+    let r = tests::call(&app, "GET", "/v1/nothing-here", Some(&key), &[], None).await;
+    record(r, "an unknown route");
+    let r = tests::call(
+        &app,
+        "GET",
+        "/v1/properties/%FF/vouchers",
+        Some(&key),
+        &[],
+        None,
+    )
+    .await;
+    record(r, "a non-UTF-8 path");
+    assert!(calls > 500, "only {calls} calls");
+    assert!(answered.len() >= 10, "too few codes seen: {answered:?}");
+    println!("{calls} calls, codes answered: {answered:?}");
+}
+
+/// A JSON body sent as `text/plain`.
+async fn text_plain(app: &axum::Router, method: &str, uri: &str, key: &str) -> tests::Reply {
+    use http_body_util::BodyExt;
+    use tower::ServiceExt;
+    let req = http::Request::builder()
+        .method(method)
+        .uri(uri)
+        .header("authorization", format!("Bearer {key}"))
+        .header("content-type", "text/plain")
+        .body(axum::body::Body::from("{}"))
+        .unwrap();
+    let resp = app.clone().oneshot(req).await.unwrap();
+    let status = resp.status();
+    let headers = resp.headers().clone();
+    let bytes = resp.into_body().collect().await.unwrap().to_bytes();
+    tests::Reply {
+        status,
+        headers,
+        body: String::from_utf8_lossy(&bytes).into_owned(),
+    }
+}
