@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use headless_chrome::protocol::cdp::types::Event;
-use headless_chrome::protocol::cdp::{Log, Network, Page, Runtime};
+use headless_chrome::protocol::cdp::{Input, Log, Network, Page, Runtime};
 use headless_chrome::{Browser, LaunchOptions};
 use platform::http::docs;
 
@@ -62,6 +62,10 @@ struct Seen {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_reference_loads_in_chromium_with_every_tag_and_no_failed_request() {
     let t = tests::fresh_store(tests::Backend::Sqlite).await;
+    guesthub::admin::add_property(&t.store, "castle", "Castle", "Europe/Vienna", "EUR")
+        .await
+        .unwrap();
+    let key = tests::partner_key(&t.store, "Castle PMS", &["castle"], "club:read").await;
     let router = guesthub::app::router(t.store.clone(), 1 << 20);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
@@ -156,6 +160,43 @@ async fn the_reference_loads_in_chromium_with_every_tag_and_no_failed_request() 
         let png = tab
             .capture_screenshot(Page::CaptureScreenshotFormatOption::Png, None, None, true)
             .unwrap();
+        // Try it out with a pasted key: Authorize, then call GET club-tiers.
+        tab.find_element(".auth-wrapper .authorize").unwrap().click().unwrap();
+        tab.wait_for_element(".modal-ux input").unwrap().click().unwrap();
+        // Pasted (one input event), as a person would.
+        tab.call_method(Input::InsertText { text: key.clone() })
+            .unwrap();
+        tab.find_element(".modal-ux .auth-btn-wrapper .authorize")
+            .unwrap()
+            .click()
+            .unwrap();
+        tab.find_element(".modal-ux .btn-done").unwrap().click().unwrap();
+        tab.find_element("#operations-club-tiers .opblock-summary")
+            .unwrap()
+            .click()
+            .unwrap();
+        tab.wait_for_element("#operations-club-tiers .try-out__btn")
+            .unwrap()
+            .click()
+            .unwrap();
+        tab.wait_for_element("#operations-club-tiers input[placeholder=property]")
+            .unwrap()
+            .click()
+            .unwrap();
+        tab.call_method(Input::InsertText {
+            text: "castle".into(),
+        })
+        .unwrap();
+        tab.find_element("#operations-club-tiers .execute")
+            .unwrap()
+            .click()
+            .unwrap();
+        let status = tab
+            .wait_for_element("#operations-club-tiers .live-responses-table tr.response .response-col_status")
+            .unwrap()
+            .get_inner_text()
+            .unwrap();
+        assert_eq!(status.trim(), "200", "try it out with the pasted key");
         std::thread::sleep(Duration::from_millis(300));
         let seen = std::mem::take(&mut *seen.lock().unwrap());
         (seen, shown, png)
@@ -191,6 +232,7 @@ async fn the_reference_loads_in_chromium_with_every_tag_and_no_failed_request() 
         "/docs/swagger-ui-bundle.js text/javascript",
         "/docs/init.js text/javascript",
         "/openapi.json application/json",
+        "/v1/properties/castle/club-tiers application/json",
     ] {
         assert!(loaded.contains(want), "{want} not loaded: {loaded:?}");
     }
