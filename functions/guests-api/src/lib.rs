@@ -54,8 +54,14 @@ pub fn routes() -> OpenApiRouter<Store> {
         .routes(routes!(webhook::cloudbeds_webhook))
 }
 
+/// The whole hub's OpenAPI document (`infra/openapi.json`).
+pub const OPENAPI_JSON: &str = include_str!("../../../infra/openapi.json");
+
 /// The router bound to a store, with the shared middleware.
 pub fn router(store: Store, max_body_bytes: usize) -> axum::Router {
     let (router, _) = routes().with_state(store).split_for_parts();
+    // In AWS this function also serves the API reference (`/docs`) and the
+    // whole hub's OpenAPI document, as checked in (a test keeps it current).
+    let router = router.merge(platform::http::docs::router(OPENAPI_JSON.to_owned()));
     platform::http::serve_layers(router, max_body_bytes)
 }

@@ -6,6 +6,7 @@
 
 use axum::Json;
 use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
 use axum::extract::{Path, State};
 use domain::guest::RefetchTarget;
 use domain::guest::ports::GuestStore;
@@ -56,8 +57,10 @@ fn not_found() -> ApiError {
 pub async fn cloudbeds_webhook(
     State(store): State<Store>,
     Path(token): Path<String>,
-    body: Bytes,
+    body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<WebhookAck>, ApiError> {
+    // An unreadable or oversized body is a JSON error like on every route.
+    let body = body?;
     if token.len() < 16 || token.len() > 128 {
         return Err(not_found());
     }

@@ -31,10 +31,13 @@ pub fn openapi() -> OpenApi {
         "Integration hub for hotels, wineries and attractions: vouchers, club rosters, \
          membership checkout, CRM sync and loyalty export. Authenticate with \
          `Authorization: Bearer <partner key>`; errors are \
-         `{\"error\": {\"code\", \"message\", \"details\"}}`."
+         `{\"error\": {\"code\", \"message\", \"details\"}}`, every code with its status, \
+         meaning and what to do listed in the repository's `docs/errors.md`. The hub serves \
+         this document at `/openapi.json` and an interactive reference at `/docs`."
             .into(),
     );
     document_conflicts(&mut api);
+    document_error_codes(&mut api);
     let components = api.components.get_or_insert_with(Default::default);
     components.add_security_scheme(
         "partner_key",
@@ -80,6 +83,58 @@ fn document_conflicts(api: &mut OpenApi) {
     }
 }
 
+/// Error answers name their codes: `ErrorDetail.code` is an enum of every
+/// code the hub can return (`platform::http::error::CODES`), and each error
+/// response points to the codes of its status in `docs/errors.md`.
+fn document_error_codes(api: &mut OpenApi) {
+    use platform::http::error::CODES;
+    use utoipa::openapi::RefOr;
+    use utoipa::openapi::schema::{ObjectBuilder, Schema, Type};
+    let detail = api
+        .components
+        .as_mut()
+        .and_then(|c| c.schemas.get_mut("ErrorDetail"));
+    if let Some(RefOr::T(Schema::Object(detail))) = detail {
+        let code = ObjectBuilder::new()
+            .schema_type(Type::String)
+            .description(Some(
+                "Stable, snake_case; partners branch on it. Each code's status, meaning and \
+                 what to do: docs/errors.md.",
+            ))
+            .enum_values(Some(CODES.iter().map(|c| c.code)))
+            .build();
+        detail.properties.insert("code".into(), code.into());
+    }
+    for item in api.paths.paths.values_mut() {
+        for op in [
+            &mut item.get,
+            &mut item.post,
+            &mut item.put,
+            &mut item.patch,
+            &mut item.delete,
+        ]
+        .into_iter()
+        .flatten()
+        {
+            for (status, response) in op.responses.responses.iter_mut() {
+                let (Ok(n), RefOr::T(response)) = (status.parse::<u16>(), response) else {
+                    continue;
+                };
+                if n < 400 {
+                    continue;
+                }
+                let listed =
+                    format!("`error.code` is one of the codes with status {n} in docs/errors.md.");
+                response.description = if response.description.is_empty() {
+                    listed
+                } else {
+                    format!("{}. {listed}", response.description.trim_end_matches('.'))
+                };
+            }
+        }
+    }
+}
+
 /// The document as served and checked in.
 pub fn openapi_json() -> String {
     serde_json::to_string_pretty(&openapi()).unwrap_or_default() + "\n"
@@ -88,19 +143,9 @@ pub fn openapi_json() -> String {
 /// The router `guesthub serve` listens with.
 pub fn router(store: Store, max_body_bytes: usize) -> Router {
     let (router, _) = routes(store).split_for_parts();
-    let json = openapi_json();
-    let router = router.route("/health", get(platform::http::health)).route(
-        "/openapi.json",
-        get(move || {
-            let json = json.clone();
-            async move {
-                (
-                    [(axum::http::header::CONTENT_TYPE, "application/json")],
-                    json,
-                )
-            }
-        }),
-    );
+    let router = router
+        .route("/health", get(platform::http::health))
+        .merge(platform::http::docs::router(openapi_json()));
     platform::http::serve_layers(router, max_body_bytes).layer(axum::middleware::from_fn(
         platform::http::close_if_body_unread,
     ))

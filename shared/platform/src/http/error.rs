@@ -156,6 +156,21 @@ impl IntoResponse for ApiError {
     }
 }
 
+/// A body that could not be read: over the limit (413) or cut off (400).
+impl From<axum::extract::rejection::BytesRejection> for ApiError {
+    fn from(e: axum::extract::rejection::BytesRejection) -> Self {
+        if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "body_too_large",
+                "the request body is over the size limit",
+            )
+        } else {
+            ApiError::bad_request("unreadable_body", "the request body could not be read")
+        }
+    }
+}
+
 impl From<ValidationError> for ApiError {
     fn from(e: ValidationError) -> Self {
         ApiError::bad_request("invalid_field", format!("{}: {}", e.field, e.reason))
@@ -276,4 +291,501 @@ impl From<domain::checkout::CheckoutError> for ApiError {
             _ => ApiError::rule(e.code(), message),
         }
     }
+}
+
+/// One error code the hub can answer with: the statuses it comes with, what
+/// it means and what the caller should do. `CODES` lists every code once;
+/// `docs/errors.md` and the OpenAPI error schema are generated from it, and
+/// tests check that what the routes and the domain's refusals answer is
+/// listed (`tests/tests/api_docs.rs`).
+#[derive(Debug, Clone, Copy)]
+pub struct ErrorCode {
+    pub code: &'static str,
+    pub statuses: &'static [u16],
+    pub meaning: &'static str,
+    pub action: &'static str,
+}
+
+const fn c(
+    code: &'static str,
+    statuses: &'static [u16],
+    meaning: &'static str,
+    action: &'static str,
+) -> ErrorCode {
+    ErrorCode {
+        code,
+        statuses,
+        meaning,
+        action,
+    }
+}
+
+const FIX: &str = "Fix the request as `message` and `details` say; do not retry it unchanged.";
+const RETRY: &str = "Retry with the same `Idempotency-Key` (after a short, growing wait).";
+const LOOK_UP: &str =
+    "Check the identifier (and the property in the path); do not retry unchanged.";
+
+/// Every error code, once, in the order of `docs/errors.md`.
+pub const CODES: &[ErrorCode] = &[
+    // The request itself
+    c(
+        "malformed_json",
+        &[400],
+        "The body is not valid JSON (`details.line`, `details.column`).",
+        FIX,
+    ),
+    c(
+        "invalid_field",
+        &[400],
+        "A field is missing, malformed, out of bounds or not taken by this route (`details.field` names it).",
+        FIX,
+    ),
+    c(
+        "duplicate_field",
+        &[400],
+        "A key appears twice in one JSON object (`details.field`).",
+        FIX,
+    ),
+    c(
+        "invalid_query",
+        &[400],
+        "A query parameter is missing, malformed or out of range.",
+        FIX,
+    ),
+    c(
+        "invalid_path",
+        &[400],
+        "The path is not UTF-8 once percent-decoded.",
+        FIX,
+    ),
+    c(
+        "unreadable_body",
+        &[400],
+        "The request body could not be read (the connection broke while sending it).",
+        "Send the request again.",
+    ),
+    c(
+        "unsupported_media_type",
+        &[415],
+        "A JSON route was called without `Content-Type: application/json`.",
+        "Send `Content-Type: application/json`.",
+    ),
+    c(
+        "body_too_large",
+        &[413],
+        "The body is over the hub's size limit.",
+        "Send less per request (split a batch).",
+    ),
+    c(
+        "too_many_lines",
+        &[400],
+        "A batch carries more lines than one request takes.",
+        "Split the batch into several requests.",
+    ),
+    c(
+        "idempotency_key_required",
+        &[400],
+        "This route needs an `Idempotency-Key` header.",
+        "Send a fresh key (e.g. a UUID) per logical operation; reuse it only to retry.",
+    ),
+    c(
+        "route_not_found",
+        &[404],
+        "No such route.",
+        "Check the path against the API reference (`/docs`).",
+    ),
+    c(
+        "method_not_allowed",
+        &[405],
+        "The route does not take this method; the `Allow` header lists those it takes.",
+        "Use a method from `Allow`.",
+    ),
+    // Who is calling
+    c(
+        "unauthorized",
+        &[401],
+        "No valid API key: `Authorization: Bearer <key>` is missing, malformed, unknown or disabled.",
+        "Send a valid partner key; ask the hub's operator for a new one if it was rotated.",
+    ),
+    c(
+        "property_not_found",
+        &[404],
+        "The property in the path does not exist or this key is not for it (the hub does not say which).",
+        "Use a property your key was issued for.",
+    ),
+    c(
+        "missing_scope",
+        &[403],
+        "The key lacks the scope this route needs (`details.scope`).",
+        "Ask the hub's operator to grant the scope, or use a key that has it.",
+    ),
+    // Concurrency and idempotency
+    c(
+        "conflict",
+        &[409],
+        "What this request changes kept changing under concurrent requests.",
+        RETRY,
+    ),
+    c(
+        "idempotency_key_in_flight",
+        &[409],
+        "A request with this `Idempotency-Key` is still being processed.",
+        "Retry later with the same key and body; the answer will be the first request's.",
+    ),
+    c(
+        "idempotency_key_reused",
+        &[422],
+        "This `Idempotency-Key` was used before with a different request.",
+        "Use a fresh key for a different request.",
+    ),
+    // Vouchers
+    c(
+        "voucher_not_found",
+        &[404],
+        "No voucher with this code for this property (`details.hint` when the check character says it is mistyped).",
+        "Check the code with the guest; do not retry unchanged.",
+    ),
+    c(
+        "voucher_code_taken",
+        &[409],
+        "The code is already a voucher of this issuer.",
+        "Issue or import it under another code.",
+    ),
+    c(
+        "voucher_code_ambiguous",
+        &[409],
+        "A printed code is held by several issuers this property accepts (`details.issuers`).",
+        "Name the issuer and call again.",
+    ),
+    c(
+        "insufficient_balance",
+        &[422],
+        "The voucher's balance is less than the amount (`details.available`).",
+        "Redeem at most `details.available`, or take the rest another way.",
+    ),
+    c(
+        "voucher_expired",
+        &[422],
+        "The voucher's validity ended (`details.valid_until`, in the issuer's zone).",
+        "Do not accept it; the issuer may extend it.",
+    ),
+    c(
+        "voucher_blocked",
+        &[422],
+        "The voucher is blocked.",
+        "Do not accept it; the issuer can unblock it.",
+    ),
+    c(
+        "voucher_cancelled",
+        &[422],
+        "The voucher was cancelled.",
+        "Do not accept it.",
+    ),
+    c(
+        "voucher_not_redeemable_here",
+        &[422],
+        "This property does not accept the issuer's vouchers.",
+        "Do not accept it here.",
+    ),
+    c(
+        "currency_mismatch",
+        &[422],
+        "The amount's currency is not the voucher's or the order's (`details.expected` for vouchers).",
+        "Send the amount in the expected currency.",
+    ),
+    c(
+        "zero_value",
+        &[422],
+        "The amount is zero.",
+        "Send a positive amount.",
+    ),
+    c(
+        "package_requires_full_redemption",
+        &[422],
+        "A package voucher is redeemed whole or not at all (`details.balance`).",
+        "Redeem the whole balance.",
+    ),
+    c(
+        "test_mode_mismatch",
+        &[422],
+        "Test data and live data were mixed (a test voucher or membership in a live request, or the other way round).",
+        "Use test data with test requests and live data with live ones.",
+    ),
+    c(
+        "not_issuer",
+        &[422],
+        "Only the voucher's issuer may do this.",
+        "Ask the issuing property to do it.",
+    ),
+    c(
+        "not_a_gift_card",
+        &[422],
+        "Only gift cards can be loaded.",
+        "Issue a new voucher instead.",
+    ),
+    c(
+        "redemption_not_found",
+        &[404],
+        "No such redemption of this voucher.",
+        LOOK_UP,
+    ),
+    c(
+        "reversal_exceeds_redemption",
+        &[422],
+        "The reversal is more than what is left of the redemption (`details.reversible`).",
+        "Reverse at most `details.reversible`.",
+    ),
+    c(
+        "redemption_belongs_to_order",
+        &[422],
+        "The redemption paid an order (`details.order_id`); it is reversed by cancelling that order.",
+        "Cancel the order instead.",
+    ),
+    c(
+        "hold_not_found",
+        &[404],
+        "No such hold on this voucher.",
+        LOOK_UP,
+    ),
+    c(
+        "hold_closed",
+        &[422],
+        "The hold was already captured or released.",
+        "Do not retry; place a new hold if needed.",
+    ),
+    c(
+        "hold_expired",
+        &[422],
+        "The hold expired and its amount is free again.",
+        "Place a new hold.",
+    ),
+    c(
+        "capture_exceeds_hold",
+        &[422],
+        "The capture is more than the hold (`details.held`).",
+        "Capture at most `details.held`.",
+    ),
+    c(
+        "too_many_holds",
+        &[422],
+        "The voucher has as many open holds as it may.",
+        "Capture or release a hold first.",
+    ),
+    c(
+        "cursor_out_of_range",
+        &[422],
+        "The pickup cursor is beyond the last order (`details.last_cursor`).",
+        "Continue from a cursor you were given (at most `details.last_cursor`).",
+    ),
+    // Club rosters
+    c(
+        "import_not_found",
+        &[404],
+        "No such roster import.",
+        LOOK_UP,
+    ),
+    c(
+        "import_not_held",
+        &[422],
+        "The import is not held for approval (it was applied or rejected).",
+        "Nothing to approve; list the imports to see its state.",
+    ),
+    c(
+        "import_superseded",
+        &[409],
+        "A later roster import replaced this one.",
+        "Approve the latest import instead.",
+    ),
+    // Checkout
+    c(
+        "product_not_found",
+        &[404, 422],
+        "No such product (404 on the product's route; 422 when an order names it).",
+        "Check the product id against the catalogue.",
+    ),
+    c(
+        "unit_not_found",
+        &[422],
+        "The product has no such unit.",
+        "Check the unit against the product.",
+    ),
+    c(
+        "members_only_event",
+        &[422],
+        "The event is for club members only and no valid membership was given.",
+        "Add a valid membership, or choose another event.",
+    ),
+    c(
+        "tier_not_allowed",
+        &[422],
+        "The event is for members of other club tiers.",
+        "Choose an event open to the member's tier.",
+    ),
+    c(
+        "membership_not_found",
+        &[404],
+        "No such membership.",
+        LOOK_UP,
+    ),
+    c(
+        "membership_expired",
+        &[422],
+        "The membership expired before this visit.",
+        "Renew it first.",
+    ),
+    c(
+        "membership_not_yet_valid",
+        &[422],
+        "The membership starts after this visit.",
+        "Choose a date within its validity.",
+    ),
+    c(
+        "membership_cancelled",
+        &[422],
+        "The membership was cancelled.",
+        "Do not use it.",
+    ),
+    c(
+        "membership_unpaid",
+        &[422],
+        "The membership's order is not paid yet.",
+        "Pay the order first.",
+    ),
+    c(
+        "benefit_limit_reached",
+        &[422],
+        "The membership's benefit has been used up.",
+        "Sell the item without the benefit.",
+    ),
+    c(
+        "member_fields_missing",
+        &[400],
+        "A membership sale lacks the member's details.",
+        FIX,
+    ),
+    c(
+        "invalid_order",
+        &[400],
+        "The order is not well formed (`message` says how).",
+        FIX,
+    ),
+    c(
+        "invalid_payment",
+        &[400],
+        "A payment part is not well formed (`message` says how).",
+        FIX,
+    ),
+    c(
+        "payment_mismatch",
+        &[422],
+        "The payment parts do not add up to the amount due.",
+        "Send parts that add up to the amount due.",
+    ),
+    c(
+        "insufficient_cash",
+        &[422],
+        "Cash tendered is less than the cash part.",
+        "Tender at least the cash part.",
+    ),
+    c(
+        "sold_out",
+        &[422],
+        "Not enough capacity left for this date.",
+        "Choose another date or fewer seats.",
+    ),
+    c(
+        "nothing_due",
+        &[422],
+        "The order has nothing left to pay.",
+        "Do not pay it again; fetch the order to see its state.",
+    ),
+    c("order_not_found", &[404], "No such order.", LOOK_UP),
+    // Guests, CRM and loyalty
+    c(
+        "guest_not_found",
+        &[404],
+        "No such guest in this property.",
+        LOOK_UP,
+    ),
+    c(
+        "guest_erased",
+        &[422],
+        "The guest's personal data was erased.",
+        "Do not send this guest again; create a new profile if they return.",
+    ),
+    c(
+        "email_taken",
+        &[409],
+        "Another guest of this property has this email.",
+        "Update that guest instead.",
+    ),
+    c(
+        "loyalty_number_taken",
+        &[409],
+        "Another guest of this property has this loyalty number.",
+        "Check the number.",
+    ),
+    c(
+        "departure_not_found",
+        &[404],
+        "No departure reported for this reservation.",
+        LOOK_UP,
+    ),
+    c(
+        "webhook_not_found",
+        &[404],
+        "No webhook with this token.",
+        "Check the webhook URL configured in Cloudbeds.",
+    ),
+    c(
+        "invalid_event",
+        &[400],
+        "The webhook event has no `event` name.",
+        FIX,
+    ),
+    // The hub
+    c(
+        "internal_error",
+        &[500],
+        "Something went wrong on the hub's side (logged with the request id).",
+        "Retry later with the same `Idempotency-Key`; report the `X-Request-Id` if it persists.",
+    ),
+    c(
+        "temporarily_unavailable",
+        &[503],
+        "A dependency (the store) is unavailable.",
+        RETRY,
+    ),
+];
+
+/// The code's entry in `CODES`.
+pub fn error_code(code: &str) -> Option<&'static ErrorCode> {
+    CODES.iter().find(|c| c.code == code)
+}
+
+/// `docs/errors.md`, generated from `CODES`.
+pub fn errors_markdown() -> String {
+    let mut md = String::from(
+        "# Error codes\n\n\
+         <!-- Generated from `CODES` in shared/platform/src/http/error.rs; a test fails when they \
+         drift. Regenerate: GUESTHUB_WRITE_DOCS=1 cargo test -p tests --test api_docs errors -->\n\n\
+         Every error answer is `{\"error\": {\"code\": \"snake_case\", \"message\": \"...\", \
+         \"details\": {...}}}`. Branch on `code` (stable), show `message` to people, read \
+         `details` where a code names them. Each code the hub can return is listed once, with \
+         the HTTP statuses it comes with. A 5xx answer says nothing internal; quote its \
+         `X-Request-Id` when reporting it.\n\n\
+         | code | HTTP status | meaning | what the caller should do |\n\
+         |---|---|---|---|\n",
+    );
+    for c in CODES {
+        let statuses: Vec<String> = c.statuses.iter().map(u16::to_string).collect();
+        md.push_str(&format!(
+            "| `{}` | {} | {} | {} |\n",
+            c.code,
+            statuses.join(", "),
+            c.meaning,
+            c.action
+        ));
+    }
+    md
 }

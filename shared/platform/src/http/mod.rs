@@ -3,6 +3,7 @@
 //! `lambda_http` and on a local socket.
 
 pub mod caller;
+pub mod docs;
 pub mod error;
 pub mod idempotent;
 pub mod json;
