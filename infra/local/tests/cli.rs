@@ -692,7 +692,7 @@ async fn loyalty_connect_and_export() {
         .bearer_auth(&key)
         .json(
             &serde_json::json!({"email": "bo@example.com", "arrival": "2026-11-01",
-            "departure": "2026-11-03", "room_revenue": 20000, "currency": "EUR"}),
+            "departure": "2026-11-03", "room_revenue": {"amount": 20000, "currency": "EUR"}}),
         )
         .send()
         .await
