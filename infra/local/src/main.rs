@@ -4,18 +4,27 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
+use std::process::ExitCode;
+
 use anyhow::Context;
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{CommandFactory, Parser, Subcommand, ValueEnum};
 use guesthub::{admin, app};
 use platform::config::{DEFAULT_MAX_BODY_BYTES, StoreKind};
+use serde_json::{Value, json};
 
 #[derive(Parser)]
 #[command(
     name = "guesthub",
     version,
-    about = "GuestHub local runner and admin CLI"
+    about = "GuestHub local runner and admin CLI",
+    after_help = "Example:\n  guesthub --output json property list"
 )]
 struct Cli {
+    /// Output format. `json`: one JSON document on stdout, and an error as
+    /// {"error": {"code", "message"}} on stderr with a non-zero exit.
+    /// Under `serve`, `json` prints the listening line as one JSON object.
+    #[arg(long, global = true, value_enum, default_value_t = Output::Text)]
+    output: Output,
     /// Where the embedded store, drop folder and outbox live.
     #[arg(
         long,
@@ -59,6 +68,12 @@ struct Cli {
     command: Option<Command>,
 }
 
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Output {
+    Text,
+    Json,
+}
+
 #[derive(Clone, Copy, ValueEnum)]
 enum StoreArg {
     Sqlite,
@@ -67,47 +82,63 @@ enum StoreArg {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Serve every function on one socket (the default command).
+    /// Serve every function on one socket (the default command). With
+    /// `--output json` the listening line is printed as one JSON object
+    /// ({"listening", "data_dir"}) and nothing more on stdout.
+    #[command(after_help = "Example:\n  guesthub serve --addr 127.0.0.1:8080")]
     Serve {
         #[arg(long, default_value = "127.0.0.1:8080")]
         addr: SocketAddr,
     },
     /// Manage properties.
+    #[command(after_help = "Example:\n  guesthub property list")]
     Property {
         #[command(subcommand)]
         command: PropertyCommand,
     },
     /// Manage partners and their API keys.
+    #[command(after_help = "Example:\n  guesthub partner list")]
     Partner {
         #[command(subcommand)]
         command: PartnerCommand,
     },
     /// Manage the store's tables.
+    #[command(after_help = "Example:\n  guesthub tables create")]
     Tables {
         #[command(subcommand)]
         command: TablesCommand,
     },
     /// Cloudbeds CRM connection and sync.
+    #[command(after_help = "Example:\n  guesthub crm sync")]
     Crm {
         #[command(subcommand)]
         command: CrmCommand,
     },
     /// NetCarrots loyalty connection and export.
+    #[command(after_help = "Example:\n  guesthub loyalty export")]
     Loyalty {
         #[command(subcommand)]
         command: LoyaltyCommand,
     },
     /// Import one AMS club file into a property's roster (as a drop would).
+    #[command(after_help = "Example:\n  guesthub import members.csv --property hotel-wien")]
     Import {
         file: PathBuf,
         #[arg(long)]
         property: String,
     },
+    /// Print shell completions (bash, zsh, fish, elvish, powershell).
+    #[command(
+        after_help = "Example:\n  guesthub completions bash > /etc/bash_completion.d/guesthub"
+    )]
+    Completions { shell: clap_complete::Shell },
     /// Print the OpenAPI document.
+    #[command(after_help = "Example:\n  guesthub openapi > openapi.json")]
     Openapi,
     /// Seed demo properties, partners, products, vouchers, a club file,
     /// guests and a loyalty export; print curl commands for each job.
     /// Safe to run again.
+    #[command(after_help = "Example:\n  guesthub demo --addr 127.0.0.1:8080")]
     Demo {
         /// Where the printed commands expect the hub.
         #[arg(long, default_value = "127.0.0.1:8080")]
@@ -119,6 +150,9 @@ enum Command {
 enum CrmCommand {
     /// Connect a property to Cloudbeds. Prints the webhook path (with its
     /// secret token) once.
+    #[command(
+        after_help = "Example:\n  guesthub crm connect hotel-wien --cloudbeds-property-id 123 --api-key-env CLOUDBEDS_KEY"
+    )]
     Connect {
         property: String,
         #[arg(long)]
@@ -140,12 +174,16 @@ enum CrmCommand {
         screening_custom_field: bool,
     },
     /// Run the sync now for one property or every connected one.
+    #[command(after_help = "Example:\n  guesthub --output json crm sync hotel-wien")]
     Sync { property: Option<String> },
 }
 
 #[derive(Subcommand)]
 enum LoyaltyCommand {
     /// Connect a property to NetCarrots' file server.
+    #[command(
+        after_help = "Example:\n  guesthub loyalty connect hotel-wien --url ftps://ftp.netcarrots.example/in --username hub --password-env NETCARROTS_PASSWORD --property-code WIEN01"
+    )]
     Connect {
         property: String,
         /// ftp://, ftps:// (explicit TLS) or sftp://host[:port]/path
@@ -176,12 +214,16 @@ enum LoyaltyCommand {
         retro_days: u32,
     },
     /// Run the export now for one property or all; prints a summary.
+    #[command(after_help = "Example:\n  guesthub --output json loyalty export hotel-wien")]
     Export { property: Option<String> },
 }
 
 #[derive(Subcommand)]
 enum PropertyCommand {
     /// Add a property.
+    #[command(
+        after_help = "Example:\n  guesthub property add hotel-wien --name \"Hotel Wien\" --time-zone Europe/Vienna --currency EUR"
+    )]
     Add {
         id: String,
         #[arg(long)]
@@ -194,6 +236,9 @@ enum PropertyCommand {
         currency: String,
     },
     /// Let a property accept vouchers issued by another (portal systems).
+    #[command(
+        after_help = "Example:\n  guesthub property accept hotel-graz --issuer hotel-wien --pickup"
+    )]
     Accept {
         property: String,
         #[arg(long)]
@@ -204,12 +249,16 @@ enum PropertyCommand {
         pickup: bool,
     },
     /// List properties.
+    #[command(after_help = "Example:\n  guesthub --output json property list")]
     List,
 }
 
 #[derive(Subcommand)]
 enum PartnerCommand {
     /// Add a partner; its key is printed once, alone on the last line.
+    #[command(
+        after_help = "Example:\n  guesthub partner add \"Voucher Shop\" --properties hotel-wien --scopes vouchers:read,vouchers:redeem"
+    )]
     Add {
         name: String,
         #[arg(long, value_delimiter = ',')]
@@ -218,19 +267,32 @@ enum PartnerCommand {
         scopes: Vec<String>,
     },
     /// List partners (never their keys).
+    #[command(after_help = "Example:\n  guesthub --output json partner list")]
     List,
     /// Give a partner a new key (printed alone on the last line); the old
     /// key stops working at once.
+    #[command(
+        after_help = "Example:\n  guesthub partner rotate 0190c0de-0000-7000-8000-000000000000"
+    )]
     Rotate { partner_id: String },
     /// Refuse a partner's key until it is enabled again.
+    #[command(
+        after_help = "Example:\n  guesthub partner disable 0190c0de-0000-7000-8000-000000000000"
+    )]
     Disable { partner_id: String },
     /// Accept a disabled partner's key again.
+    #[command(
+        after_help = "Example:\n  guesthub partner enable 0190c0de-0000-7000-8000-000000000000"
+    )]
     Enable { partner_id: String },
 }
 
 #[derive(Subcommand)]
 enum TablesCommand {
     /// Create the tables as template.yaml defines them (idempotent).
+    #[command(
+        after_help = "Example:\n  guesthub --store dynamodb --dynamodb-endpoint http://127.0.0.1:5000 tables create"
+    )]
     Create,
 }
 
@@ -249,8 +311,79 @@ impl Cli {
 }
 
 #[tokio::main]
-async fn main() -> anyhow::Result<()> {
-    let cli = Cli::parse();
+async fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => return usage_error(e),
+    };
+    let json = cli.output == Output::Json;
+    match run(&cli).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            if json {
+                print_error("command_failed", &format!("{e:#}"));
+            } else {
+                eprintln!("Error: {e:?}");
+            }
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// A command line clap refuses: its own message, or under `--output json`
+/// the JSON error (help and version stay text).
+fn usage_error(e: clap::Error) -> ExitCode {
+    use clap::error::ErrorKind;
+    let informational = matches!(
+        e.kind(),
+        ErrorKind::DisplayHelp
+            | ErrorKind::DisplayVersion
+            | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
+    );
+    if informational || !json_requested(std::env::args()) {
+        e.exit();
+    }
+    let text = e.render().to_string();
+    let message = text
+        .split("\n\nFor more information")
+        .next()
+        .unwrap_or_default()
+        .trim()
+        .trim_start_matches("error: ");
+    print_error("usage", message);
+    ExitCode::from(2)
+}
+
+/// Whether the raw arguments ask for JSON (when clap could not parse them).
+fn json_requested(args: impl Iterator<Item = String>) -> bool {
+    let args: Vec<String> = args.collect();
+    args.iter().any(|a| a == "--output=json")
+        || args
+            .windows(2)
+            .any(|w| w[0] == "--output" && w[1] == "json")
+}
+
+fn print_error(code: &str, message: &str) {
+    eprintln!("{}", json!({"error": {"code": code, "message": message}}));
+}
+
+fn print_json(v: &Value) {
+    println!("{v}");
+}
+
+/// A partner as JSON: never its key hash.
+fn partner_json(p: &domain::Partner) -> Value {
+    json!({
+        "id": p.id,
+        "name": p.name,
+        "properties": p.properties,
+        "scopes": p.scopes,
+        "disabled": p.disabled,
+    })
+}
+
+async fn run(cli: &Cli) -> anyhow::Result<()> {
+    let json = cli.output == Output::Json;
     // The demo talks to the hub through its own routes: its step lines and
     // walkthrough are the output, not one log line per request.
     let quiet = matches!(cli.command, Some(Command::Demo { .. }));
@@ -259,21 +392,39 @@ async fn main() -> anyhow::Result<()> {
         .command
         .as_ref()
         .map_or(Cmd::Serve("127.0.0.1:8080".parse()?), Cmd::from);
-    if let Cmd::Openapi = command {
-        print!("{}", app::openapi_json());
-        return Ok(());
+    match command {
+        Cmd::Openapi => {
+            print!("{}", app::openapi_json());
+            return Ok(());
+        }
+        Cmd::Completions(shell) => {
+            let mut script = Vec::new();
+            clap_complete::generate(shell, &mut Cli::command(), "guesthub", &mut script);
+            if json {
+                print_json(&json!({
+                    "shell": shell.to_string(),
+                    "script": String::from_utf8_lossy(&script),
+                }));
+            } else {
+                use std::io::Write;
+                std::io::stdout().write_all(&script)?;
+            }
+            return Ok(());
+        }
+        _ => {}
     }
     let store = cli.store_kind().open().await?;
     match command {
-        Cmd::Serve(addr) => serve(&cli, store, addr).await,
-        Cmd::Other => run_admin(&cli, &store).await,
-        Cmd::Openapi => Ok(()),
+        Cmd::Serve(addr) => serve(cli, store, addr).await,
+        Cmd::Other => run_admin(cli, &store).await,
+        Cmd::Openapi | Cmd::Completions(_) => Ok(()),
     }
 }
 
 enum Cmd {
     Serve(SocketAddr),
     Openapi,
+    Completions(clap_complete::Shell),
     Other,
 }
 
@@ -282,6 +433,7 @@ impl From<&Command> for Cmd {
         match c {
             Command::Serve { addr } => Cmd::Serve(*addr),
             Command::Openapi => Cmd::Openapi,
+            Command::Completions { shell } => Cmd::Completions(*shell),
             _ => Cmd::Other,
         }
     }
@@ -289,6 +441,7 @@ impl From<&Command> for Cmd {
 
 async fn run_admin(cli: &Cli, store: &platform::Store) -> anyhow::Result<()> {
     use domain::ports::{PartnerStore, PropertyStore};
+    let json = cli.output == Output::Json;
     match cli.command.as_ref().context("no command")? {
         Command::Property { command } => match command {
             PropertyCommand::Add {
@@ -298,6 +451,10 @@ async fn run_admin(cli: &Cli, store: &platform::Store) -> anyhow::Result<()> {
                 currency,
             } => {
                 let p = admin::add_property(store, id, name, time_zone, currency).await?;
+                if json {
+                    print_json(&json!({ "property": p }));
+                    return Ok(());
+                }
                 println!(
                     "added property {} ({}, {}, {})",
                     p.id, p.name, p.time_zone, p.currency
@@ -313,6 +470,10 @@ async fn run_admin(cli: &Cli, store: &platform::Store) -> anyhow::Result<()> {
                 } else {
                     admin::accept_issuer(store, property, issuer).await?
                 };
+                if json {
+                    print_json(&json!({ "property": p, "pickup": pickup }));
+                    return Ok(());
+                }
                 let list: Vec<_> = p.accepts_vouchers_of.iter().map(|i| i.as_str()).collect();
                 println!("{} accepts vouchers of: {}", p.id, list.join(", "));
                 if *pickup {
@@ -323,7 +484,12 @@ async fn run_admin(cli: &Cli, store: &platform::Store) -> anyhow::Result<()> {
                 }
             }
             PropertyCommand::List => {
-                for p in store.properties().await? {
+                let all = store.properties().await?;
+                if json {
+                    print_json(&json!({ "properties": all }));
+                    return Ok(());
+                }
+                for p in all {
                     println!("{}\t{}\t{}\t{}", p.id, p.time_zone, p.currency, p.name);
                 }
             }
@@ -335,6 +501,10 @@ async fn run_admin(cli: &Cli, store: &platform::Store) -> anyhow::Result<()> {
                 scopes,
             } => {
                 let (p, key) = admin::add_partner(store, name, properties, scopes).await?;
+                if json {
+                    print_json(&json!({ "partner": partner_json(&p), "key": key }));
+                    return Ok(());
+                }
                 let scopes: Vec<_> = p.scopes.iter().map(|s| s.as_str()).collect();
                 let props: Vec<_> = p.properties.iter().map(|s| s.as_str()).collect();
                 println!(
@@ -349,6 +519,10 @@ async fn run_admin(cli: &Cli, store: &platform::Store) -> anyhow::Result<()> {
             }
             PartnerCommand::Rotate { partner_id } => {
                 let (p, key) = admin::rotate_partner_key(store, partner_id).await?;
+                if json {
+                    print_json(&json!({ "partner": partner_json(&p), "key": key }));
+                    return Ok(());
+                }
                 println!(
                     "new key for {} ({}); the old key no longer works. It is shown only now:",
                     p.name, p.id
@@ -357,14 +531,28 @@ async fn run_admin(cli: &Cli, store: &platform::Store) -> anyhow::Result<()> {
             }
             PartnerCommand::Disable { partner_id } => {
                 let p = admin::set_partner_disabled(store, partner_id, true).await?;
+                if json {
+                    print_json(&json!({ "partner": partner_json(&p) }));
+                    return Ok(());
+                }
                 println!("partner {} ({}) disabled", p.name, p.id);
             }
             PartnerCommand::Enable { partner_id } => {
                 let p = admin::set_partner_disabled(store, partner_id, false).await?;
+                if json {
+                    print_json(&json!({ "partner": partner_json(&p) }));
+                    return Ok(());
+                }
                 println!("partner {} ({}) enabled", p.name, p.id);
             }
             PartnerCommand::List => {
-                for p in store.partners().await? {
+                let all = store.partners().await?;
+                if json {
+                    let all: Vec<_> = all.iter().map(partner_json).collect();
+                    print_json(&json!({ "partners": all }));
+                    return Ok(());
+                }
+                for p in all {
                     let scopes: Vec<_> = p.scopes.iter().map(|s| s.as_str()).collect();
                     let props: Vec<_> = p.properties.iter().map(|s| s.as_str()).collect();
                     println!(
@@ -381,6 +569,19 @@ async fn run_admin(cli: &Cli, store: &platform::Store) -> anyhow::Result<()> {
             command: TablesCommand::Create,
         } => {
             store.items().create_tables().await?;
+            if json {
+                print_json(&match cli.store {
+                    StoreArg::Sqlite => json!({
+                        "store": "sqlite",
+                        "path": cli.data_dir.join("guesthub.sqlite3"),
+                    }),
+                    StoreArg::Dynamodb => json!({
+                        "store": "dynamodb",
+                        "table_prefix": cli.table_prefix,
+                    }),
+                });
+                return Ok(());
+            }
             match cli.store {
                 StoreArg::Sqlite => println!(
                     "tables ready in {}",
@@ -411,6 +612,15 @@ async fn run_admin(cli: &Cli, store: &platform::Store) -> anyhow::Result<()> {
                 )
                 .await?;
                 let conn = &c.connection;
+                let path = format!("/v1/webhooks/cloudbeds/{}", c.webhook_token);
+                if json {
+                    let mut connection = serde_json::to_value(conn)?;
+                    if let Some(o) = connection.as_object_mut() {
+                        o.remove("webhook_token_hash");
+                    }
+                    print_json(&json!({ "connection": connection, "webhook_path": path }));
+                    return Ok(());
+                }
                 println!(
                     "connected {} to Cloudbeds property {} at {} (key from ${})",
                     conn.property, conn.cloudbeds_property_id, conn.base_url, conn.api_key_env
@@ -422,16 +632,20 @@ async fn run_admin(cli: &Cli, store: &platform::Store) -> anyhow::Result<()> {
                     );
                 }
                 println!("register this webhook path with postWebhook; it is shown only now:");
-                println!("/v1/webhooks/cloudbeds/{}", c.webhook_token);
+                println!("{path}");
             }
             CrmCommand::Sync { property } => {
                 let all = guesthub::crm::sync(store, property.as_deref()).await?;
-                if all.is_empty() {
-                    println!("no property is connected to Cloudbeds");
-                }
                 let failed = all.iter().filter(|s| !s.errors.is_empty()).count();
-                for s in &all {
-                    println!("{s}");
+                if json {
+                    print_json(&json!({ "properties": all }));
+                } else {
+                    if all.is_empty() {
+                        println!("no property is connected to Cloudbeds");
+                    }
+                    for s in &all {
+                        println!("{s}");
+                    }
                 }
                 if failed > 0 {
                     anyhow::bail!("{failed} of {} properties had errors", all.len());
@@ -462,6 +676,10 @@ async fn run_admin(cli: &Cli, store: &platform::Store) -> anyhow::Result<()> {
                     retro_days: *retro_days,
                 };
                 let c = guesthub::loyalty::connect(store, &args).await?;
+                if json {
+                    print_json(&json!({ "connection": c }));
+                    return Ok(());
+                }
                 println!(
                     "connected {} to NetCarrots at {} as {} (code {}, password from ${}, retro days {})",
                     c.property,
@@ -477,17 +695,32 @@ async fn run_admin(cli: &Cli, store: &platform::Store) -> anyhow::Result<()> {
                     guesthub::loyalty::export(store, &cli.data_dir, property.as_deref()).await?;
                 let mut totals = [0usize; 4];
                 for s in &all {
-                    println!("{}", guesthub::loyalty::summary_line(s));
+                    if !json {
+                        println!("{}", guesthub::loyalty::summary_line(s));
+                    }
                     totals[0] += usize::from(s.file.is_some());
                     totals[1] += s.enrol;
                     totals[2] += s.stay;
                     totals[3] += s.undo;
                 }
                 let failed = all.iter().filter(|s| !s.errors.is_empty()).count();
-                println!(
-                    "{} files, ENROL {}, STAY {}, UNDO {}, {} properties with errors",
-                    totals[0], totals[1], totals[2], totals[3], failed
-                );
+                if json {
+                    print_json(&json!({
+                        "properties": all,
+                        "totals": {
+                            "files": totals[0],
+                            "enrol": totals[1],
+                            "stay": totals[2],
+                            "undo": totals[3],
+                            "properties_with_errors": failed,
+                        },
+                    }));
+                } else {
+                    println!(
+                        "{} files, ENROL {}, STAY {}, UNDO {}, {} properties with errors",
+                        totals[0], totals[1], totals[2], totals[3], failed
+                    );
+                }
                 if failed > 0 {
                     anyhow::bail!("{failed} of {} properties had errors", all.len());
                 }
@@ -495,16 +728,33 @@ async fn run_admin(cli: &Cli, store: &platform::Store) -> anyhow::Result<()> {
         },
         Command::Import { file, property } => {
             let report = guesthub::roster::import_file(store, property, file).await?;
-            print!("{}", guesthub::roster::summary(&report));
+            if json {
+                print_json(&json!({ "report": report }));
+            } else {
+                print!("{}", guesthub::roster::summary(&report));
+            }
         }
         Command::Demo { addr } => {
             let seeded = guesthub::demo::seed(store, &cli.data_dir).await?;
+            if json {
+                print_json(&json!({
+                    "pms_key": seeded.pms_key,
+                    "shop_key": seeded.shop_key,
+                    "voucher_code": seeded.voucher_code,
+                    "gift_card_code": seeded.gift_card_code,
+                    "club_file": seeded.club_file,
+                    "outbox": seeded.outbox,
+                    "export_line": seeded.export_line,
+                    "walkthrough": guesthub::demo::walkthrough(&seeded, addr, &cli.data_dir),
+                }));
+                return Ok(());
+            }
             print!(
                 "{}",
                 guesthub::demo::walkthrough(&seeded, addr, &cli.data_dir)
             );
         }
-        Command::Serve { .. } | Command::Openapi => {}
+        Command::Serve { .. } | Command::Openapi | Command::Completions { .. } => {}
     }
     Ok(())
 }
@@ -527,10 +777,17 @@ async fn serve(cli: &Cli, store: platform::Store, addr: SocketAddr) -> anyhow::R
         .await
         .with_context(|| format!("binding {addr}"))?;
     tracing::info!(%addr, data_dir = %cli.data_dir.display(), "GuestHub is listening");
-    println!(
-        "GuestHub listening on http://{addr} (data in {})",
-        cli.data_dir.display()
-    );
+    if cli.output == Output::Json {
+        print_json(&json!({
+            "listening": format!("http://{addr}"),
+            "data_dir": cli.data_dir,
+        }));
+    } else {
+        println!(
+            "GuestHub listening on http://{addr} (data in {})",
+            cli.data_dir.display()
+        );
+    }
     guesthub::server::serve(
         listener,
         router,
@@ -542,7 +799,9 @@ async fn serve(cli: &Cli, store: platform::Store, addr: SocketAddr) -> anyhow::R
         s.abort();
     }
     drop_watcher.abort();
-    println!("GuestHub stopped");
+    if cli.output == Output::Text {
+        println!("GuestHub stopped");
+    }
     Ok(())
 }
 

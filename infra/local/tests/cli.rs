@@ -990,3 +990,368 @@ async fn property_accept_with_pickup() {
     assert_eq!(orders[0]["issuer"], "portal");
     assert_eq!(orders[0]["vouchers"][0]["code"], sold[0].as_str());
 }
+
+/// Runs `guesthub --output json <store args> <args>`; the stdout parsed
+/// as one JSON document, and nothing else on it.
+fn json_ok(data_dir: &std::path::Path, store: &[&str], args: &[&str]) -> serde_json::Value {
+    let mut all = vec!["--output", "json"];
+    all.extend_from_slice(store);
+    all.extend_from_slice(args);
+    let out = ok(&guesthub(data_dir, &all));
+    serde_json::from_str(&out)
+        .unwrap_or_else(|e| panic!("{args:?}: not one JSON document ({e}):\n{out}"))
+}
+
+/// A refused command under `--output json`: non-zero exit, nothing on
+/// stdout, `{"error": {"code", "message"}}` on stderr.
+fn json_err(data_dir: &std::path::Path, store: &[&str], args: &[&str]) -> serde_json::Value {
+    let mut all = vec!["--output", "json"];
+    all.extend_from_slice(store);
+    all.extend_from_slice(args);
+    let out = guesthub(data_dir, &all);
+    assert!(!out.status.success(), "{args:?} succeeded");
+    assert!(
+        out.stdout.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    let line = err.lines().last().unwrap_or_default();
+    let v: serde_json::Value = serde_json::from_str(line)
+        .unwrap_or_else(|e| panic!("{args:?}: stderr is not a JSON error ({e}):\n{err}"));
+    assert!(
+        v["error"]["code"].as_str().is_some_and(|c| !c.is_empty()),
+        "{v}"
+    );
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .is_some_and(|m| !m.is_empty()),
+        "{v}"
+    );
+    v
+}
+
+/// Every store-backed command's `--output json`, on the store `store` picks.
+fn json_output_of_every_command(store: &[&str]) {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let v = json_ok(d, store, &["tables", "create"]);
+    assert!(v["store"].is_string(), "{v}");
+
+    let v = json_ok(
+        d,
+        store,
+        &[
+            "property",
+            "add",
+            "castle",
+            "--name",
+            "Castle",
+            "--time-zone",
+            "Europe/Vienna",
+            "--currency",
+            "EUR",
+        ],
+    );
+    assert_eq!(v["property"]["id"], "castle", "{v}");
+    assert_eq!(v["property"]["currency"], "EUR", "{v}");
+    json_ok(
+        d,
+        store,
+        &[
+            "property",
+            "add",
+            "lake",
+            "--name",
+            "Lake",
+            "--time-zone",
+            "Europe/Vienna",
+            "--currency",
+            "EUR",
+        ],
+    );
+    let v = json_ok(
+        d,
+        store,
+        &[
+            "property", "accept", "lake", "--issuer", "castle", "--pickup",
+        ],
+    );
+    assert_eq!(v["property"]["accepts_vouchers_of"][0], "castle", "{v}");
+    assert_eq!(v["pickup"], true, "{v}");
+    let v = json_ok(d, store, &["property", "list"]);
+    let ids: Vec<_> = v["properties"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["id"].as_str().unwrap())
+        .collect();
+    assert!(ids.contains(&"castle") && ids.contains(&"lake"), "{v}");
+
+    let v = json_ok(
+        d,
+        store,
+        &[
+            "partner",
+            "add",
+            "Front desk",
+            "--properties",
+            "castle",
+            "--scopes",
+            "vouchers:read",
+        ],
+    );
+    let key = v["key"].as_str().unwrap().to_owned();
+    assert!(key.starts_with("ghk_"), "{v}");
+    assert!(v["partner"].get("key_hash").is_none(), "{v}");
+    let id = v["partner"]["id"].as_str().unwrap().to_owned();
+    assert_eq!(v["partner"]["scopes"][0], "vouchers:read", "{v}");
+    let v = json_ok(d, store, &["partner", "list"]);
+    assert_eq!(v["partners"][0]["id"], id.as_str(), "{v}");
+    assert!(!v.to_string().contains("key_hash"), "{v}");
+    let v = json_ok(d, store, &["partner", "rotate", &id]);
+    assert!(
+        v["key"]
+            .as_str()
+            .is_some_and(|k| k.starts_with("ghk_") && k != key),
+        "{v}"
+    );
+    let v = json_ok(d, store, &["partner", "disable", &id]);
+    assert_eq!(v["partner"]["disabled"], true, "{v}");
+    let v = json_ok(d, store, &["partner", "enable", &id]);
+    assert_eq!(v["partner"]["disabled"], false, "{v}");
+
+    let v = json_ok(d, store, &["crm", "sync"]);
+    assert_eq!(v["properties"], serde_json::json!([]), "{v}");
+    let v = json_ok(
+        d,
+        store,
+        &[
+            "crm",
+            "connect",
+            "castle",
+            "--cloudbeds-property-id",
+            "77",
+            "--api-key-env",
+            "CLOUDBEDS_KEY",
+        ],
+    );
+    assert_eq!(v["connection"]["cloudbeds_property_id"], "77", "{v}");
+    assert!(
+        v["webhook_path"]
+            .as_str()
+            .unwrap()
+            .starts_with("/v1/webhooks/cloudbeds/"),
+        "{v}"
+    );
+    assert!(v["connection"].get("webhook_token_hash").is_none(), "{v}");
+
+    let v = json_ok(
+        d,
+        store,
+        &[
+            "loyalty",
+            "connect",
+            "castle",
+            "--url",
+            "ftp://127.0.0.1:9/in",
+            "--username",
+            "hub",
+            "--password-env",
+            "NETCARROTS_PASSWORD",
+            "--property-code",
+            "CASTLE1",
+        ],
+    );
+    assert_eq!(v["connection"]["username"], "hub", "{v}");
+    let v = json_ok(d, store, &["loyalty", "export", "lake"]);
+    assert_eq!(v["properties"][0]["property"], "lake", "{v}");
+    assert!(v["totals"]["files"].is_u64(), "{v}");
+
+    let club = d.join("club.csv");
+    std::fs::write(
+        &club,
+        "MemberID,Email,FirstName,LastName,ClubDescr,ClubStatus\r\nM1,ana@example.com,Ana,Lopez,Gold,Active\r\n",
+    )
+    .unwrap();
+    let v = json_ok(
+        d,
+        store,
+        &["import", club.to_str().unwrap(), "--property", "castle"],
+    );
+    assert_eq!(v["report"]["members"], 1, "{v}");
+    assert!(v["report"]["status"].is_string(), "{v}");
+
+    // Refusals are JSON on stderr, and lose nothing.
+    let e = json_err(
+        d,
+        store,
+        &["import", club.to_str().unwrap(), "--property", "nosuch"],
+    );
+    assert!(
+        e["error"]["message"].as_str().unwrap().contains("nosuch"),
+        "{e}"
+    );
+    json_err(
+        d,
+        store,
+        &[
+            "partner",
+            "add",
+            "X",
+            "--properties",
+            "nosuch",
+            "--scopes",
+            "vouchers:read",
+        ],
+    );
+    json_err(d, store, &["partner", "rotate", "nosuch"]);
+    let v = json_ok(d, store, &["partner", "list"]);
+    assert_eq!(v["partners"].as_array().unwrap().len(), 1, "{v}");
+}
+
+#[test]
+fn output_json_for_every_command_on_sqlite() {
+    json_output_of_every_command(&[]);
+}
+
+#[test]
+fn output_json_for_every_command_on_dynamodb() {
+    let endpoint = std::env::var("GUESTHUB_TEST_MOTO")
+        .expect("GUESTHUB_TEST_MOTO: run the tests with ./infra/test");
+    let prefix = format!("clijson{}", std::process::id());
+    json_output_of_every_command(&[
+        "--store",
+        "dynamodb",
+        "--dynamodb-endpoint",
+        &endpoint,
+        "--table-prefix",
+        &prefix,
+    ]);
+}
+
+#[test]
+fn output_json_for_openapi_demo_completions_and_serve() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let v = json_ok(d, &[], &["openapi"]);
+    assert!(v["openapi"].is_string(), "{v}");
+    let v = json_ok(d, &[], &["completions", "bash"]);
+    assert_eq!(v["shell"], "bash", "{v}");
+    assert!(v["script"].as_str().unwrap().contains("partner"), "{v}");
+    let v = json_ok(d, &[], &["demo", "--addr", "127.0.0.1:9"]);
+    for field in [
+        "pms_key",
+        "shop_key",
+        "voucher_code",
+        "gift_card_code",
+        "walkthrough",
+    ] {
+        assert!(
+            v[field].as_str().is_some_and(|s| !s.is_empty()),
+            "{field}: {v}"
+        );
+    }
+
+    // `serve` prints its listening line as one JSON object.
+    let port = free_port();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_guesthub"))
+        .arg("--data-dir")
+        .arg(d)
+        .args([
+            "--output",
+            "json",
+            "serve",
+            "--addr",
+            &format!("127.0.0.1:{port}"),
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    stdout.read_line(&mut line).unwrap();
+    let _server = Server(child, stdout);
+    let v: serde_json::Value =
+        serde_json::from_str(&line).unwrap_or_else(|e| panic!("{e}: {line}"));
+    assert_eq!(v["listening"], format!("http://127.0.0.1:{port}"), "{v}");
+}
+
+#[test]
+fn usage_errors_under_output_json_are_json() {
+    let dir = tempfile::tempdir().unwrap();
+    let e = json_err(dir.path(), &[], &["property", "bogus"]);
+    assert_eq!(e["error"]["code"], "usage", "{e}");
+    let e = json_err(dir.path(), &[], &["property", "add", "castle"]);
+    assert!(
+        e["error"]["message"].as_str().unwrap().contains("--name"),
+        "{e}"
+    );
+    // Text stays clap's own.
+    let out = guesthub(dir.path(), &["property", "bogus"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).starts_with("error:"));
+}
+
+#[test]
+fn completions_for_bash_zsh_and_fish() {
+    let dir = tempfile::tempdir().unwrap();
+    for shell in ["bash", "zsh", "fish"] {
+        let out = ok(&guesthub(dir.path(), &["completions", shell]));
+        assert!(!out.trim().is_empty(), "{shell}");
+        assert!(
+            out.contains("partner") && out.contains("loyalty"),
+            "{shell}:\n{out}"
+        );
+    }
+    let out = guesthub(dir.path(), &["completions", "tcsh"]);
+    assert!(!out.status.success());
+}
+
+/// The subcommands a `--help` lists under "Commands:" (without `help`).
+fn subcommands(help: &str) -> Vec<String> {
+    help.split("Commands:")
+        .nth(1)
+        .map(|rest| {
+            rest.lines()
+                .skip(1)
+                .take_while(|l| l.starts_with("  "))
+                .filter_map(|l| l.split_whitespace().next())
+                .filter(|c| *c != "help")
+                .map(str::to_owned)
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[test]
+fn every_subcommand_help_has_an_example() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut todo: Vec<Vec<String>> = vec![vec![]];
+    let mut seen = 0;
+    while let Some(path) = todo.pop() {
+        let mut args: Vec<&str> = path.iter().map(String::as_str).collect();
+        args.push("--help");
+        let help = ok(&guesthub(dir.path(), &args));
+        let example = help
+            .split("Example:\n")
+            .nth(1)
+            .and_then(|e| e.lines().next())
+            .unwrap_or_default();
+        assert!(
+            example.trim_start().starts_with("guesthub "),
+            "`guesthub {}` has no example in its help:\n{help}",
+            path.join(" ")
+        );
+        for sub in subcommands(&help) {
+            let mut next = path.clone();
+            next.push(sub);
+            todo.push(next);
+        }
+        seen += 1;
+    }
+    // Every command and subcommand was walked.
+    assert!(seen >= 24, "walked only {seen} commands");
+}
