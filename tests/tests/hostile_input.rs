@@ -2059,68 +2059,11 @@ fn xlsx(rows: &[(Vec<String>, String)]) -> Vec<u8> {
         ),
         ("xl/worksheets/sheet1.xml", sheet),
     ];
-    zip_stored(&files)
-}
-
-fn crc32(data: &[u8]) -> u32 {
-    let mut crc = 0xFFFF_FFFFu32;
-    for &b in data {
-        crc ^= u32::from(b);
-        for _ in 0..8 {
-            crc = if crc & 1 == 1 {
-                (crc >> 1) ^ 0xEDB8_8320
-            } else {
-                crc >> 1
-            };
-        }
-    }
-    !crc
-}
-
-/// A zip archive of uncompressed entries.
-fn zip_stored(files: &[(&str, String)]) -> Vec<u8> {
-    let mut out = Vec::new();
-    let mut central = Vec::new();
-    let le16 = |v: &mut Vec<u8>, x: u16| v.extend_from_slice(&x.to_le_bytes());
-    let le32 = |v: &mut Vec<u8>, x: u32| v.extend_from_slice(&x.to_le_bytes());
-    for (name, data) in files {
-        let (name, data) = (name.as_bytes(), data.as_bytes());
-        let (crc, size, offset) = (crc32(data), data.len() as u32, out.len() as u32);
-        le32(&mut out, 0x0403_4b50);
-        for x in [20u16, 0, 0, 0, 0x21] {
-            le16(&mut out, x);
-        }
-        for x in [crc, size, size] {
-            le32(&mut out, x);
-        }
-        le16(&mut out, name.len() as u16);
-        le16(&mut out, 0);
-        out.extend_from_slice(name);
-        out.extend_from_slice(data);
-        le32(&mut central, 0x0201_4b50);
-        for x in [20u16, 20, 0, 0, 0, 0x21] {
-            le16(&mut central, x);
-        }
-        for x in [crc, size, size] {
-            le32(&mut central, x);
-        }
-        for x in [name.len() as u16, 0, 0, 0, 0] {
-            le16(&mut central, x);
-        }
-        le32(&mut central, 0);
-        le32(&mut central, offset);
-        central.extend_from_slice(name);
-    }
-    let (cd_offset, cd_size) = (out.len() as u32, central.len() as u32);
-    out.extend_from_slice(&central);
-    le32(&mut out, 0x0605_4b50);
-    for x in [0u16, 0, files.len() as u16, files.len() as u16] {
-        le16(&mut out, x);
-    }
-    le32(&mut out, cd_size);
-    le32(&mut out, cd_offset);
-    le16(&mut out, 0);
-    out
+    let parts: Vec<tests::sheets::Part> = files
+        .iter()
+        .map(|(name, data)| tests::sheets::Part::stored(name, data.as_bytes()))
+        .collect();
+    tests::sheets::zip(&parts)
 }
 
 #[test]
