@@ -1,5 +1,5 @@
 //! `ams-import`: a club-management system (AMS) drops a member file; the
-//! property's club roster is wiped and replaced, safely (DESIGN §5.1).
+//! property's club roster is wiped and replaced, safely.
 //!
 //! Layout:
 //! - [`pipeline`]: one import, whatever the file came from: duplicate and

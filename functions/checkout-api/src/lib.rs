@@ -1,5 +1,5 @@
-//! `checkout-api`: club member recognition, club tiers and roster imports
-//! (DESIGN §5.1), and membership checkout (DESIGN §5.3).
+//! `checkout-api`: club member recognition, club tiers and roster imports,
+//! and membership checkout.
 //!
 //! Layout:
 //! - [`club`]: `club-members/{email}`, `club-tiers`, `roster-imports` — thin

@@ -1,6 +1,6 @@
-//! `vouchers-api`: vouchers and gift cards for PMS partners (DESIGN §5.2,
-//! issue #3). GuestHub sells them and keeps the ledger; PMSs (ASA, Protel)
-//! pick orders up, ask for live status and redeem.
+//! `vouchers-api`: vouchers and gift cards for PMS partners. GuestHub sells
+//! them and keeps the ledger; PMSs (ASA, Protel) pick orders up, ask for live
+//! status and redeem.
 //!
 //! Layout:
 //! - [`handlers`]: the axum routes under `/v1/properties/{property}/…`, each

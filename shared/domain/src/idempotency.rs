@@ -1,4 +1,4 @@
-//! Idempotency (DESIGN §3): same key + same body → the stored response,
+//! Idempotency: same key + same body → the stored response,
 //! byte-identical; same key + another body → `idempotency_key_reused`;
 //! same key while the first attempt runs → `idempotency_key_in_flight`.
 //! An in-flight lock expires so a crashed attempt can be retried.
@@ -140,7 +140,8 @@ pub enum IdempotencyError {
 pub struct IdempotencyPolicy {
     /// How long an in-flight attempt blocks retries (≥ the function timeout).
     pub lock_seconds: i64,
-    /// How long a completed response is replayed (DESIGN: ≥ 24 h).
+    /// How long a completed response is replayed: at least 24 h, so a retry
+    /// the next day still replays.
     pub retain_seconds: i64,
 }
 

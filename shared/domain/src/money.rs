@@ -225,7 +225,7 @@ impl Money {
     }
 
     /// `percent` (0–100, up to two decimals as basis points) of this amount,
-    /// rounded half-up to the minor unit (DESIGN §3).
+    /// rounded half-up to the minor unit.
     pub fn percent_of(self, basis_points: u32) -> Money {
         let num = i128::from(self.amount) * i128::from(basis_points);
         let rounded = (num + 5_000) / 10_000;

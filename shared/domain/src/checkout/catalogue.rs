@@ -1,4 +1,4 @@
-//! The catalogue: what a property sells (DESIGN §5.3). Events and
+//! The catalogue: what a property sells. Events and
 //! admissions have units (adult, child…) with prices; events may carry
 //! capacity per date, club discounts and access rules; memberships carry a
 //! validity, ordered benefits and the contact fields each member must give.

@@ -1,4 +1,4 @@
-//! Membership checkout (DESIGN §5.3): the catalogue, membership validity and
+//! Membership checkout: the catalogue, membership validity and
 //! benefits, order pricing with club discounts and promo codes, payments.
 //! Pure rules; the store and HTTP sides live in the platform and
 //! `checkout-api` crates.

@@ -1,7 +1,7 @@
 //! Pricing an order: per line the unit price, at most one discount (the
 //! best for the customer among the membership's first applicable benefit,
 //! the club discount and a promo code), and the line total. Percentages
-//! round half-up once per line; totals are sums of lines (DESIGN §3).
+//! round half-up once per line; totals are sums of lines.
 
 use std::collections::{BTreeMap, BTreeSet};
 

@@ -1,5 +1,5 @@
 //! Membership validity: Expires On from Valid From and the product's
-//! validity (DESIGN §5.3).
+//! validity.
 
 use chrono::{Datelike, Duration, Months, NaiveDate};
 use serde::{Deserialize, Serialize};

@@ -1,6 +1,6 @@
 //! Club rosters delivered by a club-management system (AMS).
 //!
-//! Each file replaces a property's whole roster (DESIGN §5.1), so the parser
+//! Each file replaces a property's whole roster, so the parser
 //! is built to tell a complete file from a damaged one: it reports every row
 //! (member, former member, or reject with line and column), counts, and
 //! whether the file looks cut off. Deciding whether to apply or hold a file

@@ -1,4 +1,4 @@
-//! Vouchers and gift cards (DESIGN §5.2): GuestHub sells them and keeps
+//! Vouchers and gift cards: GuestHub sells them and keeps
 //! their ledger; hotel PMSs pick orders up, ask for a voucher's status and
 //! redeem it, fully or partly.
 //!

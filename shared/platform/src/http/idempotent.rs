@@ -1,4 +1,4 @@
-//! The idempotency wrapper every mutating route goes through (DESIGN §3).
+//! The idempotency wrapper every mutating route goes through.
 //!
 //! Same key + same request → the stored status and body, byte for byte, with
 //! `Idempotency-Replayed: true`; another request under the key → 422
