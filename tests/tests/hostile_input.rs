@@ -1905,11 +1905,11 @@ fn workbooks_declaring_any_size_are_bounded() {
 }
 
 fn members_xls() -> Vec<u8> {
-    std::fs::read(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../shared/domain/tests/fixtures/roster/members.xls"
-    ))
-    .unwrap()
+    // The domain crate's fixture, found from the workspace root.
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap();
+    std::fs::read(root.join("shared/domain/tests/fixtures/roster/members.xls")).unwrap()
 }
 
 /// An `.xls` whose DIMENSIONS record declares 4 billion rows, and whose

@@ -65,16 +65,8 @@ fn document_conflicts(api: &mut OpenApi) {
                 .build(),
         )
         .build();
-    for item in api.paths.paths.values_mut() {
-        for op in [
-            &mut item.post,
-            &mut item.put,
-            &mut item.patch,
-            &mut item.delete,
-        ]
-        .into_iter()
-        .flatten()
-        {
+    for (writes, op) in operations_mut(api) {
+        if writes {
             op.responses
                 .responses
                 .entry("409".to_owned())
@@ -105,34 +97,41 @@ fn document_error_codes(api: &mut OpenApi) {
             .build();
         detail.properties.insert("code".into(), code.into());
     }
-    for item in api.paths.paths.values_mut() {
-        for op in [
-            &mut item.get,
-            &mut item.post,
-            &mut item.put,
-            &mut item.patch,
-            &mut item.delete,
-        ]
-        .into_iter()
-        .flatten()
-        {
-            for (status, response) in op.responses.responses.iter_mut() {
-                let (Ok(n), RefOr::T(response)) = (status.parse::<u16>(), response) else {
-                    continue;
-                };
-                if n < 400 {
-                    continue;
-                }
-                let listed =
-                    format!("`error.code` is one of the codes with status {n} in docs/errors.md.");
-                response.description = if response.description.is_empty() {
-                    listed
-                } else {
-                    format!("{}. {listed}", response.description.trim_end_matches('.'))
-                };
+    for (_, op) in operations_mut(api) {
+        for (status, response) in op.responses.responses.iter_mut() {
+            let (Ok(n), RefOr::T(response)) = (status.parse::<u16>(), response) else {
+                continue;
+            };
+            if n < 400 {
+                continue;
             }
+            let listed =
+                format!("`error.code` is one of the codes with status {n} in docs/errors.md.");
+            response.description = if response.description.is_empty() {
+                listed
+            } else {
+                format!("{}. {listed}", response.description.trim_end_matches('.'))
+            };
         }
     }
+}
+
+/// Every operation of the document, with whether it writes (POST, PUT,
+/// PATCH, DELETE).
+fn operations_mut(
+    api: &mut OpenApi,
+) -> impl Iterator<Item = (bool, &mut utoipa::openapi::path::Operation)> {
+    api.paths.paths.values_mut().flat_map(|item| {
+        [
+            (false, &mut item.get),
+            (true, &mut item.post),
+            (true, &mut item.put),
+            (true, &mut item.patch),
+            (true, &mut item.delete),
+        ]
+        .into_iter()
+        .filter_map(|(writes, op)| op.as_mut().map(|op| (writes, op)))
+    })
 }
 
 /// The document as served and checked in.
