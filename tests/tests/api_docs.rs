@@ -635,3 +635,109 @@ async fn text_plain(app: &axum::Router, method: &str, uri: &str, key: &str) -> t
         body: String::from_utf8_lossy(&bytes).into_owned(),
     }
 }
+
+/// Every operation of the OpenAPI document shows how to call it and what
+/// comes back: an example for each parameter and for its request body, one
+/// for each success answer, and one for each error answer whose code comes
+/// with that status (docs/errors.md). Each example is valid against its
+/// schema, `$ref`s resolved in the document and formats (dates) checked.
+#[test]
+fn every_operation_has_examples_valid_against_their_schemas() {
+    use platform::http::error::error_code;
+    use serde_json::{Value, json};
+    let doc: Value = serde_json::from_str(&guesthub::app::openapi_json()).unwrap();
+    let mut problems = Vec::new();
+    let mut checked = 0;
+    let mut check =
+        |problems: &mut Vec<String>, at: String, example: Option<&Value>, schema: &Value| {
+            checked += 1;
+            let Some(example) = example else {
+                problems.push(format!("{at}: no example"));
+                return;
+            };
+            // The schema as a root beside the document's components, so its
+            // `#/components/schemas/…` references resolve.
+            let root = json!({
+                "$schema": "https://json-schema.org/draft/2020-12/schema",
+                "components": doc["components"],
+                "allOf": [schema],
+            });
+            let validator = jsonschema::draft202012::options()
+                .should_validate_formats(true)
+                .build(&root)
+                .unwrap_or_else(|e| panic!("{at}: the schema does not compile: {e}"));
+            for e in validator.iter_errors(example) {
+                problems.push(format!("{at}: {} at {}", e, e.instance_path()));
+            }
+        };
+    let methods = ["get", "post", "put", "patch", "delete"];
+    let mut operations = 0;
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        for (method, op) in item.as_object().unwrap() {
+            if !methods.contains(&method.as_str()) {
+                continue;
+            }
+            operations += 1;
+            let at = format!("{} {path}", method.to_uppercase());
+            for p in op["parameters"].as_array().into_iter().flatten() {
+                let name = p["name"].as_str().unwrap();
+                check(
+                    &mut problems,
+                    format!("{at} parameter {name}"),
+                    p.get("example"),
+                    &p["schema"],
+                );
+            }
+            if let Some(body) = op.get("requestBody") {
+                for (media, content) in body["content"].as_object().unwrap() {
+                    check(
+                        &mut problems,
+                        format!("{at} request {media}"),
+                        content.get("example"),
+                        &content["schema"],
+                    );
+                }
+            }
+            let mut successes = 0;
+            for (status, response) in op["responses"].as_object().unwrap() {
+                let n: u16 = status.parse().unwrap();
+                let contents = response["content"].as_object().cloned().unwrap_or_default();
+                if (200..300).contains(&n) {
+                    successes += contents.len();
+                }
+                for (media, content) in &contents {
+                    let example = content.get("example");
+                    check(
+                        &mut problems,
+                        format!("{at} {status} {media}"),
+                        example,
+                        &content["schema"],
+                    );
+                    if n >= 400 {
+                        let code = example
+                            .and_then(|e| e["error"]["code"].as_str())
+                            .unwrap_or("");
+                        if !error_code(code).is_some_and(|c| c.statuses.contains(&n)) {
+                            problems.push(format!(
+                                "{at} {status}: the example's code {code:?} is not one of docs/errors.md's codes with status {n}"
+                            ));
+                        }
+                    }
+                }
+            }
+            if successes == 0 {
+                problems.push(format!("{at}: no success answer with a body"));
+            }
+        }
+    }
+    assert!(
+        problems.is_empty(),
+        "{} problems with the OpenAPI examples (infra/local/src/openapi_examples.json):\n{}",
+        problems.len(),
+        problems.join("\n")
+    );
+    assert!(
+        operations >= 49 && checked > operations * 3,
+        "{operations} operations, {checked} examples"
+    );
+}

@@ -14,7 +14,9 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 /// `GET /club-members/{email}`.
+// Named apart in the OpenAPI document: the loyalty routes have a `MemberView` too.
 #[derive(Debug, Serialize, ToSchema)]
+#[schema(as = ClubMember)]
 pub struct MemberView {
     pub member: bool,
     #[serde(skip_serializing_if = "Option::is_none")]

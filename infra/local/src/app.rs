@@ -36,14 +36,57 @@ pub fn openapi() -> OpenApi {
          this document at `/openapi.json` and an interactive reference at `/docs`."
             .into(),
     );
+    open_flattened_parts(&mut api);
     document_conflicts(&mut api);
     document_error_codes(&mut api);
+    crate::examples::apply(&mut api);
     let components = api.components.get_or_insert_with(Default::default);
     components.add_security_scheme(
         "partner_key",
         SecurityScheme::Http(Http::new(HttpAuthScheme::Bearer)),
     );
     api
+}
+
+/// A request type that refuses unknown fields is a closed schema
+/// (`additionalProperties: false`); an answer that flattens it into a larger
+/// object (`allOf`, e.g. a recorded payment = the part as requested + when)
+/// would then refuse its own other fields. Inside `allOf` such a part is
+/// inlined without that restriction; the request keeps its closed schema.
+fn open_flattened_parts(api: &mut OpenApi) {
+    use utoipa::openapi::RefOr;
+    use utoipa::openapi::schema::{AdditionalProperties, Schema};
+    let Some(components) = api.components.as_mut() else {
+        return;
+    };
+    let closed: std::collections::BTreeMap<String, Schema> = components
+        .schemas
+        .iter()
+        .filter_map(|(name, schema)| match schema {
+            RefOr::T(Schema::Object(o))
+                if matches!(
+                    o.additional_properties.as_deref(),
+                    Some(AdditionalProperties::FreeForm(false))
+                ) =>
+            {
+                let mut open = o.clone();
+                open.additional_properties = None;
+                Some((format!("#/components/schemas/{name}"), Schema::Object(open)))
+            }
+            _ => None,
+        })
+        .collect();
+    for schema in components.schemas.values_mut() {
+        if let RefOr::T(Schema::AllOf(all)) = schema {
+            for part in &mut all.items {
+                if let RefOr::Ref(r) = part
+                    && let Some(open) = closed.get(&r.ref_location)
+                {
+                    *part = RefOr::T(open.clone());
+                }
+            }
+        }
+    }
 }
 
 /// Every route that writes can answer 409: `conflict` when what it changes
@@ -65,8 +108,8 @@ fn document_conflicts(api: &mut OpenApi) {
                 .build(),
         )
         .build();
-    for (writes, op) in operations_mut(api) {
-        if writes {
+    for (_, method, op) in operations_mut(api) {
+        if method != "GET" {
             op.responses
                 .responses
                 .entry("409".to_owned())
@@ -97,7 +140,7 @@ fn document_error_codes(api: &mut OpenApi) {
             .build();
         detail.properties.insert("code".into(), code.into());
     }
-    for (_, op) in operations_mut(api) {
+    for (_, _, op) in operations_mut(api) {
         for (status, response) in op.responses.responses.iter_mut() {
             let (Ok(n), RefOr::T(response)) = (status.parse::<u16>(), response) else {
                 continue;
@@ -116,21 +159,21 @@ fn document_error_codes(api: &mut OpenApi) {
     }
 }
 
-/// Every operation of the document, with whether it writes (POST, PUT,
-/// PATCH, DELETE).
-fn operations_mut(
+/// Every operation of the document, with its path and method (GET reads;
+/// POST, PUT, PATCH and DELETE write).
+pub(crate) fn operations_mut(
     api: &mut OpenApi,
-) -> impl Iterator<Item = (bool, &mut utoipa::openapi::path::Operation)> {
-    api.paths.paths.values_mut().flat_map(|item| {
+) -> impl Iterator<Item = (&str, &'static str, &mut utoipa::openapi::path::Operation)> {
+    api.paths.paths.iter_mut().flat_map(|(path, item)| {
         [
-            (false, &mut item.get),
-            (true, &mut item.post),
-            (true, &mut item.put),
-            (true, &mut item.patch),
-            (true, &mut item.delete),
+            ("GET", &mut item.get),
+            ("POST", &mut item.post),
+            ("PUT", &mut item.put),
+            ("PATCH", &mut item.patch),
+            ("DELETE", &mut item.delete),
         ]
         .into_iter()
-        .filter_map(|(writes, op)| op.as_mut().map(|op| (writes, op)))
+        .filter_map(move |(method, op)| op.as_mut().map(|op| (path.as_str(), method, op)))
     })
 }
 

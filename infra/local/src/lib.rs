@@ -4,6 +4,7 @@
 //! Layout:
 //! - [`app`]: the merged router of every HTTP function, `/health` and
 //!   `/openapi.json` — what `guesthub serve` listens with.
+//! - `examples`: the OpenAPI document's examples (`openapi_examples.json`).
 //! - [`crm`]: `crm connect`, `crm sync` and the local sync scheduler.
 //! - [`loyalty`]: `loyalty connect`, `loyalty export` and the local export
 //!   scheduler (files go to `<data-dir>/outbox/loyalty/` unless connected).
@@ -17,6 +18,7 @@ pub mod admin;
 pub mod app;
 pub mod crm;
 pub mod demo;
+mod examples;
 pub mod loyalty;
 pub mod roster;
 pub mod server;

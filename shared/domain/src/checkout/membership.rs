@@ -112,8 +112,10 @@ pub struct Membership {
     /// The reference that renewed this one, if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub renewed_by: Option<String>,
-    /// Tickets used per benefit (by its position in the product).
+    /// Tickets used per benefit (by its position in the product; JSON keys
+    /// are strings: `{"0": 2}`).
     #[serde(default)]
+    #[schema(value_type = BTreeMap<String, u32>)]
     pub benefit_uses: BTreeMap<usize, u32>,
     /// When its order was placed (memberships are listed newest first).
     #[serde(default)]

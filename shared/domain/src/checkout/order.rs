@@ -226,6 +226,7 @@ pub struct Order {
     pub created_at: DateTime<Utc>,
     /// Member tickets this order took per benefit (restored on cancel).
     #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    #[schema(value_type = std::collections::BTreeMap<String, u32>)]
     pub benefit_uses: std::collections::BTreeMap<usize, u32>,
     /// Set by cancellation: what to pay back outside the voucher ledger
     /// (gift-card parts go back onto their card).
