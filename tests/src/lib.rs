@@ -192,6 +192,17 @@ pub async fn partner_key(store: &Store, name: &str, properties: &[&str], scopes:
         .1
 }
 
+/// Adds a sandbox partner (`ghk_test_…`) for `properties` with
+/// comma-separated `scopes`; returns its key.
+pub async fn sandbox_key(store: &Store, name: &str, properties: &[&str], scopes: &str) -> String {
+    let properties: Vec<String> = properties.iter().map(|p| p.to_string()).collect();
+    let scopes: Vec<String> = scopes.split(',').map(str::to_owned).collect();
+    guesthub::admin::add_partner_in_mode(store, name, &properties, &scopes, true)
+        .await
+        .unwrap()
+        .1
+}
+
 /// A response read whole.
 #[derive(Debug)]
 pub struct Reply {

@@ -179,9 +179,13 @@ async fn the_reference_loads_in_chromium_with_every_tag_and_no_failed_request() 
             .unwrap()
             .click()
             .unwrap();
-        tab.wait_for_element("#operations-club-tiers input[placeholder=property]")
-            .unwrap()
-            .click()
+        let input = tab
+            .wait_for_element("#operations-club-tiers input[placeholder=property]")
+            .unwrap();
+        input.click().unwrap();
+        // The field comes filled with the document's example: replace it.
+        input
+            .call_js_fn("function() { this.select(); }", vec![], false)
             .unwrap();
         tab.call_method(Input::InsertText {
             text: "castle".into(),

@@ -18,6 +18,9 @@ struct Shop {
     t: TestStore,
     app: Router,
     key: String,
+    /// The same partner's sandbox key: requests with `test_mode: true` (in
+    /// the body or the query) go with it, as the hub requires.
+    test_key: String,
 }
 
 async fn shop(b: Backend) -> Shop {
@@ -42,8 +45,17 @@ async fn shop(b: Backend) -> Shop {
     let (_, key) = guesthub::admin::add_partner(s, "Shop", &["castle".into()], &scopes)
         .await
         .unwrap();
+    let (_, test_key) =
+        guesthub::admin::add_partner_in_mode(s, "Shop sandbox", &["castle".into()], &scopes, true)
+            .await
+            .unwrap();
     let app = guesthub::app::router(s.clone(), 256 * 1024);
-    let shop = Shop { t, app, key };
+    let shop = Shop {
+        t,
+        app,
+        key,
+        test_key,
+    };
     for (id, body) in [
         (
             "club",
@@ -77,6 +89,10 @@ impl Shop {
     fn uri(path: &str) -> String {
         format!("/v1/properties/castle{path}")
     }
+    /// The sandbox key for test-mode requests, else the live one.
+    fn key_for(&self, test: bool) -> &str {
+        if test { &self.test_key } else { &self.key }
+    }
     async fn put(&self, path: &str, body: Value) -> Reply {
         call(
             &self.app,
@@ -89,22 +105,29 @@ impl Shop {
         .await
     }
     async fn post(&self, path: &str, body: Value) -> Reply {
+        let test = body["test_mode"] == true;
+        self.post_as(test, path, body).await
+    }
+    async fn post_as(&self, test: bool, path: &str, body: Value) -> Reply {
         call(
             &self.app,
             "POST",
             &Self::uri(path),
-            Some(&self.key),
+            Some(self.key_for(test)),
             &[("idempotency-key", &uuid::Uuid::new_v4().to_string())],
             Some(body.to_string()),
         )
         .await
     }
     async fn get(&self, path: &str) -> Reply {
+        self.get_as(path.contains("test_mode=true"), path).await
+    }
+    async fn get_as(&self, test: bool, path: &str) -> Reply {
         call(
             &self.app,
             "GET",
             &Self::uri(path),
-            Some(&self.key),
+            Some(self.key_for(test)),
             &[],
             None,
         )
@@ -115,7 +138,7 @@ impl Shop {
             &self.app,
             "POST",
             &Self::uri("/orders"),
-            Some(&self.key),
+            Some(self.key_for(body["test_mode"] == true)),
             &[],
             Some(body.to_string()),
         )
@@ -189,11 +212,12 @@ async fn membership_sale_and_redemption(b: Backend) {
             .code(),
         "membership_not_yet_valid"
     );
+    // (A sandbox key does not even see the live membership.)
     assert_eq!(
         s.order(redeem("visit-5", "2027-02-05", 1, true))
             .await
             .code(),
-        "test_mode_mismatch"
+        "membership_not_found"
     );
     // Member activity.
     let r = s.get(&format!("/memberships/{reference}/bookings")).await;
@@ -921,7 +945,7 @@ async fn test_mode_is_a_separate_world(b: Backend) {
         "sold_out"
     );
     // A cancelled test order frees test seats, not live ones.
-    s.post("/orders/t-1/cancel", json!({})).await;
+    s.post_as(true, "/orders/t-1/cancel", json!({})).await;
     assert_eq!(
         s.order(seats("l-3", false, 1, "2027-02-01")).await.code(),
         "sold_out"
@@ -953,7 +977,8 @@ async fn test_mode_is_a_separate_world(b: Backend) {
     }
     assert_eq!(created, (5, 5), "five test and five live seats");
 
-    // Gift cards: test value pays test orders only, and the other way round.
+    // Gift cards: test value pays test orders only, and the other way round
+    // (neither world sees the other's cards).
     let live = gift_card(&s, 5000, None).await;
     let r = s
         .post(
@@ -968,11 +993,11 @@ async fn test_mode_is_a_separate_world(b: Backend) {
     };
     assert_eq!(
         s.order(with_card("g-1", true, &live)).await.code(),
-        "test_mode_mismatch"
+        "voucher_not_found"
     );
     assert_eq!(
         s.order(with_card("g-2", false, &test)).await.code(),
-        "test_mode_mismatch"
+        "voucher_not_found"
     );
     assert_eq!(
         s.order(with_card("g-3", true, &test)).await.status,
@@ -998,7 +1023,7 @@ async fn test_mode_is_a_separate_world(b: Backend) {
     let mem = reference(&r);
     assert_eq!(
         s.order(visit("mv-1", &mem, "2027-01-20")).await.code(),
-        "test_mode_mismatch"
+        "membership_not_found"
     );
     let mut v = visit("mv-2", &mem, "2027-01-20");
     v["test_mode"] = json!(true);
@@ -1006,10 +1031,14 @@ async fn test_mode_is_a_separate_world(b: Backend) {
     // A live order does not renew a test membership.
     let renew = json!({"uuid": "m-renew", "contact": {"email": "ana@example.com", "first_name": "Ana"},
         "items": [{"product_id": "club", "unit_id": "member", "quantity": 1, "renews": mem}], "payment": card(9900)});
-    assert_eq!(s.order(renew).await.code(), "test_mode_mismatch");
+    assert_eq!(s.order(renew).await.code(), "membership_not_found");
     assert_eq!(
-        s.get(&format!("/memberships/{mem}")).await.json()["status"],
+        s.get_as(true, &format!("/memberships/{mem}")).await.json()["status"],
         "active"
+    );
+    assert_eq!(
+        s.get(&format!("/memberships/{mem}")).await.code(),
+        "membership_not_found"
     );
     assert!(found_none(&s, "/memberships?email=ana@example.com").await);
     assert!(!found_none(&s, "/memberships?email=ana@example.com&test_mode=true").await);

@@ -67,6 +67,7 @@ async fn partners_found_by_key_id(b: Backend) {
         key_id: "00112233aabbccdd".into(),
         key_hash: "ab".repeat(32),
         disabled: false,
+        test: false,
     };
     t.store.add_partner(&partner).await.unwrap();
     assert_eq!(

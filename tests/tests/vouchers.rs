@@ -1491,6 +1491,9 @@ async fn error_codes(b: Backend) {
     let r = redeem(&h, &h.asa, "castle", &v, "e7", usd).await;
     expect(&r, StatusCode::UNPROCESSABLE_ENTITY, "currency_mismatch");
     assert_eq!(r.json()["error"]["details"]["expected"], "EUR");
+    // Test mode is the key's: a live key's `test_mode: true` and a sandbox
+    // key's `test_mode: false` are refused; a sandbox key's test voucher is
+    // not even visible to a live key.
     let mut test = redeem_body(Some(100), "R");
     test["test_mode"] = json!(true);
     expect(
@@ -1498,16 +1501,39 @@ async fn error_codes(b: Backend) {
         StatusCode::UNPROCESSABLE_ENTITY,
         "test_mode_mismatch",
     );
-    let mut test_voucher = value(1_000);
-    test_voucher["test_mode"] = json!(true);
-    let tv = issue(&h, test_voucher).await;
+    let pms = "vouchers:read,vouchers:redeem,vouchers:pickup";
+    let asa_test = tests::sandbox_key(&h.store, "ASA sandbox", &["castle"], pms).await;
+    let office_test =
+        tests::sandbox_key(&h.store, "Office sandbox", &["castle"], "vouchers:issue").await;
+    let mut live_body = redeem_body(Some(100), "R");
+    live_body["test_mode"] = json!(false);
     expect(
-        &redeem(&h, &h.asa, "castle", &tv, "e9", redeem_body(Some(100), "R")).await,
+        &redeem(&h, &asa_test, "castle", &v, "e9a", live_body).await,
         StatusCode::UNPROCESSABLE_ENTITY,
         "test_mode_mismatch",
     );
+    let mut test_voucher = value(1_000);
+    test_voucher["test_mode"] = json!(true);
+    let r = send(
+        &h.app,
+        "POST",
+        &uri("castle", "/vouchers"),
+        &office_test,
+        None,
+        Some(test_voucher),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    let tv = r.json()["code"].as_str().unwrap().to_owned();
+    expect(
+        &redeem(&h, &h.asa, "castle", &tv, "e9", redeem_body(Some(100), "R")).await,
+        StatusCode::NOT_FOUND,
+        "voucher_not_found",
+    );
     assert_eq!(
-        redeem(&h, &h.asa, "castle", &tv, "e10", test).await.status,
+        redeem(&h, &asa_test, "castle", &tv, "e10", test)
+            .await
+            .status,
         StatusCode::CREATED
     );
     let pkg = issue(

@@ -26,6 +26,7 @@ pub async fn put_product(
     body: ApiJson<Product>,
 ) -> Result<Json<Product>, ApiError> {
     caller.require(Scope::Checkout)?;
+    caller.require_live()?;
     let product = body.value.check(&path.1)?;
     store.put_product(&caller.property.id, &product).await?;
     Ok(Json(product))
@@ -47,7 +48,7 @@ pub async fn get_product(
 ) -> Result<Json<Product>, ApiError> {
     caller.require(Scope::Checkout)?;
     store
-        .product(&caller.property.id, &path.1)
+        .product(&caller.live_property(), &path.1)
         .await?
         .map(Json)
         .ok_or_else(|| ApiError::not_found("product_not_found", "no such product"))
@@ -73,6 +74,6 @@ pub async fn list_products(
 ) -> Result<Json<ProductList>, ApiError> {
     caller.require(Scope::Checkout)?;
     Ok(Json(ProductList {
-        products: store.products(&caller.property.id).await?,
+        products: store.products(&caller.live_property()).await?,
     }))
 }

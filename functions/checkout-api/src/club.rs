@@ -48,7 +48,7 @@ pub async fn member(
 ) -> Result<Json<MemberView>, ApiError> {
     caller.require(Scope::ClubRead)?;
     let email = Email::parse(&path.1)?;
-    let found = store.lookup_member(&caller.property.id, &email).await?;
+    let found = store.lookup_member(&caller.live_property(), &email).await?;
     Ok(Json(match found {
         Some(m) => MemberView {
             member: true,
@@ -86,7 +86,7 @@ pub async fn tiers(
 ) -> Result<Json<TiersView>, ApiError> {
     caller.require(Scope::ClubRead)?;
     Ok(Json(TiersView {
-        tiers: service::tiers(&store, &caller.property.id).await?,
+        tiers: service::tiers(&store, &caller.live_property()).await?,
     }))
 }
 
@@ -119,6 +119,7 @@ pub async fn set_tier(
     body: ApiJson<TierSettingBody>,
 ) -> Result<Json<TierSettingView>, ApiError> {
     caller.require(Scope::ClubAdmin)?;
+    caller.require_live()?;
     let tier = path.1.trim();
     if tier.is_empty() || tier.len() > 100 {
         return Err(ApiError::bad_request(
@@ -127,7 +128,7 @@ pub async fn set_tier(
         ));
     }
     store
-        .set_tier(&caller.property.id, tier, body.value.enabled)
+        .set_tier(&caller.live_property(), tier, body.value.enabled)
         .await?;
     Ok(Json(TierSettingView {
         tier: tier.to_owned(),
@@ -164,7 +165,7 @@ pub async fn imports(
     caller.require(Scope::ClubRead)?;
     let limit = q.limit.unwrap_or(50).clamp(1, 500);
     Ok(Json(ImportsView {
-        imports: store.import_reports(&caller.property.id, limit).await?,
+        imports: store.import_reports(&caller.live_property(), limit).await?,
     }))
 }
 
@@ -188,8 +189,9 @@ pub async fn approve(
     Path(path): Path<(String, String)>,
 ) -> Result<Json<ImportReport>, ApiError> {
     caller.require(Scope::ClubAdmin)?;
+    caller.require_live()?;
     let now = store.clock().now();
     Ok(Json(
-        service::approve(&store, &caller.property.id, &path.1, now).await?,
+        service::approve(&store, &caller.live_property(), &path.1, now).await?,
     ))
 }

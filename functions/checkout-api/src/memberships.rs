@@ -152,7 +152,7 @@ pub async fn find_memberships(
     let (memberships, next) = store
         .find_memberships(
             &caller.property.id,
-            q.test_mode,
+            caller.test_mode,
             q.cursor.as_deref(),
             limit,
             &keep,

@@ -214,6 +214,8 @@ struct Plan {
 
 async fn plan(store: &Store, caller: &Caller, req: &OrderRequest) -> Result<Plan, ApiError> {
     let p = &caller.property.id;
+    // Products and the club roster are the live property's, in test mode too.
+    let live = &caller.live_property();
     let tz = caller.property.time_zone;
     let now = store.clock().now();
     let today = local_date(tz, now);
@@ -221,7 +223,7 @@ async fn plan(store: &Store, caller: &Caller, req: &OrderRequest) -> Result<Plan
     let mut catalogue = Catalogue::new();
     for item in &req.items {
         if !catalogue.contains_key(&item.product_id)
-            && let Some(prod) = store.product(p, &item.product_id).await?
+            && let Some(prod) = store.product(live, &item.product_id).await?
         {
             catalogue.insert(prod.id.clone(), prod);
         }
@@ -242,7 +244,7 @@ async fn plan(store: &Store, caller: &Caller, req: &OrderRequest) -> Result<Plan
                 m.check_use(item.date.unwrap_or(today), req.test_mode)?;
             }
             let product = store
-                .product(p, &m.product_id)
+                .product(live, &m.product_id)
                 .await?
                 .ok_or_else(|| ApiError::internal("membership product missing"))?;
             if let Some((sold, _)) = store.stored_order(p, &m.order_id).await? {
@@ -258,13 +260,13 @@ async fn plan(store: &Store, caller: &Caller, req: &OrderRequest) -> Result<Plan
     };
     let mut buyer = Buyer::default();
     if let Some(email) = contact.email.as_deref().and_then(|e| Email::parse(e).ok())
-        && let Some(found) = store.lookup_member(p, &email).await?
+        && let Some(found) = store.lookup_member(live, &email).await?
     {
         buyer.club = ClubMembership {
             member: true,
             tiers: found.tiers.into_iter().collect(),
         };
-        buyer.enabled_tiers = enabled_tiers(store, p).await?;
+        buyer.enabled_tiers = enabled_tiers(store, live).await?;
     }
     let lines: Vec<LineRequest> = req
         .items
@@ -542,7 +544,8 @@ pub async fn place_order(
     body: ApiJson<OrderRequest>,
 ) -> Result<Response, ApiError> {
     caller.require(Scope::Checkout)?;
-    let req = body.value;
+    let mut req = body.value;
+    req.test_mode = caller.test_mode;
     check_uuid(&req.uuid)?;
     req.check()?;
     let fp = fingerprint(&[b"order", body.canonical.as_bytes()]);

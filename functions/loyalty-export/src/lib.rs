@@ -95,6 +95,13 @@ pub trait Destinations: Send + Sync {
         property: &Property,
         connection: Option<&LoyaltyConnection>,
     ) -> anyhow::Result<Option<(Arc<dyn FileDrop>, PropertyCode)>>;
+
+    /// Where the property's test namespace (sandbox keys' records) goes;
+    /// `None` (the default, and in AWS): nowhere, test records never reach
+    /// NetCarrots.
+    fn for_sandbox(&self, _property: &Property) -> Option<(Arc<dyn FileDrop>, PropertyCode)> {
+        None
+    }
 }
 
 fn remote(
@@ -127,7 +134,8 @@ impl Destinations for Connected {
 }
 
 /// Local runs: connected properties to their server, the others to a
-/// folder (`<data-dir>/outbox/loyalty/`) under their property id as code.
+/// folder (`<data-dir>/outbox/loyalty/`) under their property id as code;
+/// every property's test namespace (sandbox keys) to `…/loyalty/test/`.
 pub struct LocalOutbox {
     pub dir: PathBuf,
     pub timeout: Duration,
@@ -162,6 +170,13 @@ impl Destinations for LocalOutbox {
             ))),
         }
     }
+
+    fn for_sandbox(&self, property: &Property) -> Option<(Arc<dyn FileDrop>, PropertyCode)> {
+        Some((
+            Arc::new(LocalDrop::new(self.dir.join("test"))),
+            local_code(&property.id),
+        ))
+    }
 }
 
 /// Runs the export for every property (or only `only`), each isolated.
@@ -181,18 +196,27 @@ pub async fn export_all(
     let mut out = Vec::with_capacity(properties.len());
     for property in properties {
         let conn = store.loyalty_connection(&property.id).await?;
-        let summary = match destinations.for_property(&property, conn.as_ref()).await {
+        match destinations.for_property(&property, conn.as_ref()).await {
             Ok(Some((drop, code))) => {
-                export_property(store, &property.id, drop.as_ref(), &code, opts).await
+                out.push(export_property(store, &property.id, drop.as_ref(), &code, opts).await)
             }
-            Ok(None) => continue,
-            Err(e) => ExportSummary {
+            Ok(None) => {}
+            Err(e) => out.push(ExportSummary {
                 property: property.id.to_string(),
                 errors: vec![format!("{e:#}")],
                 ..Default::default()
-            },
-        };
-        out.push(summary);
+            }),
+        }
+        // Sandbox keys' records, when this run has a place for them and
+        // the test namespace has anything to send.
+        if let Some((drop, code)) = destinations.for_sandbox(&property) {
+            let test = property.id.sandbox();
+            if store.export_state(&test).await?.version > 0
+                || !store.pending_records(&test, 1).await?.is_empty()
+            {
+                out.push(export_property(store, &test, drop.as_ref(), &code, opts).await);
+            }
+        }
     }
     Ok(out)
 }

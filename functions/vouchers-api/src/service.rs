@@ -129,9 +129,10 @@ async fn apply(
 pub async fn issue(
     store: &Store,
     caller: &Caller,
-    req: IssueRequest,
+    mut req: IssueRequest,
     lease: Option<Lease>,
 ) -> Result<Outcome, ApiError> {
+    req.test_mode = caller.test_mode;
     let now = store.clock().now();
     let change = rules::issue(req, VoucherCode::generate(), &actor(caller, now))?;
     // The issuer's feed, and the feeds of hotels that pick up its orders
@@ -170,9 +171,10 @@ pub async fn load(
     app: &AppState,
     caller: &Caller,
     raw: &str,
-    req: LoadRequest,
+    mut req: LoadRequest,
     lease: Option<Lease>,
 ) -> Result<Outcome, ApiError> {
+    req.test_mode = caller.test_mode;
     let code = parse_code(raw)?;
     let may_see = visibility(caller);
     let rule = |v: &Voucher, _: Option<&Redemption>, now| rules::load(v, &req, &actor(caller, now));
@@ -193,9 +195,10 @@ pub async fn redeem(
     app: &AppState,
     caller: &Caller,
     raw: &str,
-    req: RedeemRequest,
+    mut req: RedeemRequest,
     lease: Option<Lease>,
 ) -> Result<Outcome, ApiError> {
+    req.test_mode = caller.test_mode;
     let code = parse_code(raw)?;
     let may_see = visibility(caller);
     let id = new_id();
@@ -250,9 +253,10 @@ pub async fn hold(
     app: &AppState,
     caller: &Caller,
     raw: &str,
-    req: HoldRequest,
+    mut req: HoldRequest,
     lease: Option<Lease>,
 ) -> Result<Outcome, ApiError> {
+    req.test_mode = caller.test_mode;
     let code = parse_code(raw)?;
     let may_see = visibility(caller);
     let id = new_id();
@@ -679,7 +683,8 @@ pub async fn import(
                 code: e.code,
                 message: e.message,
             }),
-            Ok(line) => {
+            Ok(mut line) => {
+                line.test_mode = caller.test_mode;
                 let now = store.clock().now();
                 match rules::import(&line, &actor(caller, now)) {
                     Err(e) => Err(LineError {

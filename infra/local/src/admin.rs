@@ -18,7 +18,7 @@ pub async fn add_property(
     currency: &str,
 ) -> anyhow::Result<Property> {
     let property = Property::new(
-        PropertyId::parse(id)?,
+        PropertyId::parse_live(id)?,
         name,
         parse_time_zone(tz)?,
         Currency::parse(currency)?,
@@ -92,7 +92,7 @@ async fn find_partner(store: &Store, id: &str) -> anyhow::Result<Partner> {
 /// Gives a partner a new key; the old one stops working at once.
 pub async fn rotate_partner_key(store: &Store, id: &str) -> anyhow::Result<(Partner, String)> {
     let old = find_partner(store, id).await?;
-    let key = generate_key();
+    let key = generate_key(old.test);
     let mut partner = old.clone();
     partner.key_id = key.key_id;
     partner.key_hash = key.secret_hash;
@@ -121,6 +121,18 @@ pub async fn add_partner(
     properties: &[String],
     scopes: &[String],
 ) -> anyhow::Result<(Partner, String)> {
+    add_partner_in_mode(store, name, properties, scopes, false).await
+}
+
+/// Creates a partner; `test`: a sandbox partner, whose `ghk_test_…` key
+/// works on test data only.
+pub async fn add_partner_in_mode(
+    store: &Store,
+    name: &str,
+    properties: &[String],
+    scopes: &[String],
+    test: bool,
+) -> anyhow::Result<(Partner, String)> {
     domain::name::one_line("name", name)?;
     let name = name.trim();
     if name.is_empty() {
@@ -145,7 +157,7 @@ pub async fn add_partner(
     if scopes.is_empty() {
         bail!("a partner needs at least one scope (--scopes vouchers:read,...)");
     }
-    let key = generate_key();
+    let key = generate_key(test);
     let partner = Partner {
         id: PartnerId(uuid::Uuid::now_v7().to_string()),
         name: name.to_owned(),
@@ -154,6 +166,7 @@ pub async fn add_partner(
         key_id: key.key_id,
         key_hash: key.secret_hash,
         disabled: false,
+        test,
     };
     store.add_partner(&partner).await?;
     Ok((partner, key.key))

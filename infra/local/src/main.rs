@@ -257,7 +257,7 @@ enum PropertyCommand {
 enum PartnerCommand {
     /// Add a partner; its key is printed once, alone on the last line.
     #[command(
-        after_help = "Example:\n  guesthub partner add \"Voucher Shop\" --properties hotel-wien --scopes vouchers:read,vouchers:redeem"
+        after_help = "Examples:\n  guesthub partner add \"Voucher Shop\" --properties hotel-wien --scopes vouchers:read,vouchers:redeem\n  guesthub partner add \"Voucher Shop sandbox\" --properties hotel-wien --scopes vouchers:read,vouchers:redeem --test"
     )]
     Add {
         name: String,
@@ -265,6 +265,10 @@ enum PartnerCommand {
         properties: Vec<String>,
         #[arg(long, value_delimiter = ',')]
         scopes: Vec<String>,
+        /// A sandbox partner: its key (`ghk_test_…`) works on test data
+        /// only, apart from everything live.
+        #[arg(long)]
+        test: bool,
     },
     /// List partners (never their keys).
     #[command(after_help = "Example:\n  guesthub --output json partner list")]
@@ -379,6 +383,7 @@ fn partner_json(p: &domain::Partner) -> Value {
         "properties": p.properties,
         "scopes": p.scopes,
         "disabled": p.disabled,
+        "test": p.test,
     })
 }
 
@@ -499,8 +504,10 @@ async fn run_admin(cli: &Cli, store: &platform::Store) -> anyhow::Result<()> {
                 name,
                 properties,
                 scopes,
+                test,
             } => {
-                let (p, key) = admin::add_partner(store, name, properties, scopes).await?;
+                let (p, key) =
+                    admin::add_partner_in_mode(store, name, properties, scopes, *test).await?;
                 if json {
                     print_json(&json!({ "partner": partner_json(&p), "key": key }));
                     return Ok(());
@@ -508,7 +515,8 @@ async fn run_admin(cli: &Cli, store: &platform::Store) -> anyhow::Result<()> {
                 let scopes: Vec<_> = p.scopes.iter().map(|s| s.as_str()).collect();
                 let props: Vec<_> = p.properties.iter().map(|s| s.as_str()).collect();
                 println!(
-                    "added partner {} ({}) for {} with scopes {}",
+                    "added {}partner {} ({}) for {} with scopes {}",
+                    if p.test { "sandbox " } else { "" },
                     p.name,
                     p.id,
                     props.join(","),

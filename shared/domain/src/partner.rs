@@ -107,6 +107,10 @@ pub struct Partner {
     pub key_hash: String,
     #[serde(default)]
     pub disabled: bool,
+    /// A sandbox partner: its key is `ghk_test_…` and every request it
+    /// makes works in the test namespace of the property it names.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub test: bool,
 }
 
 impl Partner {

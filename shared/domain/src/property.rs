@@ -9,14 +9,29 @@ use crate::{Currency, ValidationError};
 
 /// A property's id: a short slug chosen by the operator (`castle-winery`).
 /// It appears in routes and in every storage key, so it is kept to
-/// `[a-z0-9-]`, 1–64 characters.
+/// `[a-z0-9-]`, 1–64 characters. A sandbox key's requests work in the
+/// property's test namespace, `<id>~test` ([`PropertyId::sandbox`]): the
+/// same storage keys under an id no operator can create, so test data and
+/// live data never meet.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, ToSchema)]
 #[serde(try_from = "String", into = "String")]
 #[schema(value_type = String, example = "castle-winery")]
 pub struct PropertyId(String);
 
+/// The suffix of a property's test namespace.
+const SANDBOX: &str = "~test";
+
 impl PropertyId {
+    /// An id as the operator and the routes write it (`[a-z0-9-]`); the
+    /// stored form of a test namespace (`<id>~test`) reads back too.
     pub fn parse(raw: &str) -> Result<Self, ValidationError> {
+        let base = raw.strip_suffix(SANDBOX).unwrap_or(raw);
+        Self::parse_live(base).map(|_| Self(raw.to_owned()))
+    }
+
+    /// An id of a live property: `[a-z0-9-]` only (what routes and the
+    /// admin commands take).
+    pub fn parse_live(raw: &str) -> Result<Self, ValidationError> {
         let ok = !raw.is_empty()
             && raw.len() <= 64
             && raw
@@ -35,6 +50,25 @@ impl PropertyId {
 
     pub fn as_str(&self) -> &str {
         &self.0
+    }
+
+    /// The property's test namespace, where sandbox keys' requests keep
+    /// their data.
+    pub fn sandbox(&self) -> PropertyId {
+        if self.is_sandbox() {
+            self.clone()
+        } else {
+            Self(format!("{}{SANDBOX}", self.0))
+        }
+    }
+
+    pub fn is_sandbox(&self) -> bool {
+        self.0.ends_with(SANDBOX)
+    }
+
+    /// The live property (itself, or the one whose test namespace this is).
+    pub fn live(&self) -> PropertyId {
+        Self(self.0.strip_suffix(SANDBOX).unwrap_or(&self.0).to_owned())
     }
 }
 
@@ -86,6 +120,26 @@ pub struct Property {
 }
 
 impl Property {
+    /// The property as a sandbox key sees it: its id, the issuers it
+    /// accepts and the hotels that pick up its orders, all in their test
+    /// namespaces (name, zone and currency as live).
+    pub fn sandbox(&self) -> Property {
+        Property {
+            id: self.id.sandbox(),
+            accepts_vouchers_of: self
+                .accepts_vouchers_of
+                .iter()
+                .map(PropertyId::sandbox)
+                .collect(),
+            orders_picked_up_by: self
+                .orders_picked_up_by
+                .iter()
+                .map(PropertyId::sandbox)
+                .collect(),
+            ..self.clone()
+        }
+    }
+
     pub fn new(
         id: PropertyId,
         name: &str,
@@ -116,9 +170,25 @@ mod tests {
     #[test]
     fn property_ids_are_slugs() {
         assert!(PropertyId::parse("castle-winery-2").is_ok());
-        for bad in ["", "Castle", "a/b", "-x", "a b", &"x".repeat(65)] {
+        for bad in [
+            "",
+            "Castle",
+            "a/b",
+            "-x",
+            "a b",
+            &"x".repeat(65),
+            "~test",
+            "a~test~test",
+        ] {
             assert!(PropertyId::parse(bad).is_err(), "{bad}");
         }
+        let live = PropertyId::parse("castle-winery").unwrap();
+        let test = live.sandbox();
+        assert_eq!(test.as_str(), "castle-winery~test");
+        assert!(test.is_sandbox() && !live.is_sandbox());
+        assert_eq!(test.live(), live);
+        assert_eq!(PropertyId::parse(test.as_str()).unwrap(), test);
+        assert!(PropertyId::parse_live(test.as_str()).is_err());
     }
 
     #[test]

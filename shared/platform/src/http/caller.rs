@@ -9,7 +9,7 @@ use http::request::Parts;
 
 use super::error::ApiError;
 use crate::Store;
-use crate::auth::{secret_matches, split_key};
+use crate::auth::{is_test_key, secret_matches, split_key};
 
 /// The scope a route needs. Set on the route with [`scoped`]; the `Caller`
 /// extractor checks it, so a missing scope is 403 before the route's query
@@ -33,14 +33,51 @@ where
     )
 }
 
-/// An authenticated partner acting for one of its properties.
+/// An authenticated partner acting for one of its properties. A sandbox
+/// key (`ghk_test_…`) acts in the property's test namespace: `property` is
+/// [`Property::sandbox`], so every property-scoped item it reads or writes
+/// is keyed apart from live data; `test_mode` is set.
 #[derive(Debug, Clone)]
 pub struct Caller {
     pub partner: Partner,
     pub property: Property,
+    pub test_mode: bool,
+}
+
+/// Whether the request runs in test mode, for extractors that read the
+/// body or query after [`Caller`] (`test_mode` there must agree).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TestMode(pub bool);
+
+/// 422 `test_mode_mismatch`: a request's `test_mode` is not its key's.
+pub fn test_mode_mismatch(key_test_mode: bool) -> ApiError {
+    ApiError::rule(
+        "test_mode_mismatch",
+        if key_test_mode {
+            "this is a sandbox key (ghk_test_): its requests are test mode"
+        } else {
+            "this is a live key: test mode needs a sandbox key (ghk_test_)"
+        },
+    )
 }
 
 impl Caller {
+    /// The live property, whose configuration (products, the club roster)
+    /// sandbox requests read as well.
+    pub fn live_property(&self) -> domain::PropertyId {
+        self.property.id.live()
+    }
+
+    /// 422 `test_mode_mismatch` for a sandbox key: what this route changes
+    /// is live configuration.
+    pub fn require_live(&self) -> Result<(), ApiError> {
+        if self.test_mode {
+            Err(test_mode_mismatch(true))
+        } else {
+            Ok(())
+        }
+    }
+
     /// 403 unless the key carries `scope`.
     pub fn require(&self, scope: Scope) -> Result<(), ApiError> {
         if self.partner.has_scope(scope) {
@@ -72,7 +109,10 @@ pub async fn authenticate(store: &Store, parts: &Parts) -> Result<Partner, ApiEr
         .caller_partner(key_id)
         .await?
         .ok_or_else(ApiError::unauthorized)?;
-    if partner.disabled || !secret_matches(secret, &partner.key_hash) {
+    if partner.disabled
+        || partner.test != is_test_key(presented)
+        || !secret_matches(secret, &partner.key_hash)
+    {
         return Err(ApiError::unauthorized());
     }
     Ok(partner)
@@ -96,7 +136,7 @@ where
             .find(|(k, _)| *k == "property")
             .map(|(_, v)| v.to_owned())
             .ok_or_else(property_not_found)?;
-        let id = PropertyId::parse(&raw).map_err(|_| property_not_found())?;
+        let id = PropertyId::parse_live(&raw).map_err(|_| property_not_found())?;
         if !partner.may_act_for(&id) {
             return Err(property_not_found());
         }
@@ -109,6 +149,21 @@ where
         {
             return Err(ApiError::forbidden(scope.as_str()));
         }
-        Ok(Caller { partner, property })
+        let test_mode = partner.test;
+        parts.extensions.insert(TestMode(test_mode));
+        let (partner, property) = if test_mode {
+            // In the test namespaces of its properties throughout: what it
+            // may see and act for, as what it is at.
+            let mut partner = partner;
+            partner.properties = partner.properties.iter().map(PropertyId::sandbox).collect();
+            (partner, property.sandbox())
+        } else {
+            (partner, property)
+        };
+        Ok(Caller {
+            partner,
+            property,
+            test_mode,
+        })
     }
 }

@@ -18,6 +18,7 @@ use http::{StatusCode, header};
 use serde::de::{DeserializeOwned, DeserializeSeed, Error as _, MapAccess, SeqAccess, Visitor};
 use serde_json::{Map, Value, json};
 
+use super::caller::TestMode;
 use super::error::ApiError;
 
 /// A parsed body plus its canonical form (keys sorted, whitespace dropped):
@@ -196,6 +197,35 @@ pub fn from_value<T: DeserializeOwned>(value: Value) -> Result<T, ApiError> {
 
 /// Parses JSON bytes into `T`, naming the path of the first bad field.
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<(T, String), ApiError> {
+    parse_json_in_mode(bytes, None)
+}
+
+/// 422 `test_mode_mismatch` when a `test_mode` anywhere in the body (an
+/// order, a voucher, an import line) is not the key's mode.
+fn check_test_mode(value: &Value, key_test_mode: bool) -> Result<(), ApiError> {
+    match value {
+        Value::Object(map) => {
+            if let Some(Value::Bool(b)) = map.get("test_mode")
+                && *b != key_test_mode
+            {
+                return Err(super::caller::test_mode_mismatch(key_test_mode));
+            }
+            map.values()
+                .try_for_each(|v| check_test_mode(v, key_test_mode))
+        }
+        Value::Array(items) => items
+            .iter()
+            .try_for_each(|v| check_test_mode(v, key_test_mode)),
+        _ => Ok(()),
+    }
+}
+
+/// As [`parse_json`]; with the caller's mode known, a `test_mode` in the
+/// body must agree with it.
+fn parse_json_in_mode<T: DeserializeOwned>(
+    bytes: &[u8],
+    mode: Option<TestMode>,
+) -> Result<(T, String), ApiError> {
     let bytes: &[u8] = if bytes.iter().all(u8::is_ascii_whitespace) {
         b"{}"
     } else {
@@ -224,6 +254,9 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<(T, String), ApiE
         }
     })?;
     let canonical = value.to_string();
+    if let Some(TestMode(test)) = mode {
+        check_test_mode(&value, test)?;
+    }
     let parsed = from_value(value)?;
     Ok((parsed, canonical))
 }
@@ -241,10 +274,11 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
                 "send the body as application/json",
             ));
         }
+        let mode = req.extensions().get::<TestMode>().copied();
         let bytes = Bytes::from_request(req, state)
             .await
             .map_err(ApiError::from)?;
-        let (value, canonical) = parse_json(&bytes)?;
+        let (value, canonical) = parse_json_in_mode(&bytes, mode)?;
         Ok(Self { value, canonical })
     }
 }
