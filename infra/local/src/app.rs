@@ -32,8 +32,10 @@ pub fn openapi() -> OpenApi {
          membership checkout, CRM sync and loyalty export. Authenticate with \
          `Authorization: Bearer <partner key>`; errors are \
          `{\"error\": {\"code\", \"message\", \"details\"}}`, every code with its status, \
-         meaning and what to do listed in the repository's `docs/errors.md`. The hub serves \
-         this document at `/openapi.json` and an interactive reference at `/docs`."
+         meaning and what to do listed in the repository's `docs/errors.md`. A sandbox key \
+         (`ghk_test_…`) runs every request in test mode, on test data only, apart from \
+         everything live. The hub serves this document at `/openapi.json` and an interactive \
+         reference at `/docs`."
             .into(),
     );
     open_flattened_parts(&mut api);

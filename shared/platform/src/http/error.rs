@@ -508,8 +508,8 @@ pub const CODES: &[ErrorCode] = &[
     c(
         "test_mode_mismatch",
         &[422],
-        "Test data and live data were mixed (a test voucher or membership in a live request, or the other way round).",
-        "Use test data with test requests and live data with live ones.",
+        "Test data and live data were mixed: a `test_mode` that is not the key's (sandbox keys, `ghk_test_…`, are test mode; others live), a sandbox key changing live configuration (products, club tiers, roster imports), or test data made before sandbox keys used in a live request.",
+        "Send test requests with a sandbox key and live ones with a live key; omit `test_mode` (it is the key's).",
     ),
     c(
         "not_issuer",
