@@ -257,7 +257,7 @@ enum PropertyCommand {
 enum PartnerCommand {
     /// Add a partner; its key is printed once, alone on the last line.
     #[command(
-        after_help = "Examples:\n  guesthub partner add \"Voucher Shop\" --properties hotel-wien --scopes vouchers:read,vouchers:redeem\n  guesthub partner add \"Voucher Shop sandbox\" --properties hotel-wien --scopes vouchers:read,vouchers:redeem --test"
+        after_help = "Example:\n  guesthub partner add \"Voucher Shop\" --properties hotel-wien --scopes vouchers:read,vouchers:redeem\n  guesthub partner add \"Voucher Shop sandbox\" --properties hotel-wien --scopes vouchers:read,vouchers:redeem --test"
     )]
     Add {
         name: String,
