@@ -893,7 +893,10 @@ pub const ERASURE_NOTE: &str = "Personal data erased at the guest's request (Gue
 /// What overwrites an erased guest in Cloudbeds: placeholders that name
 /// nobody (an address that cannot be delivered to, no phone digits that
 /// reach anyone, a placeholder birth date).
-pub fn erased_update(cloudbeds_guest_id: &str, custom_fields: Vec<(String, String)>) -> GuestUpdate {
+pub fn erased_update(
+    cloudbeds_guest_id: &str,
+    custom_fields: Vec<(String, String)>,
+) -> GuestUpdate {
     GuestUpdate {
         first_name: Some("Erased".into()),
         last_name: Some("Erased".into()),

@@ -121,12 +121,7 @@ pub struct Erasure {
 }
 
 impl Erasure {
-    pub fn new(
-        id: String,
-        property: PropertyId,
-        email_hash: String,
-        now: DateTime<Utc>,
-    ) -> Self {
+    pub fn new(id: String, property: PropertyId, email_hash: String, now: DateTime<Utc>) -> Self {
         let mut markers = BTreeSet::new();
         markers.insert(email_hash.clone());
         Self {
@@ -309,6 +304,10 @@ fn is_phone_key(k: &str) -> bool {
     k.contains("phone")
 }
 
+fn is_email_key(k: &str) -> bool {
+    k.ends_with("email")
+}
+
 fn is_birth_key(k: &str) -> bool {
     k.contains("birth")
 }
@@ -346,8 +345,9 @@ fn embedded_json(s: &str) -> Option<Value> {
         .filter(|v| v.is_object() || v.is_array())
 }
 
-/// Rewrites every value that names the person to `token`; a phone number
-/// or birth date of the person becomes `null`. Returns how many values
+/// Rewrites every value that names the person to `token`; the person's
+/// email, phone number or birth date in a field of that name becomes
+/// `null` (typed fields stay readable). Returns how many values
 /// changed.
 pub fn scrub(v: &mut Value, person: &Person<'_>, token: &str) -> usize {
     match v {
@@ -355,7 +355,7 @@ pub fn scrub(v: &mut Value, person: &Person<'_>, token: &str) -> usize {
             let mut n = 0;
             for (k, x) in o.iter_mut() {
                 if let Value::String(s) = x
-                    && (is_phone_key(k) || is_birth_key(k))
+                    && (is_phone_key(k) || is_birth_key(k) || is_email_key(k))
                     && person.names(s)
                 {
                     *x = Value::Null;
@@ -446,13 +446,24 @@ mod tests {
     #[test]
     fn a_receipt_is_erased_only_when_every_step_is_done() {
         let now = Utc::now();
-        let mut e = Erasure::new("e1".into(), PropertyId::parse("p1").unwrap(), "ab".repeat(32), now);
+        let mut e = Erasure::new(
+            "e1".into(),
+            PropertyId::parse("p1").unwrap(),
+            "ab".repeat(32),
+            now,
+        );
         for s in &Step::ALL[..5] {
             e.finish(*s, &ErasedCounts::default());
             e.complete(now);
             assert_eq!(e.status, ErasureStatus::InProgress);
         }
-        e.finish(Step::Guest, &ErasedCounts { guest_profiles: 1, ..Default::default() });
+        e.finish(
+            Step::Guest,
+            &ErasedCounts {
+                guest_profiles: 1,
+                ..Default::default()
+            },
+        );
         e.complete(now);
         assert_eq!(e.status, ErasureStatus::Erased);
         assert!(e.markers.is_empty());

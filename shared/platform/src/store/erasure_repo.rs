@@ -372,7 +372,11 @@ impl Store {
                             .transact(
                                 vec![Write::put(
                                     Table::Roster,
-                                    Item::new(roster_pk.clone(), suppression_sk(&hash), "{}".into()),
+                                    Item::new(
+                                        roster_pk.clone(),
+                                        suppression_sk(&hash),
+                                        "{}".into(),
+                                    ),
                                     Cond::None,
                                 )],
                                 self.now_ts(),
@@ -401,7 +405,8 @@ impl Store {
                         found.roster_entries = keys.len() as u64;
                         if !keys.is_empty() {
                             // Counted before deleting: a retry finds none.
-                            e.erased.roster_entries = e.erased.roster_entries.max(found.roster_entries);
+                            e.erased.roster_entries =
+                                e.erased.roster_entries.max(found.roster_entries);
                             e = self.save_erasure(&e).await?;
                             self.items().batch_delete(Table::Roster, keys).await?;
                         }
@@ -452,7 +457,8 @@ impl Store {
                     // The pickup feed carries the buyer too.
                     for i in self
                         .query_all(
-                            Query::partition(Table::Vouchers, format!("ORDERS#{p}")).prefix("ORDER#"),
+                            Query::partition(Table::Vouchers, format!("ORDERS#{p}"))
+                                .prefix("ORDER#"),
                         )
                         .await?
                     {
@@ -534,9 +540,14 @@ impl Store {
     ) -> Result<Vec<(String, Vec<Item>)>, StoreError> {
         let index = format!("VFIND#{p}#EMAIL#{}", sha(email));
         let mut out = Vec::new();
-        for i in self.query_all(Query::partition(Table::Vouchers, &index)).await? {
+        for i in self
+            .query_all(Query::partition(Table::Vouchers, &index))
+            .await?
+        {
             let pk = format!("VOUCHER#{p}#{}", i.sk);
-            let items = self.query_all(Query::partition(Table::Vouchers, &pk)).await?;
+            let items = self
+                .query_all(Query::partition(Table::Vouchers, &pk))
+                .await?;
             out.push((pk, items));
         }
         Ok(out)
@@ -558,7 +569,12 @@ impl Store {
         {
             if let Some(o) = self
                 .items()
-                .get(Table::Commerce, &format!("ORDER#{p}#{}", i.sk), "ORDER", self.now_ts())
+                .get(
+                    Table::Commerce,
+                    &format!("ORDER#{p}#{}", i.sk),
+                    "ORDER",
+                    self.now_ts(),
+                )
                 .await?
             {
                 out.push((i.sk, o));
@@ -581,7 +597,12 @@ impl Store {
     pub async fn erasure_pushed(&self, p: &PropertyId, guest: &GuestId) -> Result<(), StoreError> {
         let Some(ptr) = self
             .items()
-            .get(Table::Platform, &erasure_pk(p), &format!("GUEST#{guest}"), self.now_ts())
+            .get(
+                Table::Platform,
+                &erasure_pk(p),
+                &format!("GUEST#{guest}"),
+                self.now_ts(),
+            )
             .await?
         else {
             return Ok(());
@@ -611,7 +632,12 @@ impl Store {
     ) -> Result<Option<Erasure>, StoreError> {
         match self
             .items()
-            .get(Table::Platform, &erasure_pk(p), &format!("GUEST#{guest}"), self.now_ts())
+            .get(
+                Table::Platform,
+                &erasure_pk(p),
+                &format!("GUEST#{guest}"),
+                self.now_ts(),
+            )
             .await?
         {
             Some(i) => {
@@ -671,7 +697,12 @@ impl ErasureStore for Store {
     ) -> Result<Option<Erasure>, StoreError> {
         let Some(i) = self
             .items()
-            .get(Table::Platform, &erasure_pk(p), &format!("OPEN#{email_hash}"), self.now_ts())
+            .get(
+                Table::Platform,
+                &erasure_pk(p),
+                &format!("OPEN#{email_hash}"),
+                self.now_ts(),
+            )
             .await?
         else {
             return Ok(None);

@@ -1,0 +1,436 @@
+//! Erasing a person through `POST /v1/properties/{p}/erasures`, on both
+//! stores: one person seeded into every kind of record (guest profile and
+//! note, voucher buyer and the guest name of its redemption, order contact
+//! and ticket member, membership, loyalty enrolment and record, club
+//! roster) is gone from every item of every table and from the logs; money
+//! is unchanged to the cent; a replay answers the same receipt; a
+//! redemption racing the erasure neither fails nor brings the name back;
+//! a crash at any write and a retry finish the erasure.
+
+use std::io::Write as _;
+use std::sync::{Arc, Mutex};
+
+use chrono::{TimeZone, Utc};
+use http::StatusCode;
+use platform::Store;
+use platform::store::dynamo::DynamoItems;
+use platform::store::faults::{FaultPlan, FaultyItems};
+use platform::store::sqlite::SqliteItems;
+use platform::store::{ItemStore, Table};
+use serde_json::{Value, json};
+use tests::{Backend, MotoGate, TestClock, call, moto_endpoint};
+
+#[derive(Clone, Default)]
+struct Captured(Arc<Mutex<Vec<u8>>>);
+
+impl std::io::Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+const EMAIL: &str = "ottilie.vantongeren@example.com";
+const FIRST: &str = "Ottilie";
+const LAST: &str = "Vantongeren";
+const PHONE: &str = "+43 660 7654321";
+const BIRTH: &str = "1981-04-17";
+const BASE: &str = "/v1/properties/castle";
+
+/// A store whose every item can be read back whole.
+enum Dump {
+    Sqlite {
+        items: SqliteItems,
+        _dir: tempfile::TempDir,
+    },
+    Dynamo(DynamoItems),
+}
+
+impl Dump {
+    async fn open(b: Backend) -> (Self, Arc<dyn ItemStore>) {
+        match b {
+            Backend::Sqlite => {
+                let dir = tempfile::tempdir().unwrap();
+                let items = SqliteItems::open(dir.path().join("store.sqlite3")).unwrap();
+                (
+                    Dump::Sqlite {
+                        items: items.clone(),
+                        _dir: dir,
+                    },
+                    Arc::new(items),
+                )
+            }
+            Backend::Dynamodb => {
+                let prefix = format!("t{}", uuid::Uuid::new_v4().simple());
+                let items = DynamoItems::connect(&prefix, Some(&moto_endpoint())).await;
+                items.create_tables().await.unwrap();
+                (
+                    Dump::Dynamo(items.clone()),
+                    Arc::new(MotoGate::new(Arc::new(items))),
+                )
+            }
+        }
+    }
+
+    /// Every item of every table as text: keys, index keys and body.
+    async fn all(&self) -> String {
+        let mut out = String::new();
+        for t in Table::ALL {
+            let items = match self {
+                Dump::Sqlite { items, .. } => items.dump(t).await.unwrap(),
+                Dump::Dynamo(d) => d.dump(t).await.unwrap(),
+            };
+            for i in items {
+                out.push_str(&format!(
+                    "{t:?} {} {} {:?} {}\n",
+                    i.pk, i.sk, i.gsi1, i.body
+                ));
+            }
+        }
+        out
+    }
+}
+
+fn personal(text: &str) -> Vec<&'static str> {
+    let lower = text.to_lowercase();
+    [EMAIL, FIRST, LAST, PHONE, BIRTH, "+436607654321"]
+        .into_iter()
+        .filter(|v| lower.contains(&v.to_lowercase()))
+        .collect()
+}
+
+struct Hub {
+    app: axum::Router,
+    key: String,
+    store: Store,
+    clock: Arc<TestClock>,
+}
+
+impl Hub {
+    async fn call(
+        &self,
+        method: &str,
+        path: &str,
+        idem: Option<&str>,
+        body: Option<Value>,
+    ) -> tests::Reply {
+        let h: Vec<(&str, &str)> = idem.map(|k| ("idempotency-key", k)).into_iter().collect();
+        call(
+            &self.app,
+            method,
+            &format!("{BASE}{path}"),
+            Some(&self.key),
+            &h,
+            body.map(|b| b.to_string()),
+        )
+        .await
+    }
+}
+
+async fn hub(items: Arc<dyn ItemStore>) -> Hub {
+    let clock = TestClock::at(Utc.with_ymd_and_hms(2027, 1, 10, 9, 0, 0).unwrap());
+    let store = Store::with_clock(items, clock.clone());
+    guesthub::admin::add_property(&store, "castle", "Castle", "Europe/Vienna", "EUR")
+        .await
+        .unwrap();
+    let scopes: Vec<String> = [
+        "checkout",
+        "vouchers:issue",
+        "vouchers:read",
+        "vouchers:redeem",
+        "club:read",
+        "guests",
+        "loyalty",
+    ]
+    .map(String::from)
+    .to_vec();
+    let (_, key) = guesthub::admin::add_partner(&store, "Hotel", &["castle".into()], &scopes)
+        .await
+        .unwrap();
+    let app = guesthub::app::router(store.clone(), 256 * 1024);
+    Hub {
+        app,
+        key,
+        store,
+        clock,
+    }
+}
+
+/// The person in every kind of record. Returns the voucher code.
+async fn seed(h: &Hub) -> String {
+    let r = h
+        .call("POST", "/guests", None, Some(json!({"email": EMAIL, "first_name": FIRST, "last_name": LAST, "phone": PHONE, "birth_date": BIRTH})))
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    let id = r.json()["id"].as_str().unwrap().to_owned();
+    let r = h
+        .call(
+            "POST",
+            &format!("/guests/{id}/notes"),
+            None,
+            Some(json!({"text": "Celebrates with Ottilie's sister"})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+
+    let name = format!("{FIRST} {LAST}");
+    let r = h
+        .call("POST", "/vouchers", Some("v-1"), Some(json!({"article_type": "value", "value": {"amount": 5000, "currency": "EUR"}, "buyer": {"name": name, "email": EMAIL}})))
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    let code = r.json()["code"].as_str().unwrap().to_owned();
+    let r = h
+        .call("POST", &format!("/vouchers/{code}/redemptions"), Some("red-1"), Some(json!({"amount": {"amount": 1250, "currency": "EUR"}, "reservation": {"number": "R-1", "arrival": "2027-01-08", "departure": "2027-01-10", "guest_name": format!("{LAST}, {FIRST}")}})))
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+
+    let r = h
+        .call("PUT", "/products/club", None, Some(json!({"kind": "membership", "name": "Wine club", "currency": "EUR", "units": [{"id": "member", "name": "Member", "price": {"amount": 9900, "currency": "EUR"}}], "validity": {"count": 1, "unit": "months"}})))
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    let r = h
+        .call("POST", "/orders", None, Some(json!({"uuid": "order-1", "contact": {"email": EMAIL, "first_name": FIRST, "last_name": LAST, "phone": PHONE},
+            "items": [{"product_id": "club", "unit_id": "member", "quantity": 1, "members": [{"email": EMAIL, "first_name": FIRST, "last_name": LAST}]}],
+            "payment": {"mode": "charge_now", "parts": [{"method": "card", "amount": {"amount": 9900, "currency": "EUR"}}]}})))
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+
+    let r = h
+        .call("POST", "/loyalty/enrolments", None, Some(json!({"email": EMAIL, "first_name": FIRST, "last_name": LAST, "loyalty_number": "NC-77001"})))
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    let r = h
+        .call("POST", "/stays/R-1/departure", None, Some(json!({"loyalty_number": "NC-77001", "arrival": "2027-01-08", "departure": "2027-01-10", "room_revenue": {"amount": 61000, "currency": "EUR"}})))
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+
+    let property = domain::ports::PropertyStore::property(
+        &h.store,
+        &domain::PropertyId::parse("castle").unwrap(),
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    let file = format!(
+        "Email,FirstName,LastName,ClubDescr\n{EMAIL},{FIRST},{LAST},Gold\nother.member@example.net,Other,Member,Gold\n"
+    );
+    let req = ams_import::ImportRequest {
+        property,
+        source: domain::roster::import::ImportSource {
+            key: "ams/castle/m.csv".into(),
+            etag: "e1".into(),
+            sequencer: None,
+            arrived_at: Utc::now(),
+        },
+        kind: domain::roster::FileKind::Delimited,
+        input: ams_import::Input::Stream(Box::new(std::io::Cursor::new(file.into_bytes()))),
+    };
+    ams_import::import(&h.store, req, None).await.unwrap();
+    let r = h
+        .call("GET", &format!("/club-members/{EMAIL}"), None, None)
+        .await;
+    assert_eq!(r.json()["member"], true, "{}", r.body);
+    code
+}
+
+async fn money(h: &Hub, code: &str) -> (Value, Value) {
+    let s = h
+        .call(
+            "GET",
+            "/settlement?from=2027-01-01&to=2027-01-31",
+            None,
+            None,
+        )
+        .await;
+    assert_eq!(s.status, StatusCode::OK, "{}", s.body);
+    let v = h
+        .call("GET", &format!("/vouchers/{code}"), None, None)
+        .await;
+    assert_eq!(v.status, StatusCode::OK, "{}", v.body);
+    (s.json()["totals"].clone(), v.json()["balance"].clone())
+}
+
+async fn erase_everywhere(b: Backend, logs: &Captured) {
+    let (dump, items) = Dump::open(b).await;
+    let h = hub(items).await;
+    let code = seed(&h).await;
+    assert!(!personal(&dump.all().await).is_empty());
+    let before = money(&h, &code).await;
+
+    // A redemption races the erasure on the person's voucher.
+    let racer = {
+        let app = h.app.clone();
+        let key = h.key.clone();
+        let code = code.clone();
+        tokio::spawn(async move {
+            call(
+                &app,
+                "POST",
+                &format!("{BASE}/vouchers/{code}/redemptions"),
+                Some(&key),
+                &[("idempotency-key", "red-race")],
+                Some(json!({"amount": {"amount": 100, "currency": "EUR"}, "reservation": {"number": "R-2"}}).to_string()),
+            )
+            .await
+        })
+    };
+    let r = h
+        .call(
+            "POST",
+            "/erasures",
+            Some("erase-1"),
+            Some(json!({"email": format!(" {} ", EMAIL.to_uppercase())})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.body);
+    let race = racer.await.unwrap();
+    assert!(
+        race.status.as_u16() < 500,
+        "{b:?}: {} {}",
+        race.status,
+        race.body
+    );
+    let receipt = r.json();
+    assert_eq!(receipt["status"], "erased", "{}", r.body);
+    assert!(receipt["email_hash"].as_str().unwrap().len() == 64);
+    let e = &receipt["erased"];
+    for (kind, n) in [
+        ("guest_profiles", 1),
+        ("notes", 1),
+        ("vouchers", 1),
+        ("orders", 1),
+        ("memberships", 1),
+        ("roster_entries", 1),
+    ] {
+        assert_eq!(e[kind], n, "{b:?} {kind}: {}", r.body);
+    }
+    assert!(e["ledger_entries"].as_u64().unwrap() >= 1, "{}", r.body);
+    assert!(e["loyalty_records"].as_u64().unwrap() >= 1, "{}", r.body);
+    assert_eq!(receipt["pending"], json!([]));
+    assert!(personal(&r.body).is_empty());
+
+    // Replay: the same receipt; the receipt reads back the same.
+    let again = h
+        .call(
+            "POST",
+            "/erasures",
+            Some("erase-1"),
+            Some(json!({"email": format!(" {} ", EMAIL.to_uppercase())})),
+        )
+        .await;
+    assert_eq!((again.status, &again.body), (StatusCode::ACCEPTED, &r.body));
+    let id = receipt["id"].as_str().unwrap();
+    let got = h.call("GET", &format!("/erasures/{id}"), None, None).await;
+    assert_eq!(got.status, StatusCode::OK);
+    assert_eq!(got.json(), receipt);
+    let r = h.call("GET", "/erasures/nope", None, None).await;
+    assert_eq!(
+        (r.status.as_u16(), r.code()),
+        (404, "erasure_not_found".into())
+    );
+
+    // Nothing names the person: no item of any table, no log line.
+    let all = dump.all().await;
+    assert_eq!(personal(&all), Vec::<&str>::new(), "{b:?}:\n{all}");
+    assert!(all.contains(&format!(
+        "erased:{}",
+        &receipt["email_hash"].as_str().unwrap()[..12]
+    )));
+    let text = String::from_utf8(logs.0.lock().unwrap().clone()).unwrap();
+    assert_eq!(personal(&text), Vec::<&str>::new());
+
+    // Money as it was (the racing redemption, if it committed, moved 1.00).
+    let after = money(&h, &code).await;
+    if race.status == StatusCode::CREATED {
+        let b0 = before.1["amount"].as_i64().expect(&format!("{before:?}"));
+        assert_eq!(after.1["amount"].as_i64().unwrap(), b0 - 100);
+    } else {
+        assert_eq!(after, before);
+    }
+    if race.status != StatusCode::CREATED {
+        assert_eq!(after.0, before.0);
+    }
+    // The club roster forgot them at once.
+    let r = h
+        .call("GET", &format!("/club-members/{EMAIL}"), None, None)
+        .await;
+    assert_eq!(r.json()["member"], false, "{}", r.body);
+}
+
+/// The one test of this binary (the log capture is process-wide).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn erasing_a_person_leaves_no_trace_and_keeps_the_money() {
+    let logs = Captured::default();
+    let writer = logs.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .json()
+        .with_max_level(tracing::Level::DEBUG)
+        .with_current_span(true)
+        .with_span_list(true)
+        .with_writer(move || writer.clone())
+        .finish();
+    tracing::subscriber::set_global_default(subscriber).unwrap();
+    for b in [Backend::Sqlite, Backend::Dynamodb] {
+        erase_everywhere(b, &logs).await;
+        crash_at_every_write(b).await;
+    }
+    let _ = std::io::stderr().flush();
+}
+
+/// A failure at each write of the erasure in turn, then a retry with the
+/// same key: the retry finishes it, and an interrupted erasure never reads
+/// as erased.
+async fn crash_at_every_write(b: Backend) {
+    let (dump, items) = Dump::open(b).await;
+    let faulty = Arc::new(FaultyItems::new(items, FaultPlan::default()));
+    let h = hub(faulty.clone()).await;
+    seed(&h).await;
+    let mut crashes = 0;
+    for n in 1.. {
+        // Every write from the n-th of this attempt on fails: the process
+        // is gone (its idempotency lock stays until it expires).
+        faulty.set_plan(FaultPlan {
+            fail_writes_from: Some(n),
+            ..FaultPlan::default()
+        });
+        let r = h
+            .call(
+                "POST",
+                "/erasures",
+                Some("erase-crash"),
+                Some(json!({"email": EMAIL})),
+            )
+            .await;
+        faulty.set_plan(FaultPlan::default());
+        if r.status == StatusCode::ACCEPTED {
+            assert_eq!(r.json()["status"], "erased");
+            break;
+        }
+        crashes += 1;
+        assert!(r.status.is_server_error(), "{}", r.body);
+        assert!(n < 200, "the erasure never finished");
+        // Until every step is done, the person is not reported erased.
+        let hash = h
+            .store
+            .email_hash(&domain::Email::parse(EMAIL).unwrap())
+            .await
+            .unwrap();
+        let open = domain::erasure::ErasureStore::open_erasure(
+            &h.store,
+            &domain::PropertyId::parse("castle").unwrap(),
+            &hash,
+        )
+        .await
+        .unwrap();
+        if let Some(e) = open {
+            assert_eq!(e.status, domain::erasure::ErasureStatus::InProgress);
+        }
+        h.clock.advance(chrono::Duration::minutes(10));
+    }
+    assert!(crashes > 5, "{crashes}");
+    let all = dump.all().await;
+    assert_eq!(personal(&all), Vec::<&str>::new(), "{b:?}:\n{all}");
+}
