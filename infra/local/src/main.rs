@@ -120,6 +120,21 @@ enum Command {
         #[command(subcommand)]
         command: LoyaltyCommand,
     },
+    /// Erase a person (by email) in one property, as
+    /// `POST /v1/properties/{p}/erasures` does.
+    #[command(after_help = "Example:\n  guesthub guest erase hotel-wien --email ana@example.com")]
+    Guest {
+        #[command(subcommand)]
+        command: GuestCommand,
+    },
+    /// The club roster's suppression list (erased people).
+    #[command(
+        after_help = "Example:\n  guesthub club unsuppress hotel-wien --email ana@example.com"
+    )]
+    Club {
+        #[command(subcommand)]
+        command: ClubCommand,
+    },
     /// Import one AMS club file into a property's roster (as a drop would).
     #[command(after_help = "Example:\n  guesthub import members.csv --property hotel-wien")]
     Import {
@@ -143,6 +158,33 @@ enum Command {
         /// Where the printed commands expect the hub.
         #[arg(long, default_value = "127.0.0.1:8080")]
         addr: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum GuestCommand {
+    /// Erase everything of the property that names this person; prints the
+    /// receipt. Running it again finishes an interrupted erasure.
+    #[command(
+        after_help = "Example:\n  guesthub --output json guest erase hotel-wien --email ana@example.com"
+    )]
+    Erase {
+        property: String,
+        #[arg(long)]
+        email: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum ClubCommand {
+    /// Let later club files list this (erased) email again.
+    #[command(
+        after_help = "Example:\n  guesthub club unsuppress hotel-wien --email ana@example.com"
+    )]
+    Unsuppress {
+        property: String,
+        #[arg(long)]
+        email: String,
     },
 }
 
@@ -726,6 +768,46 @@ async fn run_admin(cli: &Cli, store: &platform::Store) -> anyhow::Result<()> {
                 }
             }
         },
+        Command::Guest {
+            command: GuestCommand::Erase { property, email },
+        } => {
+            let e = admin::erase_person(store, property, email).await?;
+            let r = e.receipt();
+            if json {
+                print_json(&json!({ "erasure": r }));
+                return Ok(());
+            }
+            let c = &r.erased;
+            println!("erasure {} ({:?}) of {}", r.id, r.status, r.email_hash);
+            println!(
+                "guest profiles {}, notes {}, vouchers {}, ledger entries {}, orders {}, memberships {}, loyalty records {}, roster entries {}",
+                c.guest_profiles,
+                c.notes,
+                c.vouchers,
+                c.ledger_entries,
+                c.orders,
+                c.memberships,
+                c.loyalty_records,
+                c.roster_entries
+            );
+            if !r.pending.is_empty() {
+                println!("pending: {}", r.pending.join(", "));
+            }
+        }
+        Command::Club {
+            command: ClubCommand::Unsuppress { property, email },
+        } => {
+            let was = admin::unsuppress(store, property, email).await?;
+            if json {
+                print_json(&json!({ "unsuppressed": was }));
+                return Ok(());
+            }
+            if was {
+                println!("later club files of {property} may list this email again");
+            } else {
+                println!("this email was not suppressed in {property}");
+            }
+        }
         Command::Import { file, property } => {
             let report = guesthub::roster::import_file(store, property, file).await?;
             if json {

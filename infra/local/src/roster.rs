@@ -117,6 +117,12 @@ pub fn summary(r: &ImportReport) -> String {
         r.rejected_rows,
         r.duration_ms
     );
+    if r.suppressed > 0 {
+        s.push_str(&format!(
+            "  suppressed {} (erased people; `guesthub club unsuppress` lets one back)\n",
+            r.suppressed
+        ));
+    }
     for (tier, n) in &r.tier_counts {
         s.push_str(&format!("  tier {tier}: {n}\n"));
     }

@@ -61,6 +61,29 @@ impl Keyed for ErasureKey {
     }
 }
 
+/// A property's suppressed emails.
+pub struct Suppression {
+    key: Option<ErasureKey>,
+    hashes: BTreeSet<String>,
+}
+
+impl Suppression {
+    pub fn is_empty(&self) -> bool {
+        self.hashes.is_empty()
+    }
+
+    pub fn hash(&self, email: &Email) -> String {
+        self.key
+            .as_ref()
+            .map(|k| k.hash(&normalise(email.as_str())))
+            .unwrap_or_default()
+    }
+
+    pub fn contains(&self, email: &Email) -> bool {
+        !self.hashes.is_empty() && self.hashes.contains(&self.hash(email))
+    }
+}
+
 #[derive(Serialize, Deserialize)]
 struct Pointer {
     id: String,
@@ -111,24 +134,21 @@ impl Store {
         Ok(self.erasure_key().await?.hash(&normalise(email.as_str())))
     }
 
-    /// Whether the property's roster suppresses this email.
-    pub async fn is_suppressed(
-        &self,
-        p: &PropertyId,
-        key: &ErasureKey,
-        email: &Email,
-    ) -> Result<bool, StoreError> {
-        let h = key.hash(&normalise(email.as_str()));
-        Ok(self
-            .items()
-            .get(
-                Table::Roster,
-                &format!("ROSTER#{p}"),
-                &suppression_sk(&h),
-                self.now_ts(),
-            )
+    /// The property's roster suppression list (erased emails, as keyed
+    /// hashes), read once per import.
+    pub async fn suppression(&self, p: &PropertyId) -> Result<Suppression, StoreError> {
+        let hashes: BTreeSet<String> = self
+            .query_all(Query::partition(Table::Roster, format!("ROSTER#{p}")).prefix("SUPPRESS#"))
             .await?
-            .is_some())
+            .into_iter()
+            .map(|i| i.sk.trim_start_matches("SUPPRESS#").to_owned())
+            .collect();
+        let key = if hashes.is_empty() {
+            None
+        } else {
+            Some(self.erasure_key().await?)
+        };
+        Ok(Suppression { key, hashes })
     }
 
     /// Takes an email off the property's suppression list. True when it was on it.
