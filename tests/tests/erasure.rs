@@ -434,3 +434,91 @@ async fn crash_at_every_write(b: Backend) {
     let all = dump.all().await;
     assert_eq!(personal(&all), Vec::<&str>::new(), "{b:?}:\n{all}");
 }
+
+/// Data minimisation: a guest's name in a voucher's activities goes only
+/// to the partner that redeemed; the pickup feed shows the buyer only in
+/// the issuer's own feed; settlement names nobody.
+async fn minimal_data(b: Backend) {
+    let (_dump, items) = Dump::open(b).await;
+    let h = hub(items).await;
+    let s = &h.store;
+    guesthub::admin::add_property(s, "lake", "Lake", "Europe/Vienna", "EUR")
+        .await
+        .unwrap();
+    guesthub::admin::pick_up_orders_of(s, "lake", "castle")
+        .await
+        .unwrap();
+    let key = |name: &'static str, p: &'static str, scopes: &'static str| async move {
+        tests::partner_key(s, name, &[p], scopes).await
+    };
+    let other = key("Castle office", "castle", "vouchers:read,vouchers:pickup").await;
+    let lake = key(
+        "Lake PMS",
+        "lake",
+        "vouchers:read,vouchers:redeem,vouchers:pickup",
+    )
+    .await;
+    let r = h
+        .call("POST", "/vouchers", Some("v-m"), Some(json!({"article_type": "value", "value": {"amount": 5000, "currency": "EUR"}, "buyer": {"name": "Brunhilde Buyer", "email": "brunhilde@example.com"}})))
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    let code = r.json()["code"].as_str().unwrap().to_owned();
+    let r = h
+        .call("POST", &format!("/vouchers/{code}/redemptions"), Some("red-m"), Some(json!({"amount": {"amount": 1000, "currency": "EUR"}, "reservation": {"number": "R-9", "guest_name": "Gustav Redeemer"}})))
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    let get = |k: String, p: &'static str, path: String| {
+        let app = h.app.clone();
+        async move {
+            call(
+                &app,
+                "GET",
+                &format!("/v1/properties/{p}{path}"),
+                Some(&k),
+                &[],
+                None,
+            )
+            .await
+        }
+    };
+    let acts = format!("/vouchers/{code}/activities");
+    let mine = get(h.key.clone(), "castle", acts.clone()).await;
+    assert!(mine.body.contains("Gustav Redeemer"), "{}", mine.body);
+    let theirs = get(other.clone(), "castle", acts.clone()).await;
+    assert_eq!(theirs.status, StatusCode::OK, "{}", theirs.body);
+    assert!(theirs.body.contains("R-9"), "{}", theirs.body);
+    assert!(!theirs.body.contains("Gustav"), "{}", theirs.body);
+    for f in ["json", "csv"] {
+        let r = get(
+            other.clone(),
+            "castle",
+            format!("/settlement?from=2027-01-01&to=2027-01-31&format={f}"),
+        )
+        .await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+        assert!(r.body.contains("1000"), "{}", r.body);
+        assert!(
+            !r.body.contains("Gustav") && !r.body.contains("Brunhilde"),
+            "{}",
+            r.body
+        );
+    }
+    // The issuer's own feed carries the buyer; the hotel picking up its
+    // orders gets the voucher without them.
+    let own = get(other.clone(), "castle", "/voucher-orders".into()).await;
+    assert!(own.body.contains("brunhilde@example.com"), "{}", own.body);
+    let portal = get(lake, "lake", "/voucher-orders".into()).await;
+    assert!(portal.body.contains(&code), "{}", portal.body);
+    assert!(
+        !portal.body.contains("Brunhilde") && !portal.body.contains("brunhilde@"),
+        "{}",
+        portal.body
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn guest_names_only_to_the_partner_that_needs_them() {
+    for b in [Backend::Sqlite, Backend::Dynamodb] {
+        minimal_data(b).await;
+    }
+}

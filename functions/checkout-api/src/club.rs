@@ -13,8 +13,10 @@ use platform::http::{ApiError, ApiJson, ApiQuery, Caller};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
-/// `GET /club-members/{email}`.
+/// `GET /club-members/{email}`. Named apart from the loyalty member view
+/// in the OpenAPI document.
 #[derive(Debug, Serialize, ToSchema)]
+#[schema(as = ClubMemberView)]
 pub struct MemberView {
     pub member: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
