@@ -522,3 +522,140 @@ async fn guest_names_only_to_the_partner_that_needs_them() {
         minimal_data(b).await;
     }
 }
+
+/// The personal fields a schema's answers may carry, by property name.
+const PERSONAL: [&str; 9] = [
+    "email",
+    "first_name",
+    "last_name",
+    "phone",
+    "birth_date",
+    "guest_name",
+    "buyer",
+    "contact",
+    "document_number",
+];
+
+fn personal_fields(
+    schemas: &Value,
+    s: &Value,
+    seen: &mut std::collections::BTreeSet<String>,
+    out: &mut std::collections::BTreeSet<String>,
+) {
+    let Some(o) = s.as_object() else { return };
+    if let Some(r) = o.get("$ref").and_then(Value::as_str) {
+        let name = r.rsplit('/').next().unwrap().to_owned();
+        if seen.insert(name.clone()) {
+            personal_fields(schemas, &schemas[&name], seen, out);
+        }
+        return;
+    }
+    if let Some(props) = o.get("properties").and_then(Value::as_object) {
+        for (k, v) in props {
+            if PERSONAL.contains(&k.as_str()) {
+                out.insert(k.clone());
+            }
+            personal_fields(schemas, v, seen, out);
+        }
+    }
+    for k in ["items", "additionalProperties"] {
+        if let Some(v) = o.get(k) {
+            personal_fields(schemas, v, seen, out);
+        }
+    }
+    for k in ["allOf", "oneOf", "anyOf"] {
+        for v in o.get(k).and_then(Value::as_array).into_iter().flatten() {
+            personal_fields(schemas, v, seen, out);
+        }
+    }
+}
+
+/// docs/operations.md's table of personal data by route is the OpenAPI
+/// document's truth (every route answering a personal field, with exactly
+/// those fields) and names each route's scope (a key with only that scope
+/// passes the scope check; a key with every other scope gets 403).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn personal_data_table_matches_the_routes() {
+    use std::collections::{BTreeMap, BTreeSet};
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let doc: Value =
+        serde_json::from_str(&std::fs::read_to_string(root.join("infra/openapi.json")).unwrap())
+            .unwrap();
+    let schemas = &doc["components"]["schemas"];
+    let mut derived: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    for (path, ops) in doc["paths"].as_object().unwrap() {
+        for (method, op) in ops.as_object().unwrap() {
+            let mut out = BTreeSet::new();
+            for (status, r) in op["responses"].as_object().into_iter().flatten() {
+                if !status.starts_with('2') {
+                    continue;
+                }
+                for c in r["content"].as_object().into_iter().flatten().map(|x| x.1) {
+                    personal_fields(schemas, &c["schema"], &mut BTreeSet::new(), &mut out);
+                }
+            }
+            if !out.is_empty() {
+                derived.insert(format!("{} {path}", method.to_uppercase()), out);
+            }
+        }
+    }
+    let ops = std::fs::read_to_string(root.join("docs/operations.md")).unwrap();
+    let section = ops
+        .split("## Personal data by route")
+        .nth(1)
+        .expect("docs/operations.md has the section")
+        .split("\n## ")
+        .next()
+        .unwrap();
+    let cell = |c: &str| c.trim().trim_matches('`').to_owned();
+    let mut table: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    let mut scopes: Vec<(String, String)> = Vec::new();
+    for line in section.lines().filter(|l| l.starts_with("| `")) {
+        let cells: Vec<&str> = line.trim_matches('|').split('|').collect();
+        let route = cell(cells[0]);
+        let fields = cells[1].split(',').map(cell).collect();
+        table.insert(route.clone(), fields);
+        scopes.push((route, cell(cells[2])));
+    }
+    assert_eq!(
+        table, derived,
+        "docs/operations.md's table against the OpenAPI document"
+    );
+
+    let t = tests::fresh_store(Backend::Sqlite).await;
+    guesthub::admin::add_property(&t.store, "castle", "Castle", "Europe/Vienna", "EUR")
+        .await
+        .unwrap();
+    let app = guesthub::app::router(t.store.clone(), 64 * 1024);
+    let all: Vec<&str> = domain::Scope::ALL
+        .iter()
+        .map(|s| s.as_str())
+        .filter(|s| *s != "admin")
+        .collect();
+    for (route, scope) in scopes {
+        let (method, path) = route.split_once(' ').unwrap();
+        let uri = path
+            .replace("{property}", "castle")
+            .replace("{id}", "x")
+            .replace("{reference}", "x")
+            .replace("{code}", "x");
+        let only = tests::partner_key(&t.store, "Only", &["castle"], &scope).await;
+        let others: Vec<&str> = all.iter().copied().filter(|s| *s != scope).collect();
+        let rest = tests::partner_key(&t.store, "Rest", &["castle"], &others.join(",")).await;
+        let body = (method != "GET").then(|| "{}".to_owned());
+        let r = call(&app, method, &uri, Some(&rest), &[], body.clone()).await;
+        assert_eq!(
+            r.status,
+            StatusCode::FORBIDDEN,
+            "{route} without {scope}: {}",
+            r.body
+        );
+        let r = call(&app, method, &uri, Some(&only), &[], body).await;
+        assert_ne!(
+            r.status,
+            StatusCode::FORBIDDEN,
+            "{route} with {scope}: {}",
+            r.body
+        );
+    }
+}

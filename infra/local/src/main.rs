@@ -56,6 +56,15 @@ struct Cli {
         env = "GUESTHUB_CRM_SYNC_INTERVAL"
     )]
     crm_sync_interval: u64,
+    /// Days a raw club file stays in `drop/processed/` and `drop/failed/`
+    /// after its import; older ones are deleted by the drop watcher.
+    #[arg(
+        long,
+        global = true,
+        default_value_t = 30,
+        env = "GUESTHUB_DROP_RETENTION_DAYS"
+    )]
+    drop_retention_days: u64,
     /// Seconds between scheduled loyalty exports under `serve` (0 = off).
     #[arg(
         long,
@@ -853,7 +862,11 @@ async fn serve(cli: &Cli, store: platform::Store, addr: SocketAddr) -> anyhow::R
         &cli.data_dir,
         std::time::Duration::from_secs(cli.loyalty_export_interval),
     );
-    let drop_watcher = guesthub::roster::spawn_drop_watcher(store.clone(), &cli.data_dir);
+    let drop_watcher = guesthub::roster::spawn_drop_watcher(
+        store.clone(),
+        &cli.data_dir,
+        std::time::Duration::from_secs(cli.drop_retention_days * 86_400),
+    );
     let router = app::router(store, DEFAULT_MAX_BODY_BYTES);
     let listener = tokio::net::TcpListener::bind(addr)
         .await
