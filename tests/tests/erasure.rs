@@ -345,7 +345,9 @@ async fn erase_everywhere(b: Backend, logs: &Captured) {
     // Money as it was (the racing redemption, if it committed, moved 1.00).
     let after = money(&h, &code).await;
     if race.status == StatusCode::CREATED {
-        let b0 = before.1["amount"].as_i64().expect(&format!("{before:?}"));
+        let b0 = before.1["amount"]
+            .as_i64()
+            .unwrap_or_else(|| panic!("{before:?}"));
         assert_eq!(after.1["amount"].as_i64().unwrap(), b0 - 100);
     } else {
         assert_eq!(after, before);

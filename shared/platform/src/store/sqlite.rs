@@ -89,12 +89,10 @@ impl SqliteItems {
         self.with_reader(move |conn| {
             let sql = format!("SELECT {COLUMNS} FROM \"{}\"", table_name(table));
             let mut st = conn.prepare(&sql).map_err(unavailable)?;
-            let rows = st
-                .query_map([], row_to_item)
+            st.query_map([], row_to_item)
                 .map_err(unavailable)?
                 .collect::<Result<Vec<_>, _>>()
-                .map_err(unavailable);
-            rows
+                .map_err(unavailable)
         })
         .await
     }
