@@ -661,3 +661,88 @@ async fn personal_data_table_matches_the_routes() {
         );
     }
 }
+
+/// Retention (off by default): `property set --retention-days N` makes the
+/// scheduled loyalty run anonymise order and membership contacts N days
+/// after the last visit or expiry, and delivered loyalty records N days
+/// after delivery; nothing before.
+async fn retention(b: Backend) {
+    let (dump, items) = Dump::open(b).await;
+    let h = hub(items).await;
+    let data = tempfile::tempdir().unwrap();
+    let r = h
+        .call("PUT", "/products/club", None, Some(json!({"kind": "membership", "name": "Wine club", "currency": "EUR", "units": [{"id": "member", "name": "Member", "price": {"amount": 9900, "currency": "EUR"}}], "validity": {"count": 1, "unit": "months"}})))
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    let r = h
+        .call("POST", "/orders", None, Some(json!({"uuid": "order-r", "contact": {"email": EMAIL, "first_name": FIRST, "last_name": LAST, "phone": PHONE},
+            "items": [{"product_id": "club", "unit_id": "member", "quantity": 1}],
+            "payment": {"mode": "charge_now", "parts": [{"method": "card", "amount": {"amount": 9900, "currency": "EUR"}}]}})))
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    let reference = r.json()["lines"][0]["memberships"][0]["reference"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let r = h
+        .call("POST", "/loyalty/enrolments", None, Some(json!({"email": EMAIL, "first_name": FIRST, "last_name": LAST, "loyalty_number": "NC-1"})))
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    let run = || async {
+        guesthub::loyalty::export(&h.store, data.path(), Some("castle"))
+            .await
+            .unwrap()
+            .iter()
+            .map(|s| s.anonymised)
+            .sum::<usize>()
+    };
+    // Delivered today.
+    assert_eq!(run().await, 0);
+    let records = || async {
+        dump.all()
+            .await
+            .lines()
+            .filter(|l| l.contains("LOYALTYREC#"))
+            .map(str::to_owned)
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+    assert!(records().await.contains(EMAIL));
+
+    // A year on, retention off: nothing changes.
+    h.clock.advance(chrono::Duration::days(365));
+    assert_eq!(run().await, 0);
+    let order = h.call("GET", "/orders/order-r", None, None).await;
+    assert!(order.body.contains(EMAIL), "{}", order.body);
+
+    guesthub::admin::set_retention(&h.store, "castle", 400)
+        .await
+        .unwrap();
+    assert_eq!(run().await, 0, "not yet 400 days");
+    guesthub::admin::set_retention(&h.store, "castle", 300)
+        .await
+        .unwrap();
+    assert_eq!(
+        run().await,
+        3,
+        "the order, its membership, the delivered enrolment"
+    );
+    assert_eq!(run().await, 0, "again: nothing left");
+    for path in [
+        "/orders/order-r".to_owned(),
+        format!("/memberships/{reference}"),
+    ] {
+        let r = h.call("GET", &path, None, None).await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+        assert_eq!(personal(&r.body), Vec::<&str>::new(), "{path}: {}", r.body);
+        assert!(r.body.contains("erased:"), "{}", r.body);
+    }
+    assert_eq!(personal(&records().await), Vec::<&str>::new());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retention_anonymises_old_contacts_when_set() {
+    for b in [Backend::Sqlite, Backend::Dynamodb] {
+        retention(b).await;
+    }
+}

@@ -77,6 +77,9 @@ pub struct ExportSummary {
     pub members_rejected: usize,
     /// Set when the run did nothing because another run holds the lease.
     pub skipped: Option<String>,
+    /// Records whose personal fields the property's retention anonymised
+    /// in this run (orders, memberships, delivered loyalty records).
+    pub anonymised: usize,
     pub errors: Vec<String>,
 }
 
@@ -180,11 +183,26 @@ pub async fn export_all(
     }
     let mut out = Vec::with_capacity(properties.len());
     for property in properties {
+        // The property's retention rides on this scheduled run (off unless
+        // `retention_days` is set).
+        let anonymised = match store.apply_retention(&property).await {
+            Ok(r) => (r.orders + r.memberships + r.loyalty_records) as usize,
+            Err(e) => {
+                tracing::warn!(property = %property.id, error = %e, "retention failed; the next run tries again");
+                0
+            }
+        };
         let conn = store.loyalty_connection(&property.id).await?;
         let summary = match destinations.for_property(&property, conn.as_ref()).await {
-            Ok(Some((drop, code))) => {
-                export_property(store, &property.id, drop.as_ref(), &code, opts).await
-            }
+            Ok(Some((drop, code))) => ExportSummary {
+                anonymised,
+                ..export_property(store, &property.id, drop.as_ref(), &code, opts).await
+            },
+            Ok(None) if anonymised > 0 => ExportSummary {
+                property: property.id.to_string(),
+                anonymised,
+                ..Default::default()
+            },
             Ok(None) => continue,
             Err(e) => ExportSummary {
                 property: property.id.to_string(),

@@ -184,3 +184,15 @@ pub async fn unsuppress(store: &Store, property: &str, email: &str) -> anyhow::R
     let email = domain::Email::parse(email)?;
     Ok(store.unsuppress(&id, &email).await?)
 }
+
+/// Sets a property's retention (0: off).
+pub async fn set_retention(store: &Store, property: &str, days: u32) -> anyhow::Result<Property> {
+    let id = existing_property(store, property).await?;
+    let mut p = store
+        .property(&id)
+        .await?
+        .with_context(|| format!("no property {id}"))?;
+    p.retention_days = (days > 0).then_some(days);
+    store.save_property(&p).await?;
+    Ok(p)
+}

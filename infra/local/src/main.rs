@@ -302,6 +302,17 @@ enum PropertyCommand {
     /// List properties.
     #[command(after_help = "Example:\n  guesthub --output json property list")]
     List,
+    /// Change a property's settings.
+    #[command(after_help = "Example:\n  guesthub property set hotel-wien --retention-days 730")]
+    Set {
+        property: String,
+        /// Anonymise order and membership contacts this many days after
+        /// their last visit or expiry, and delivered loyalty records'
+        /// personal fields this many days after delivery, in the scheduled
+        /// loyalty run; 0 turns it off (the default).
+        #[arg(long)]
+        retention_days: u32,
+    },
 }
 
 #[derive(Subcommand)]
@@ -532,6 +543,23 @@ async fn run_admin(cli: &Cli, store: &platform::Store) -> anyhow::Result<()> {
                         "{} picks up the voucher orders of {issuer} in its own feed",
                         p.id
                     );
+                }
+            }
+            PropertyCommand::Set {
+                property,
+                retention_days,
+            } => {
+                let p = admin::set_retention(store, property, *retention_days).await?;
+                if json {
+                    print_json(&json!({ "property": p }));
+                    return Ok(());
+                }
+                match p.retention_days {
+                    Some(d) => println!(
+                        "{}: contacts anonymised {d} days after the last visit or expiry, delivered loyalty records {d} days after delivery",
+                        p.id
+                    ),
+                    None => println!("{}: retention off", p.id),
                 }
             }
             PropertyCommand::List => {

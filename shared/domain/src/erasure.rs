@@ -13,7 +13,7 @@
 use std::collections::BTreeSet;
 
 use async_trait::async_trait;
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use utoipa::ToSchema;
@@ -389,6 +389,44 @@ pub fn scrub(v: &mut Value, person: &Person<'_>, token: &str) -> usize {
 pub fn scrub_body(body: &str, person: &Person<'_>, token: &str) -> Option<String> {
     let mut v: Value = serde_json::from_str(body).ok()?;
     (scrub(&mut v, person, token) > 0).then(|| v.to_string())
+}
+
+/// Retention: a record whose last relevant day (last visit, expiry or
+/// delivery) lies more than `days` before `today` is anonymised.
+pub fn retention_due(last: NaiveDate, days: u32, today: NaiveDate) -> bool {
+    last + chrono::Days::new(u64::from(days)) < today
+}
+
+/// The latest visit date a stored order or booking names (its lines'
+/// `date`s), if any.
+pub fn last_visit(v: &Value) -> Option<NaiveDate> {
+    let mut last: Option<NaiveDate> = None;
+    walk_objects(v, &mut |o| {
+        if let Some(d) = o
+            .get("date")
+            .and_then(Value::as_str)
+            .and_then(|d| d.parse::<NaiveDate>().ok())
+        {
+            last = Some(last.map_or(d, |l| l.max(d)));
+        }
+    });
+    last
+}
+
+/// Every email a stored body names (the people it holds).
+pub fn emails_in(v: &Value) -> BTreeSet<String> {
+    let mut out = BTreeSet::new();
+    walk_objects(v, &mut |o| {
+        for (k, x) in o {
+            if is_email_key(k)
+                && let Some(e) = x.as_str()
+                && e.contains('@')
+            {
+                out.insert(normalise(e));
+            }
+        }
+    });
+    out
 }
 
 /// Where erasure receipts are kept.

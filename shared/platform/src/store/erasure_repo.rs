@@ -669,6 +669,144 @@ impl Store {
     }
 }
 
+/// What one retention run anonymised.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct RetentionSummary {
+    pub orders: u64,
+    pub memberships: u64,
+    pub loyalty_records: u64,
+}
+
+impl Store {
+    /// The property's retention (`retention_days`, off when unset): order
+    /// and membership contacts anonymised `days` after their last visit or
+    /// expiry, delivered loyalty records' personal fields `days` after
+    /// delivery. Each person becomes the token of their email, as an
+    /// erasure would make them. Safe to run again (nothing left to change).
+    pub async fn apply_retention(
+        &self,
+        property: &domain::Property,
+    ) -> Result<RetentionSummary, StoreError> {
+        let mut sum = RetentionSummary::default();
+        let Some(days) = property.retention_days.filter(|d| *d > 0) else {
+            return Ok(sum);
+        };
+        let p = &property.id;
+        let now = self.clock().now();
+        let today = domain::time::local_date(property.time_zone, now);
+        let key = self.erasure_key().await?;
+        for m in self.membership_items(p).await? {
+            let Ok(body) = serde_json::from_str::<serde_json::Value>(&m.body) else {
+                continue;
+            };
+            let mut last = body["expires_on"]
+                .as_str()
+                .and_then(|d| d.parse::<chrono::NaiveDate>().ok());
+            for b in self
+                .query_all(Query::partition(Table::Commerce, &m.pk).prefix("BOOKING#"))
+                .await?
+            {
+                if let Ok(b) = decode::<super::checkout_repo::Booking>(&b) {
+                    last = last.max(Some(domain::time::local_date(property.time_zone, b.at)));
+                }
+            }
+            if last.is_some_and(|l| domain::erasure::retention_due(l, days, today))
+                && self
+                    .anonymise_item(&key, Table::Commerce, &m.pk, &m.sk)
+                    .await?
+            {
+                sum.memberships += 1;
+            }
+        }
+        for o in self
+            .query_all(Query::gsi1(
+                Table::Commerce,
+                super::checkout_repo::orders_index(p),
+            ))
+            .await?
+        {
+            let Ok(body) = serde_json::from_str::<serde_json::Value>(&o.body) else {
+                continue;
+            };
+            let created = body["order"]["created_at"]
+                .as_str()
+                .and_then(|t| t.parse::<chrono::DateTime<chrono::Utc>>().ok())
+                .map(|t| domain::time::local_date(property.time_zone, t));
+            let last = domain::erasure::last_visit(&body["order"]).max(created);
+            if last.is_some_and(|l| domain::erasure::retention_due(l, days, today))
+                && self
+                    .anonymise_item(&key, Table::Commerce, &o.pk, &o.sk)
+                    .await?
+            {
+                sum.orders += 1;
+            }
+        }
+        for r in self
+            .query_all(Query::partition(Table::Guests, format!("LOYALTYREC#{p}")))
+            .await?
+        {
+            let Ok(rec) = serde_json::from_str::<domain::loyalty::ExportRecord>(&r.body) else {
+                continue;
+            };
+            if rec.exported_in.is_none() {
+                continue;
+            }
+            let delivered = rec.delivered_at.unwrap_or(rec.created_at);
+            let day = domain::time::local_date(property.time_zone, delivered);
+            if domain::erasure::retention_due(day, days, today)
+                && self
+                    .anonymise_item(&key, Table::Guests, &r.pk, &r.sk)
+                    .await?
+            {
+                sum.loyalty_records += 1;
+            }
+        }
+        if sum != RetentionSummary::default() {
+            tracing::info!(property = %p, orders = sum.orders, memberships = sum.memberships,
+                loyalty_records = sum.loyalty_records, "retention applied");
+        }
+        Ok(sum)
+    }
+
+    /// Rewrites one item so none of the people it names (by their emails)
+    /// is named any more. True when it changed.
+    async fn anonymise_item(
+        &self,
+        key: &ErasureKey,
+        table: Table,
+        pk: &str,
+        sk: &str,
+    ) -> Result<bool, StoreError> {
+        let Some(item) = self.items().get(table, pk, sk, self.now_ts()).await? else {
+            return Ok(false);
+        };
+        let Ok(body) = serde_json::from_str::<serde_json::Value>(&item.body) else {
+            return Ok(false);
+        };
+        let mut changed = false;
+        for email in domain::erasure::emails_in(&body) {
+            let hash = key.hash(&email);
+            let mut person = Person::new(key, BTreeSet::from([hash.clone()]));
+            person.learn_from(&body);
+            let token = domain::erasure::token(&hash);
+            // A body naming several people: each pass rewrites one.
+            let before = self
+                .items()
+                .get(table, pk, sk, self.now_ts())
+                .await?
+                .map(|i| i.body);
+            self.scrub_item(table, pk, sk, &person, &token).await?;
+            let after = self
+                .items()
+                .get(table, pk, sk, self.now_ts())
+                .await?
+                .map(|i| i.body);
+            changed |= before != after;
+        }
+        Ok(changed)
+    }
+}
+
 fn collect_emails(v: &serde_json::Value, out: &mut BTreeSet<String>) {
     match v {
         serde_json::Value::Object(o) => {
