@@ -1080,6 +1080,12 @@ fn json_output_of_every_command(store: &[&str]) {
     );
     assert_eq!(v["property"]["accepts_vouchers_of"][0], "castle", "{v}");
     assert_eq!(v["pickup"], true, "{v}");
+    let v = json_ok(
+        d,
+        store,
+        &["property", "set", "lake", "--retention-days", "730"],
+    );
+    assert_eq!(v["property"]["retention_days"], 730, "{v}");
     let v = json_ok(d, store, &["property", "list"]);
     let ids: Vec<_> = v["properties"]
         .as_array()
