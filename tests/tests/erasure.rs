@@ -746,3 +746,62 @@ async fn retention_anonymises_old_contacts_when_set() {
         retention(b).await;
     }
 }
+
+/// Another person who shares a name keeps theirs: only records tied to the
+/// erased person (by email or their own keys) are rewritten by name.
+async fn namesakes(b: Backend) {
+    let (_dump, items) = Dump::open(b).await;
+    let h = hub(items).await;
+    let r = h
+        .call("PUT", "/products/club", None, Some(json!({"kind": "membership", "name": "Wine club", "currency": "EUR", "units": [{"id": "member", "name": "Member", "price": {"amount": 9900, "currency": "EUR"}}], "validity": {"count": 1, "unit": "months"}})))
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    let mut refs = Vec::new();
+    for (uuid, email, last) in [
+        ("o-a", EMAIL, LAST),
+        ("o-b", "ottilie.b@example.net", "Brandt"),
+    ] {
+        let r = h
+            .call("POST", "/orders", None, Some(json!({"uuid": uuid, "contact": {"email": email, "first_name": FIRST, "last_name": last},
+                "items": [{"product_id": "club", "unit_id": "member", "quantity": 1}],
+                "payment": {"mode": "charge_now", "parts": [{"method": "card", "amount": {"amount": 9900, "currency": "EUR"}}]}})))
+            .await;
+        assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+        refs.push(
+            r.json()["lines"][0]["memberships"][0]["reference"]
+                .as_str()
+                .unwrap()
+                .to_owned(),
+        );
+    }
+    let r = h
+        .call(
+            "POST",
+            "/erasures",
+            Some("erase-a"),
+            Some(json!({"email": EMAIL})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.body);
+    assert_eq!(r.json()["erased"]["memberships"], 1, "{}", r.body);
+    assert_eq!(r.json()["erased"]["orders"], 1, "{}", r.body);
+    let m = h
+        .call("GET", &format!("/memberships/{}", refs[1]), None, None)
+        .await
+        .json();
+    assert_eq!(m["contact"]["first_name"], FIRST, "{m}");
+    assert_eq!(m["contact"]["email"], "ottilie.b@example.net", "{m}");
+    let o = h.call("GET", "/orders/o-b", None, None).await.json();
+    assert_eq!(o["contact"]["first_name"], FIRST, "{o}");
+    let m = h
+        .call("GET", &format!("/memberships/{}", refs[0]), None, None)
+        .await;
+    assert_eq!(personal(&m.body), Vec::<&str>::new(), "{}", m.body);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_namesake_keeps_their_name() {
+    for b in [Backend::Sqlite, Backend::Dynamodb] {
+        namesakes(b).await;
+    }
+}

@@ -261,6 +261,22 @@ impl<'a> Person<'a> {
         ws.len() > 1 && ws.iter().all(|w| self.markers.contains(&self.h(w)))
     }
 
+    /// Whether a stored body holds the person by their email (a contact,
+    /// buyer, member or loyalty record naming it): only such records, or
+    /// records reached through the person's own keys, are rewritten by
+    /// name, so another person of the same name keeps theirs.
+    pub fn linked(&self, body: &Value) -> bool {
+        let mut found = false;
+        walk_objects(body, &mut |o| {
+            for (k, x) in o {
+                if is_email_key(k) && x.as_str().is_some_and(|e| self.names(e)) {
+                    found = true;
+                }
+            }
+        });
+        found
+    }
+
     /// Learns every person field of a contact-like JSON object: names,
     /// phone, birth date, when its email is the person's.
     pub fn learn_from(&mut self, body: &Value) -> bool {

@@ -49,6 +49,17 @@ pub fn suppression_sk(email_hash: &str) -> String {
     format!("SUPPRESS#{email_hash}")
 }
 
+/// How an item to rewrite is known to hold the person.
+#[derive(Clone, Copy)]
+enum Link<'a> {
+    /// Found through the person's own keys (their vouchers, orders, guest).
+    Keyed,
+    /// One of many: rewritten only when it names the person's email, holds
+    /// one of these (guest id, voucher code, order id) or an earlier
+    /// attempt's token.
+    Needs(&'a [String]),
+}
+
 /// The deployment's key for hashing personal values.
 pub struct ErasureKey(Vec<u8>);
 
@@ -205,11 +216,21 @@ impl Store {
         sk: &str,
         person: &Person<'_>,
         token: &str,
+        link: Link<'_>,
     ) -> Result<bool, StoreError> {
         for attempt in 0..ATTEMPTS {
             let Some(item) = self.items().get(table, pk, sk, self.now_ts()).await? else {
                 return Ok(false);
             };
+            if let Link::Needs(needles) = link {
+                let linked = item.body.contains(token)
+                    || needles.iter().any(|n| item.body.contains(n.as_str()))
+                    || serde_json::from_str::<serde_json::Value>(&item.body)
+                        .is_ok_and(|v| person.linked(&v));
+                if !linked {
+                    return Ok(false);
+                }
+            }
             let Some(body) = scrub_body(&item.body, person, token) else {
                 return Ok(item.body.contains(token));
             };
@@ -346,6 +367,24 @@ impl Store {
             e = self.save_erasure(&e).await?;
         }
 
+        // What ties a record of a shared partition (loyalty, stored
+        // answers) to the person besides their email.
+        let guest_needles: Vec<String> = guest
+            .iter()
+            .map(|g| g.id.0.clone())
+            .chain(e.guest.clone())
+            .collect();
+        let answer_needles: Vec<String> = vouchers
+            .iter()
+            .flat_map(|(_, items)| items.iter())
+            .filter(|i| i.sk == "VOUCHER")
+            .filter_map(|i| {
+                serde_json::from_str::<serde_json::Value>(&i.body)
+                    .ok()
+                    .and_then(|v| v["code"].as_str().map(str::to_owned))
+            })
+            .chain(orders.iter().map(|(id, _)| id.clone()))
+            .collect();
         for step in Step::ALL {
             if e.is_done(step) {
                 continue;
@@ -375,7 +414,14 @@ impl Store {
                                 continue;
                             }
                             if self
-                                .scrub_item(Table::Guests, &i.pk, &i.sk, &person, &token)
+                                .scrub_item(
+                                    Table::Guests,
+                                    &i.pk,
+                                    &i.sk,
+                                    &person,
+                                    &token,
+                                    Link::Needs(&guest_needles),
+                                )
                                 .await?
                                 && is_records
                             {
@@ -441,6 +487,7 @@ impl Store {
                                 "ORDER",
                                 &person,
                                 &token,
+                                Link::Keyed,
                             )
                             .await?
                         {
@@ -451,7 +498,14 @@ impl Store {
                 Step::Memberships => {
                     for i in &memberships {
                         if self
-                            .scrub_item(Table::Commerce, &i.pk, &i.sk, &person, &token)
+                            .scrub_item(
+                                Table::Commerce,
+                                &i.pk,
+                                &i.sk,
+                                &person,
+                                &token,
+                                Link::Needs(&[]),
+                            )
                             .await?
                         {
                             found.memberships += 1;
@@ -465,7 +519,7 @@ impl Store {
                         sks.sort_by_key(|sk| *sk == "VOUCHER");
                         for sk in sks {
                             let named = self
-                                .scrub_item(Table::Vouchers, pk, sk, &person, &token)
+                                .scrub_item(Table::Vouchers, pk, sk, &person, &token, Link::Keyed)
                                 .await?;
                             if named && sk == "VOUCHER" {
                                 found.vouchers += 1;
@@ -482,8 +536,15 @@ impl Store {
                         )
                         .await?
                     {
-                        self.scrub_item(Table::Vouchers, &i.pk, &i.sk, &person, &token)
-                            .await?;
+                        self.scrub_item(
+                            Table::Vouchers,
+                            &i.pk,
+                            &i.sk,
+                            &person,
+                            &token,
+                            Link::Needs(&[]),
+                        )
+                        .await?;
                     }
                     if let Some(em) = &email_str {
                         let index = format!("VFIND#{p}#EMAIL#{}", sha(em));
@@ -510,8 +571,15 @@ impl Store {
                         ))
                         .await?
                     {
-                        self.scrub_item(Table::Platform, &i.pk, &i.sk, &person, &token)
-                            .await?;
+                        self.scrub_item(
+                            Table::Platform,
+                            &i.pk,
+                            &i.sk,
+                            &person,
+                            &token,
+                            Link::Needs(&answer_needles),
+                        )
+                        .await?;
                     }
                     if let Some(g) = &guest {
                         let notes = self.notes(p, &g.id).await?.len() as u64;
@@ -795,7 +863,8 @@ impl Store {
                 .get(table, pk, sk, self.now_ts())
                 .await?
                 .map(|i| i.body);
-            self.scrub_item(table, pk, sk, &person, &token).await?;
+            self.scrub_item(table, pk, sk, &person, &token, Link::Keyed)
+                .await?;
             let after = self
                 .items()
                 .get(table, pk, sk, self.now_ts())
