@@ -394,8 +394,11 @@ async fn crash_at_every_write(b: Backend) {
     for n in 1.. {
         // Every write from the n-th of this attempt on fails: the process
         // is gone (its idempotency lock stays until it expires).
+        // Every other attempt, a write may also commit and then fail (the
+        // process died before it heard back).
         faulty.set_plan(FaultPlan {
             fail_writes_from: Some(n),
+            fail_after_permille: if n % 2 == 0 { 150 } else { 0 },
             ..FaultPlan::default()
         });
         let r = h
