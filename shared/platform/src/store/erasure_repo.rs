@@ -321,7 +321,7 @@ impl Store {
             Some(em) => self.voucher_partitions(p, em).await?,
             None => Vec::new(),
         };
-        let orders = self.person_orders(p, email_str.as_deref()).await?;
+        let mut orders = self.person_orders(p, email_str.as_deref()).await?;
         let memberships = self.membership_items(p).await?;
         for _ in 0..2 {
             for i in vouchers
@@ -333,6 +333,31 @@ impl Store {
                 if let Ok(v) = serde_json::from_str::<serde_json::Value>(&i.body) {
                     person.learn_from(&v);
                 }
+            }
+        }
+        // The orders of the person's memberships (orders placed before the
+        // order index existed are found this way too).
+        for m in &memberships {
+            let Ok(v) = serde_json::from_str::<serde_json::Value>(&m.body) else {
+                continue;
+            };
+            let Some(id) = v["order_id"].as_str() else {
+                continue;
+            };
+            if !person.linked(&v) || orders.iter().any(|(o, _)| o == id) {
+                continue;
+            }
+            if let Some(o) = self
+                .items()
+                .get(
+                    Table::Commerce,
+                    &format!("ORDER#{p}#{id}"),
+                    "ORDER",
+                    self.now_ts(),
+                )
+                .await?
+            {
+                orders.push((id.to_owned(), o));
             }
         }
         let mut changed = false;
