@@ -353,6 +353,7 @@ fn route(s: &mut StandinState, method: &Method, name: &str, f: &[(String, String
                     "guestLastName" => g.last_name = v.clone(),
                     "guestEmail" => g.email = v.clone(),
                     "guestPhone" => g.phone = v.clone(),
+                    "guestBirthDate" => g.birth_date = v.parse().ok(),
                     _ => {}
                 }
             }

@@ -653,7 +653,60 @@ async fn batch_reads_answer_in_order(b: Backend) {
     );
 }
 
+/// Erasure receipts: one open erasure per email hash, version-checked
+/// saves, and a completed erasure stops being the open one.
+async fn erasure_receipts(b: Backend) {
+    use domain::erasure::{ErasedCounts, Erasure, ErasureStatus, ErasureStore, Step};
+    let t = fresh_store(b).await;
+    let p = PropertyId::parse("castle").unwrap();
+    let hash = "ab".repeat(32);
+    assert_eq!(t.store.open_erasure(&p, &hash).await.unwrap(), None);
+    let e = Erasure::new("e1".into(), p.clone(), hash.clone(), chrono::Utc::now());
+    let e = t.store.create_erasure(&e).await.unwrap();
+    let again = Erasure::new("e2".into(), p.clone(), hash.clone(), chrono::Utc::now());
+    assert_eq!(
+        t.store.create_erasure(&again).await,
+        Err(StoreError::Conflict)
+    );
+    assert_eq!(
+        t.store.open_erasure(&p, &hash).await.unwrap(),
+        Some(e.clone())
+    );
+    let mut next = e.clone();
+    next.finish(
+        Step::Loyalty,
+        &ErasedCounts {
+            loyalty_records: 2,
+            ..Default::default()
+        },
+    );
+    let saved = t.store.save_erasure(&next).await.unwrap();
+    // A save from the stale version loses.
+    assert_eq!(t.store.save_erasure(&e).await, Err(StoreError::Conflict));
+    let mut done = saved.clone();
+    for s in Step::ALL {
+        done.finish(s, &ErasedCounts::default());
+    }
+    done.complete(chrono::Utc::now());
+    assert_eq!(done.status, ErasureStatus::Erased);
+    let done = t.store.save_erasure(&done).await.unwrap();
+    assert_eq!(t.store.open_erasure(&p, &hash).await.unwrap(), None);
+    let read = t.store.erasure(&p, "e1").await.unwrap().unwrap();
+    assert_eq!(read, done);
+    assert_eq!(read.erased.loyalty_records, 2);
+    assert!(read.markers.is_empty());
+    assert_eq!(t.store.erasure(&p, "nope").await.unwrap(), None);
+    assert_eq!(
+        t.store
+            .erasure(&PropertyId::parse("lake").unwrap(), "e1")
+            .await
+            .unwrap(),
+        None
+    );
+}
+
 both_stores! {
+    erasure_receipts_one_open_per_person => erasure_receipts;
     properties => properties_round_trip;
     partners => partners_found_by_key_id;
     idempotency => idempotency_cases;

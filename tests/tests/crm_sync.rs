@@ -598,7 +598,64 @@ async fn double_fire_and_outage(b: Backend) {
     });
 }
 
+/// An erasure reaches Cloudbeds on the next sync: names, email, phone,
+/// birth date and mapped fields overwritten, a note left, once; the
+/// receipt's `pending` loses `cloudbeds` then.
+async fn erasure_pushed(b: Backend) {
+    let e = setup(b, "castle").await;
+    let earlier = Utc::now() - chrono::Duration::minutes(10);
+    e.cb.add_guest_with_stay(1, &[("GuestHub wine", "red")], "confirmed", earlier);
+    let s = run(&e).await;
+    assert!(s.errors.is_empty(), "{s}");
+    let r = call(
+        &e.app,
+        "POST",
+        "/v1/properties/castle/erasures",
+        Some(&e.key),
+        &[("idempotency-key", "erase-1")],
+        Some(json!({"email": "guest1@example.com"}).to_string()),
+    )
+    .await;
+    assert_eq!(r.status, 202, "{}", r.body);
+    let receipt = r.json();
+    assert_eq!(receipt["pending"], json!(["cloudbeds"]), "{}", r.body);
+    assert_eq!(receipt["status"], "erased");
+    let notes_before = e.cb.with(|s| s.notes.get("G0001").map_or(0, Vec::len));
+
+    let s = run(&e).await;
+    assert!(s.errors.is_empty(), "{s}");
+    assert_eq!(s.erasures_sent, 1, "{s}");
+    let g = e.cb.with(|s| s.guests["G0001"].clone());
+    assert_eq!(
+        (g.first_name.as_str(), g.last_name.as_str()),
+        ("Erased", "Erased")
+    );
+    assert!(!g.email.contains("guest1"), "{}", g.email);
+    assert!(!g.phone.contains("12345"), "{}", g.phone);
+    assert_ne!(g.birth_date, chrono::NaiveDate::from_ymd_opt(1980, 1, 2));
+    assert!(g.custom.values().all(|v| v != "red"), "{:?}", g.custom);
+    let notes = e.cb.with(|s| s.notes["G0001"].clone());
+    assert_eq!(notes.len(), notes_before + 1);
+    assert!(notes.last().unwrap().1.contains("erased"), "{notes:?}");
+
+    let id = receipt["id"].as_str().unwrap();
+    let got = call(
+        &e.app,
+        "GET",
+        &format!("/v1/properties/castle/erasures/{id}"),
+        Some(&e.key),
+        &[],
+        None,
+    )
+    .await;
+    assert_eq!(got.json()["pending"], json!([]), "{}", got.body);
+    // Sent once.
+    let s = run(&e).await;
+    assert_eq!(s.erasures_sent, 0, "{s}");
+}
+
 both_stores! {
+    erasure_reaches_cloudbeds => erasure_pushed;
     double_fire_and_outage_count => double_fire_and_outage;
     remark_during_run => remark_during_run_survives;
     pull_push_roundtrip => roundtrip;

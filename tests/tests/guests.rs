@@ -208,16 +208,24 @@ async fn profiles(b: Backend) {
         .collect();
     assert_eq!(texts, ["Late arrival", "Anniversary"]);
 
-    // Erasure: personal data and notes gone, the fact recorded, idempotent.
+    // Erasure: personal data and notes gone, the fact recorded, idempotent;
+    // the answer is the erasure's receipt.
     let r = call(&a.router, "DELETE", &one, k, &[], None).await;
-    assert_eq!(r.status, 200, "{}", r.body);
-    let g = r.json();
+    assert_eq!(r.status, 202, "{}", r.body);
+    let receipt = r.json();
+    assert_eq!(receipt["status"], "erased");
+    assert_eq!(receipt["erased"]["guest_profiles"], 1);
+    assert_eq!(receipt["erased"]["notes"], 2);
+    assert!(!r.body.contains("ana@"), "{}", r.body);
+    let g = call(&a.router, "GET", &one, k, &[], None).await.json();
     assert_eq!(g["erased"], true);
     assert!(g["email"].is_null() && g["first_name"].is_null() && g["phone"].is_null());
     assert_eq!(g["preferences"], json!({}));
-    assert!(!r.body.contains("ana@"), "{}", r.body);
+    let again = call(&a.router, "DELETE", &one, k, &[], None).await;
+    assert_eq!(again.status, 202);
+    assert_eq!(again.body, r.body);
     assert_eq!(
-        call(&a.router, "DELETE", &one, k, &[], None).await.json()["erased_at"],
+        call(&a.router, "GET", &one, k, &[], None).await.json()["erased_at"],
         g["erased_at"]
     );
     let r = call(&a.router, "GET", &format!("{one}/notes"), k, &[], None).await;

@@ -733,7 +733,7 @@ async fn erasure(b: Backend) {
     .await;
     let uri = format!("{BASE}/guests/{}", gone["guest_id"].as_str().unwrap());
     let r = call(&env.app, "DELETE", &uri, Some(&admin), &[], None).await;
-    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.status, 202, "{}", r.body);
     let dir = tempfile::tempdir().unwrap();
     let s = env
         .export(&platform::transfer::LocalDrop::new(dir.path()))

@@ -450,6 +450,26 @@ async fn drop_folder_and_club_routes(b: Backend) {
             .count()
             == 1
     );
+    // Raw files do not outlive their use: deleted from processed/ and
+    // failed/ once older than the retention (30 days by default).
+    let failed = data.path().join("drop/failed/castle");
+    std::fs::create_dir_all(&failed).unwrap();
+    std::fs::write(failed.join("broken.csv"), "x").unwrap();
+    let month = std::time::Duration::from_secs(30 * 86_400);
+    let now = std::time::SystemTime::now();
+    assert_eq!(
+        guesthub::roster::prune_drop_folder(data.path(), month, now),
+        0
+    );
+    let later = now + month + std::time::Duration::from_secs(60);
+    assert_eq!(
+        guesthub::roster::prune_drop_folder(data.path(), month, later),
+        2
+    );
+    for bucket in ["processed", "failed"] {
+        let left = data.path().join("drop").join(bucket).join("castle");
+        assert_eq!(left.read_dir().unwrap().count(), 0, "{bucket}");
+    }
 
     let app = guesthub::app::router(t.store.clone(), 64 * 1024);
     let r = call(

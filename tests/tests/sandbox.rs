@@ -354,7 +354,7 @@ async fn guests(b: Backend) {
             .collect();
         assert_eq!(ids, vec![id.clone()], "{found}");
     }
-    // Erasing the test guest leaves the live one alone.
+    // Erasing the test guest (an erasure receipt) leaves the live one alone.
     ok(
         &w.send(
             &w.test,
@@ -363,7 +363,7 @@ async fn guests(b: Backend) {
             None,
         )
         .await,
-        StatusCode::OK,
+        StatusCode::ACCEPTED,
     );
     let g = ok(
         &w.send(

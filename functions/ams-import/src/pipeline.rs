@@ -272,6 +272,7 @@ pub async fn import(
         reason: None,
         rows: 0,
         members: 0,
+        suppressed: 0,
         former_members: 0,
         rejected_rows: 0,
         rejects: Vec::new(),
@@ -298,7 +299,23 @@ pub async fn import(
     let (input, kind) = (req.input, req.kind);
     let parser = tokio::task::spawn_blocking(move || parse(input, kind, as_of, tx, progress));
     let mut write_result = Ok(());
-    while let Some(chunk) = rx.recv().await {
+    // Erased people stay out of every later file until unsuppressed.
+    let suppression = store.suppression(&p).await?;
+    let mut suppressed_emails = std::collections::BTreeSet::new();
+    let mut suppressed_tiers: BTreeMap<String, u64> = BTreeMap::new();
+    while let Some(mut chunk) = rx.recv().await {
+        if !suppression.is_empty() {
+            chunk.retain(|m| {
+                if !suppression.contains(&m.email) {
+                    return true;
+                }
+                if let Some(t) = &m.tier {
+                    *suppressed_tiers.entry(t.clone()).or_default() += 1;
+                }
+                suppressed_emails.insert(suppression.hash(&m.email));
+                false
+            });
+        }
         if let Err(e) = store.put_members(&p, &generation, chunk).await {
             write_result = Err(e);
             break;
@@ -329,11 +346,18 @@ pub async fn import(
     };
 
     report.rows = parsed.rows;
-    report.members = parsed.members;
+    report.suppressed = suppressed_emails.len() as u64;
+    report.members = parsed.members.saturating_sub(report.suppressed);
     report.former_members = parsed.former;
     report.rejected_rows = parsed.rejected;
     report.rejects = parsed.rejects;
     report.tier_counts = parsed.tier_counts;
+    for (tier, n) in suppressed_tiers {
+        if let Some(c) = report.tier_counts.get_mut(&tier) {
+            *c = c.saturating_sub(n);
+        }
+    }
+    report.tier_counts.retain(|_, n| *n > 0);
     report.truncated = parsed.truncated;
     report.generation = Some(generation.clone());
     if let Some(why) = parsed.unusable {
@@ -350,7 +374,7 @@ pub async fn import(
     };
     let facts = FileFacts {
         rows: parsed.rows,
-        members: parsed.members,
+        members: report.members,
         rejected_rows: parsed.rejected,
         truncated: parsed.truncated,
     };

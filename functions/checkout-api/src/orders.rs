@@ -569,6 +569,7 @@ pub async fn place_order(
             rendered,
         };
         let mut writes = vec![store.order_write(p, &stored, None)];
+        writes.extend(store.person_order_writes(p, &stored.order.id, &stored.order));
         writes.extend(plan.writes);
         match store.items().transact(writes, store.now_ts()).await {
             Ok(()) => {

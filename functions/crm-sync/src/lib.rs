@@ -683,17 +683,15 @@ impl Run<'_> {
             return Ok(());
         };
         if g.erased {
-            // Cloudbeds v1.2 cannot delete a guest: overwrite what it lets
-            // us write (names, mapped custom fields) and record that we did.
-            let update = GuestUpdate {
-                first_name: Some("Erased".into()),
-                last_name: Some("Erased".into()),
-                custom_fields: self.mapped_fields(&g),
-                ..Default::default()
-            };
+            // Cloudbeds v1.2 cannot delete a guest: overwrite everything it
+            // lets us write (names, email, phone, birth date, mapped custom
+            // fields), leave a note saying so, and record that we did.
+            let update = erased_update(&cb, self.mapped_fields(&g));
             self.crm.put_guest(&cb, &update).await?;
+            self.crm.post_guest_note(&cb, ERASURE_NOTE).await?;
             g.crm.erasure_sent = true;
             self.store.save_guest(&g).await?;
+            self.store.erasure_pushed(self.p(), &g.id).await?;
             self.summary.erasures_sent += 1;
             return Ok(());
         }
@@ -705,6 +703,7 @@ impl Run<'_> {
                 last_name: g.last_name.clone(),
                 email: g.email.as_ref().map(|e| e.as_str().to_owned()),
                 phone: g.phone.clone(),
+                birth_date: None,
                 custom_fields: self.mapped_fields(&g),
             };
             self.crm.put_guest(&cb, &update).await?;
@@ -886,4 +885,24 @@ pub async fn sync_all(
         out.push(sync_connection(store, &conn, keys, opts).await);
     }
     Ok(out)
+}
+
+/// The note left on a guest in Cloudbeds when GuestHub erased them.
+pub const ERASURE_NOTE: &str = "Personal data erased at the guest's request (GuestHub).";
+
+/// What overwrites an erased guest in Cloudbeds: placeholders that name
+/// nobody (an address that cannot be delivered to, no phone digits that
+/// reach anyone, a placeholder birth date).
+pub fn erased_update(
+    cloudbeds_guest_id: &str,
+    custom_fields: Vec<(String, String)>,
+) -> GuestUpdate {
+    GuestUpdate {
+        first_name: Some("Erased".into()),
+        last_name: Some("Erased".into()),
+        email: Some(format!("erased-{cloudbeds_guest_id}@erased.invalid")),
+        phone: Some("0".into()),
+        birth_date: Some("1900-01-01".into()),
+        custom_fields,
+    }
 }

@@ -5,11 +5,13 @@
 //! Layout:
 //! - [`routes`]: the router with its OpenAPI description.
 //! - `profiles`: upsert, read, patch, erase, notes.
+//! - `erasures`: erasing a person everywhere in a property, and the receipt.
 //! - `screening`: the watchlist route and the immediate screening of
 //!   profiles edited here.
 //! - `webhook`: Cloudbeds deliveries (no Bearer; a secret path token).
 //! - `loyalty`: NetCarrots enrolments, member search, departures.
 
+mod erasures;
 mod loyalty;
 mod profiles;
 mod screening;
@@ -43,6 +45,8 @@ pub fn routes() -> OpenApiRouter<Store> {
             routes!(profiles::add_note, profiles::list_notes),
             Scope::Guests,
         ))
+        .routes(scoped(routes!(erasures::erase_person), Scope::Guests))
+        .routes(scoped(routes!(erasures::get_erasure), Scope::Guests))
         .routes(scoped(routes!(screening::put_watchlist), Scope::Guests))
         .routes(scoped(routes!(loyalty::enrol), Scope::Loyalty))
         .routes(scoped(routes!(loyalty::search_members), Scope::Loyalty))

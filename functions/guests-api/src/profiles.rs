@@ -415,8 +415,10 @@ pub async fn patch_guest(
     Ok(Json(GuestView::from(&g)))
 }
 
-/// Erase a guest's personal data (GDPR). The profile stays as a record
-/// that it was erased; the next sync sends the erasure to Cloudbeds.
+/// Erase a guest: the same erasure as `POST …/erasures` for this guest's
+/// email (every record of the property naming them), with the same
+/// receipt. The profile stays as a record that it was erased; the next
+/// sync sends the erasure to Cloudbeds. Erasing again answers the receipt.
 #[utoipa::path(
     delete,
     path = "/v1/properties/{property}/guests/{id}",
@@ -424,8 +426,9 @@ pub async fn patch_guest(
     params(("property" = String, Path, description = "Property id"),
            ("id" = String, Path, description = "Guest id")),
     responses(
-        (status = 200, description = "Erased (again: same answer)", body = GuestView),
+        (status = 202, description = "The erasure's receipt (again: the same receipt)", body = domain::erasure::ErasureReceipt),
         (status = 404, description = "No such guest", body = platform::http::error::ErrorBody),
+        (status = 409, description = "`conflict`: records kept changing (retry)", body = platform::http::error::ErrorBody),
     ),
     security(("partner_key" = []))
 )]
@@ -433,20 +436,19 @@ pub async fn erase_guest(
     State(store): State<Store>,
     caller: Caller,
     Path(path): Path<(String, String)>,
-) -> Result<Json<GuestView>, ApiError> {
+) -> Result<Response, ApiError> {
     caller.require(Scope::Guests)?;
     let id = path.1;
-    let mut g = load(&store, &caller, &id).await?;
-    if !g.erased {
-        // Notes and unsent loyalty records first: if the profile save
-        // fails, the retry erases again.
-        store.delete_notes(&g.property, &g.id).await?;
-        domain::loyalty::service::forget_unsent(&store, &g.property, &g.id).await?;
-        g.erase(store.clock().now());
-        g = store.save_guest(&g).await?;
-        tracing::info!(property = %caller.property.id, guest = %g.id, "guest erased");
-    }
-    Ok(Json(GuestView::from(&g)))
+    let g = load(&store, &caller, &id).await?;
+    let p = &caller.property.id;
+    let e = match store.guest_erasure(p, &g.id).await? {
+        Some(e) if g.erased && e.status == domain::erasure::ErasureStatus::Erased => e,
+        _ => store.erase_person(p, g.email.as_ref(), Some(&g.id)).await?,
+    };
+    Ok(platform::http::idempotent::json_response(
+        StatusCode::ACCEPTED,
+        serde_json::to_string(&e.receipt()).map_err(ApiError::internal)?,
+    ))
 }
 
 /// Add a note to a guest (pushed to Cloudbeds by the next sync).

@@ -77,6 +77,9 @@ pub struct ExportSummary {
     pub members_rejected: usize,
     /// Set when the run did nothing because another run holds the lease.
     pub skipped: Option<String>,
+    /// Records whose personal fields the property's retention anonymised
+    /// in this run (orders, memberships, delivered loyalty records).
+    pub anonymised: usize,
     pub errors: Vec<String>,
 }
 
@@ -195,18 +198,35 @@ pub async fn export_all(
     }
     let mut out = Vec::with_capacity(properties.len());
     for property in properties {
-        let conn = store.loyalty_connection(&property.id).await?;
-        match destinations.for_property(&property, conn.as_ref()).await {
-            Ok(Some((drop, code))) => {
-                out.push(export_property(store, &property.id, drop.as_ref(), &code, opts).await)
+        // The property's retention rides on this scheduled run (off unless
+        // `retention_days` is set).
+        let anonymised = match store.apply_retention(&property).await {
+            Ok(r) => (r.orders + r.memberships + r.loyalty_records) as usize,
+            Err(e) => {
+                tracing::warn!(property = %property.id, error = %e, "retention failed; the next run tries again");
+                0
             }
-            Ok(None) => {}
-            Err(e) => out.push(ExportSummary {
+        };
+        let conn = store.loyalty_connection(&property.id).await?;
+        let summary = match destinations.for_property(&property, conn.as_ref()).await {
+            Ok(Some((drop, code))) => Some(ExportSummary {
+                anonymised,
+                ..export_property(store, &property.id, drop.as_ref(), &code, opts).await
+            }),
+            Ok(None) if anonymised > 0 => Some(ExportSummary {
                 property: property.id.to_string(),
-                errors: vec![format!("{e:#}")],
+                anonymised,
                 ..Default::default()
             }),
-        }
+            Ok(None) => None,
+            Err(e) => Some(ExportSummary {
+                property: property.id.to_string(),
+                errors: vec![format!("{e:#}")],
+                anonymised,
+                ..Default::default()
+            }),
+        };
+        out.extend(summary);
         // Sandbox keys' records, when this run has a place for them and
         // the test namespace has anything to send.
         if let Some((drop, code)) = destinations.for_sandbox(&property) {

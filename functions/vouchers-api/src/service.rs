@@ -398,14 +398,10 @@ pub async fn activities(
     let limit = limit.unwrap_or(100).clamp(1, 500);
     let mut acts = store.activities(&issuer, &code, after, limit).await?;
     // Other hotels' guests are theirs: only the issuer and the property
-    // where it happened see a reservation and the acting partner.
-    if issuer != caller.property.id {
-        for a in &mut acts {
-            if a.accepting_property.as_ref() != Some(&caller.property.id) {
-                a.reservation = None;
-                a.partner = None;
-            }
-        }
+    // where it happened see a reservation and the acting partner; the
+    // guest's name only the partner that acted.
+    for a in &mut acts {
+        a.minimise_for(&issuer, &caller.property.id, &caller.partner.id);
     }
     let next = (acts.len() == limit)
         .then(|| acts.last().map(|a| a.id.to_string()))
@@ -435,7 +431,10 @@ pub async fn orders(
     let mapping = store.article_mapping(property, partner).await?;
     let cursor = orders.last().map_or(after, |o| o.seq).to_string();
     Ok(OrdersView {
-        orders: orders.iter().map(|o| OrderView::of(o, &mapping)).collect(),
+        orders: orders
+            .iter()
+            .map(|o| OrderView::of(o, &mapping, &caller.property.id))
+            .collect(),
         cursor,
         more,
     })

@@ -353,7 +353,11 @@ pub struct OrderView {
 }
 
 impl OrderView {
-    pub fn of(o: &Order, mapping: &ArticleMapping) -> Self {
+    /// The order as `viewer` picks it up: the buyer only in the issuer's own
+    /// feed (a hotel picking up another property's orders books the
+    /// voucher, not the buyer).
+    pub fn of(o: &Order, mapping: &ArticleMapping, viewer: &PropertyId) -> Self {
+        let own = &o.issuer == viewer;
         Self {
             cursor: o.seq.to_string(),
             issuer: o.issuer.clone(),
@@ -369,7 +373,7 @@ impl OrderView {
                     value: v.value,
                     valid_until: v.valid_until,
                     package: v.package.clone(),
-                    buyer: v.buyer.clone(),
+                    buyer: if own { v.buyer.clone() } else { None },
                     test_mode: v.test_mode,
                 })
                 .collect(),

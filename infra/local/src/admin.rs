@@ -171,3 +171,41 @@ pub async fn add_partner_in_mode(
     store.add_partner(&partner).await?;
     Ok((partner, key.key))
 }
+
+async fn existing_property(store: &Store, property: &str) -> anyhow::Result<PropertyId> {
+    let id = PropertyId::parse(property.trim())?;
+    if store.property(&id).await?.is_none() {
+        bail!("no property {id}");
+    }
+    Ok(id)
+}
+
+/// Erases a person in one property (what `POST …/erasures` does).
+pub async fn erase_person(
+    store: &Store,
+    property: &str,
+    email: &str,
+) -> anyhow::Result<domain::erasure::Erasure> {
+    let id = existing_property(store, property).await?;
+    let email = domain::Email::parse(email)?;
+    Ok(store.erase_person(&id, Some(&email), None).await?)
+}
+
+/// Takes an email off a property's roster suppression list.
+pub async fn unsuppress(store: &Store, property: &str, email: &str) -> anyhow::Result<bool> {
+    let id = existing_property(store, property).await?;
+    let email = domain::Email::parse(email)?;
+    Ok(store.unsuppress(&id, &email).await?)
+}
+
+/// Sets a property's retention (0: off).
+pub async fn set_retention(store: &Store, property: &str, days: u32) -> anyhow::Result<Property> {
+    let id = existing_property(store, property).await?;
+    let mut p = store
+        .property(&id)
+        .await?
+        .with_context(|| format!("no property {id}"))?;
+    p.retention_days = (days > 0).then_some(days);
+    store.save_property(&p).await?;
+    Ok(p)
+}

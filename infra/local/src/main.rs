@@ -56,6 +56,15 @@ struct Cli {
         env = "GUESTHUB_CRM_SYNC_INTERVAL"
     )]
     crm_sync_interval: u64,
+    /// Days a raw club file stays in `drop/processed/` and `drop/failed/`
+    /// after its import; older ones are deleted by the drop watcher.
+    #[arg(
+        long,
+        global = true,
+        default_value_t = 30,
+        env = "GUESTHUB_DROP_RETENTION_DAYS"
+    )]
+    drop_retention_days: u64,
     /// Seconds between scheduled loyalty exports under `serve` (0 = off).
     #[arg(
         long,
@@ -120,6 +129,21 @@ enum Command {
         #[command(subcommand)]
         command: LoyaltyCommand,
     },
+    /// Erase a person (by email) in one property, as
+    /// `POST /v1/properties/{p}/erasures` does.
+    #[command(after_help = "Example:\n  guesthub guest erase hotel-wien --email ana@example.com")]
+    Guest {
+        #[command(subcommand)]
+        command: GuestCommand,
+    },
+    /// The club roster's suppression list (erased people).
+    #[command(
+        after_help = "Example:\n  guesthub club unsuppress hotel-wien --email ana@example.com"
+    )]
+    Club {
+        #[command(subcommand)]
+        command: ClubCommand,
+    },
     /// Import one AMS club file into a property's roster (as a drop would).
     #[command(after_help = "Example:\n  guesthub import members.csv --property hotel-wien")]
     Import {
@@ -143,6 +167,33 @@ enum Command {
         /// Where the printed commands expect the hub.
         #[arg(long, default_value = "127.0.0.1:8080")]
         addr: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum GuestCommand {
+    /// Erase everything of the property that names this person; prints the
+    /// receipt. Running it again finishes an interrupted erasure.
+    #[command(
+        after_help = "Example:\n  guesthub --output json guest erase hotel-wien --email ana@example.com"
+    )]
+    Erase {
+        property: String,
+        #[arg(long)]
+        email: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum ClubCommand {
+    /// Let later club files list this (erased) email again.
+    #[command(
+        after_help = "Example:\n  guesthub club unsuppress hotel-wien --email ana@example.com"
+    )]
+    Unsuppress {
+        property: String,
+        #[arg(long)]
+        email: String,
     },
 }
 
@@ -251,6 +302,17 @@ enum PropertyCommand {
     /// List properties.
     #[command(after_help = "Example:\n  guesthub --output json property list")]
     List,
+    /// Change a property's settings.
+    #[command(after_help = "Example:\n  guesthub property set hotel-wien --retention-days 730")]
+    Set {
+        property: String,
+        /// Anonymise order and membership contacts this many days after
+        /// their last visit or expiry, and delivered loyalty records'
+        /// personal fields this many days after delivery, in the scheduled
+        /// loyalty run; 0 turns it off (the default).
+        #[arg(long)]
+        retention_days: u32,
+    },
 }
 
 #[derive(Subcommand)]
@@ -486,6 +548,23 @@ async fn run_admin(cli: &Cli, store: &platform::Store) -> anyhow::Result<()> {
                         "{} picks up the voucher orders of {issuer} in its own feed",
                         p.id
                     );
+                }
+            }
+            PropertyCommand::Set {
+                property,
+                retention_days,
+            } => {
+                let p = admin::set_retention(store, property, *retention_days).await?;
+                if json {
+                    print_json(&json!({ "property": p }));
+                    return Ok(());
+                }
+                match p.retention_days {
+                    Some(d) => println!(
+                        "{}: contacts anonymised {d} days after the last visit or expiry, delivered loyalty records {d} days after delivery",
+                        p.id
+                    ),
+                    None => println!("{}: retention off", p.id),
                 }
             }
             PropertyCommand::List => {
@@ -734,6 +813,46 @@ async fn run_admin(cli: &Cli, store: &platform::Store) -> anyhow::Result<()> {
                 }
             }
         },
+        Command::Guest {
+            command: GuestCommand::Erase { property, email },
+        } => {
+            let e = admin::erase_person(store, property, email).await?;
+            let r = e.receipt();
+            if json {
+                print_json(&json!({ "erasure": r }));
+                return Ok(());
+            }
+            let c = &r.erased;
+            println!("erasure {} ({:?}) of {}", r.id, r.status, r.email_hash);
+            println!(
+                "guest profiles {}, notes {}, vouchers {}, ledger entries {}, orders {}, memberships {}, loyalty records {}, roster entries {}",
+                c.guest_profiles,
+                c.notes,
+                c.vouchers,
+                c.ledger_entries,
+                c.orders,
+                c.memberships,
+                c.loyalty_records,
+                c.roster_entries
+            );
+            if !r.pending.is_empty() {
+                println!("pending: {}", r.pending.join(", "));
+            }
+        }
+        Command::Club {
+            command: ClubCommand::Unsuppress { property, email },
+        } => {
+            let was = admin::unsuppress(store, property, email).await?;
+            if json {
+                print_json(&json!({ "unsuppressed": was }));
+                return Ok(());
+            }
+            if was {
+                println!("later club files of {property} may list this email again");
+            } else {
+                println!("this email was not suppressed in {property}");
+            }
+        }
         Command::Import { file, property } => {
             let report = guesthub::roster::import_file(store, property, file).await?;
             if json {
@@ -779,7 +898,11 @@ async fn serve(cli: &Cli, store: platform::Store, addr: SocketAddr) -> anyhow::R
         &cli.data_dir,
         std::time::Duration::from_secs(cli.loyalty_export_interval),
     );
-    let drop_watcher = guesthub::roster::spawn_drop_watcher(store.clone(), &cli.data_dir);
+    let drop_watcher = guesthub::roster::spawn_drop_watcher(
+        store.clone(),
+        &cli.data_dir,
+        std::time::Duration::from_secs(cli.drop_retention_days * 86_400),
+    );
     let router = app::router(store, DEFAULT_MAX_BODY_BYTES);
     let listener = tokio::net::TcpListener::bind(addr)
         .await

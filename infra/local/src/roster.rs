@@ -117,6 +117,12 @@ pub fn summary(r: &ImportReport) -> String {
         r.rejected_rows,
         r.duration_ms
     );
+    if r.suppressed > 0 {
+        s.push_str(&format!(
+            "  suppressed {} (erased people; `guesthub club unsuppress` lets one back)\n",
+            r.suppressed
+        ));
+    }
     for (tier, n) in &r.tier_counts {
         s.push_str(&format!("  tier {tier}: {n}\n"));
     }
@@ -261,17 +267,55 @@ async fn poll_once(
     reports
 }
 
-/// Watches `<data_dir>/drop/` until the task is aborted.
-pub fn spawn_drop_watcher(store: Store, data_dir: &Path) -> tokio::task::JoinHandle<()> {
+/// Watches `<data_dir>/drop/` until the task is aborted; raw files kept
+/// after their import are deleted once older than `retention`.
+pub fn spawn_drop_watcher(
+    store: Store,
+    data_dir: &Path,
+    retention: Duration,
+) -> tokio::task::JoinHandle<()> {
     let drop = data_dir.join("drop");
+    let data_dir = data_dir.to_path_buf();
     let _ = std::fs::create_dir_all(drop.join("ams"));
     tokio::spawn(async move {
         let mut seen = HashMap::new();
         loop {
             poll_once(&store, &drop, &mut seen).await;
+            prune_drop_folder(&data_dir, retention, SystemTime::now());
             tokio::time::sleep(POLL).await;
         }
     })
+}
+
+/// Deletes raw club files in `drop/processed/` and `drop/failed/` last
+/// modified (moved there) more than `retention` before `now`: they hold
+/// names and addresses and are not needed once imported. Returns how many
+/// were deleted.
+pub fn prune_drop_folder(data_dir: &Path, retention: Duration, now: SystemTime) -> usize {
+    let Some(cutoff) = now.checked_sub(retention) else {
+        return 0;
+    };
+    let mut deleted = 0;
+    for bucket in ["processed", "failed"] {
+        let Ok(props) = std::fs::read_dir(data_dir.join("drop").join(bucket)) else {
+            continue;
+        };
+        for p in props.flatten().filter(|e| e.path().is_dir()) {
+            for f in std::fs::read_dir(p.path()).into_iter().flatten().flatten() {
+                let old = f
+                    .metadata()
+                    .and_then(|m| m.modified())
+                    .is_ok_and(|t| t < cutoff);
+                if old && f.path().is_file() && std::fs::remove_file(f.path()).is_ok() {
+                    deleted += 1;
+                }
+            }
+        }
+    }
+    if deleted > 0 {
+        tracing::info!(deleted, "old raw club files deleted");
+    }
+    deleted
 }
 
 /// Polls until the folder is quiet (for tests): imports every complete file.

@@ -1080,6 +1080,12 @@ fn json_output_of_every_command(store: &[&str]) {
     );
     assert_eq!(v["property"]["accepts_vouchers_of"][0], "castle", "{v}");
     assert_eq!(v["pickup"], true, "{v}");
+    let v = json_ok(
+        d,
+        store,
+        &["property", "set", "lake", "--retention-days", "730"],
+    );
+    assert_eq!(v["property"]["retention_days"], 730, "{v}");
     let v = json_ok(d, store, &["property", "list"]);
     let ids: Vec<_> = v["properties"]
         .as_array()
@@ -1182,6 +1188,59 @@ fn json_output_of_every_command(store: &[&str]) {
     );
     assert_eq!(v["report"]["members"], 1, "{v}");
     assert!(v["report"]["status"].is_string(), "{v}");
+
+    // Erasing the member takes them off the roster and out of later files
+    // until unsuppressed.
+    let v = json_ok(
+        d,
+        store,
+        &["guest", "erase", "castle", "--email", "Ana@Example.com"],
+    );
+    assert_eq!(v["erasure"]["status"], "erased", "{v}");
+    assert_eq!(v["erasure"]["erased"]["roster_entries"], 1, "{v}");
+    assert!(!v.to_string().contains("ana@"), "{v}");
+    let club2 = d.join("club2.csv");
+    std::fs::write(
+        &club2,
+        "MemberID,Email,FirstName,LastName,ClubDescr,ClubStatus\r\nM1,ana@example.com,Ana,Lopez,Gold,Active\r\nM2,bo@example.com,Bo,Berg,Gold,Active\r\n",
+    )
+    .unwrap();
+    let v = json_ok(
+        d,
+        store,
+        &["import", club2.to_str().unwrap(), "--property", "castle"],
+    );
+    assert_eq!(
+        (&v["report"]["members"], &v["report"]["suppressed"]),
+        (&serde_json::json!(1), &serde_json::json!(1)),
+        "{v}"
+    );
+    let v = json_ok(
+        d,
+        store,
+        &["club", "unsuppress", "castle", "--email", "ana@example.com"],
+    );
+    assert_eq!(v["unsuppressed"], true, "{v}");
+    std::fs::write(
+        &club2,
+        "MemberID,Email,FirstName,LastName,ClubDescr,ClubStatus\r\nM1,ana@example.com,Ana,Lopez,Gold,Active\r\nM2,bo@example.com,Bo,Berg,Gold,Active\r\nM3,cy@example.com,Cy,Dahl,Gold,Active\r\n",
+    )
+    .unwrap();
+    let v = json_ok(
+        d,
+        store,
+        &["import", club2.to_str().unwrap(), "--property", "castle"],
+    );
+    assert_eq!(
+        (&v["report"]["members"], &v["report"]["suppressed"]),
+        (&serde_json::json!(3), &serde_json::json!(0)),
+        "{v}"
+    );
+    json_err(
+        d,
+        store,
+        &["guest", "erase", "nosuch", "--email", "ana@example.com"],
+    );
 
     // Refusals are JSON on stderr, and lose nothing.
     let e = json_err(

@@ -98,14 +98,18 @@ pub struct Lease {
     pub record_id: String,
     pub fingerprint: String,
     pub version: i64,
+    /// The property the record belongs to (an erasure finds the property's
+    /// stored answers by it).
+    pub property: String,
 }
 
 impl Lease {
-    pub fn unlocked(record_id: String, fingerprint: String) -> Self {
+    pub fn unlocked(record_id: String, fingerprint: String, property: String) -> Self {
         Self {
             record_id,
             fingerprint,
             version: 0,
+            property,
         }
     }
 

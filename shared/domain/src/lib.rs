@@ -21,6 +21,7 @@
 pub mod checkout;
 pub mod csv_out;
 pub mod email;
+pub mod erasure;
 pub mod error;
 pub mod guest;
 pub mod idempotency;

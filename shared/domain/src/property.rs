@@ -117,6 +117,11 @@ pub struct Property {
     /// (percent; 50 when unset).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub roster_hold_shrink_percent: Option<u8>,
+    /// Anonymise order and membership contacts this many days after their
+    /// last visit or expiry, and delivered loyalty records' personal fields
+    /// this many days after delivery (off when unset).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retention_days: Option<u32>,
 }
 
 impl Property {
@@ -159,6 +164,7 @@ impl Property {
             accepts_vouchers_of: Vec::new(),
             orders_picked_up_by: Vec::new(),
             roster_hold_shrink_percent: None,
+            retention_days: None,
         })
     }
 }

@@ -509,6 +509,7 @@ impl CrmClient for CloudbedsClient {
             ("guestLastName", &u.last_name),
             ("guestEmail", &u.email),
             ("guestPhone", &u.phone),
+            ("guestBirthDate", &u.birth_date),
         ];
         for (k, v) in fields {
             if let Some(v) = v {

@@ -185,6 +185,8 @@ pub struct GuestUpdate {
     pub last_name: Option<String>,
     pub email: Option<String>,
     pub phone: Option<String>,
+    /// `YYYY-MM-DD` (sent only to overwrite it on erasure).
+    pub birth_date: Option<String>,
     /// (custom field name, value)
     pub custom_fields: Vec<(String, String)>,
 }

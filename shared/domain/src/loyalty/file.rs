@@ -258,6 +258,7 @@ mod tests {
             other_revenue: Some(Money::new(1_050, eur)),
             reverses: None,
             exported_in: None,
+            delivered_at: None,
             superseded: false,
         }
     }

@@ -434,6 +434,9 @@ pub struct ExportRecord {
     pub reverses: Option<String>,
     /// The file it was delivered in; `None` while pending.
     pub exported_in: Option<String>,
+    /// When it was marked delivered (retention counts from it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delivered_at: Option<DateTime<Utc>>,
     /// Left out of every file: a STAY and its UNDO both still pending.
     #[serde(default)]
     pub superseded: bool,
@@ -467,6 +470,7 @@ impl ExportRecord {
             other_revenue: None,
             reverses: None,
             exported_in: None,
+            delivered_at: None,
             superseded: false,
         }
     }
@@ -492,6 +496,7 @@ impl ExportRecord {
             other_revenue: Some(facts.other_revenue),
             reverses: None,
             exported_in: None,
+            delivered_at: None,
             superseded: false,
         }
     }
@@ -511,6 +516,7 @@ impl ExportRecord {
             created_at: now,
             reverses: Some(stay.transaction_id.clone()),
             exported_in: None,
+            delivered_at: None,
             superseded: false,
             ..stay.clone()
         }

@@ -150,8 +150,12 @@ pub struct ImportReport {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
     pub rows: u64,
-    /// Distinct member emails.
+    /// Distinct member emails (suppressed ones not counted).
     pub members: u64,
+    /// Distinct emails skipped because the person was erased (the
+    /// property's suppression list).
+    #[serde(default)]
+    pub suppressed: u64,
     pub former_members: u64,
     pub rejected_rows: u64,
     /// The first rejects (at most [`MAX_REPORTED_REJECTS`]).

@@ -349,6 +349,31 @@ pub struct Activity {
     pub note: Option<String>,
 }
 
+impl Activity {
+    /// What one caller sees of an activity (data minimisation): another
+    /// hotel's reservation and partner are not shown to the issuer's other
+    /// callers; the guest's name goes only to the partner that acted (the
+    /// PMS that redeemed, held or captured). Amounts, dates, references and
+    /// the reservation number stay for everyone who may see the activity.
+    pub fn minimise_for(
+        &mut self,
+        issuer: &PropertyId,
+        viewer_property: &PropertyId,
+        viewer_partner: &PartnerId,
+    ) {
+        if issuer != viewer_property && self.accepting_property.as_ref() != Some(viewer_property) {
+            self.reservation = None;
+            self.partner = None;
+            return;
+        }
+        if self.partner.as_ref() != Some(viewer_partner)
+            && let Some(r) = &mut self.reservation
+        {
+            r.guest_name = None;
+        }
+    }
+}
+
 /// A redemption (or a capture), kept so it can be reversed — never by more
 /// than it took.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -714,6 +714,12 @@ pub const CODES: &[ErrorCode] = &[
         "Do not send this guest again; create a new profile if they return.",
     ),
     c(
+        "erasure_not_found",
+        &[404],
+        "No such erasure receipt in this property.",
+        LOOK_UP,
+    ),
+    c(
         "email_taken",
         &[409],
         "Another guest of this property has this email.",

@@ -185,7 +185,7 @@ impl Idempotent<'_> {
             return Ok(json_response(out.status, out.body));
         };
         let (scope, fp) = self.identify(key);
-        let lease = Lease::unlocked(scope.record_id(), fp);
+        let lease = Lease::unlocked(scope.record_id(), fp, scope.property.clone());
         let result = op(Some(lease.clone())).await;
         let stored = match &result {
             Ok(out) if out.replayed => {

@@ -54,6 +54,11 @@ fn order_pk(p: &PropertyId, id: &str) -> String {
     format!("ORDER#{p}#{id}")
 }
 
+/// The `gsi1` listing of a property's orders (retention walks it).
+pub fn orders_index(p: &PropertyId) -> String {
+    format!("ORDERLIST#{p}")
+}
+
 fn membership_pk(p: &PropertyId, reference: &str) -> String {
     format!("MEMBERSHIP#{p}#{reference}")
 }
@@ -221,7 +226,8 @@ impl Store {
     /// Writes an order (new: `version` None; changed: the version read).
     pub fn order_write(&self, p: &PropertyId, stored: &StoredOrder, version: Option<i64>) -> Write {
         let item = Item::new(order_pk(p, &stored.order.id), "ORDER", encode(stored))
-            .with_version(version.map_or(1, |v| v + 1));
+            .with_version(version.map_or(1, |v| v + 1))
+            .with_gsi1(orders_index(p), &stored.order.id);
         Write::put(T, item, cond(version))
     }
 

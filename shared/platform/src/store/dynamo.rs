@@ -189,6 +189,25 @@ impl DynamoItems {
         &self.client
     }
 
+    /// Every item of a table, expired ones included (a full scan: audits
+    /// of what the table still holds, never a request path).
+    pub async fn dump(&self, table: Table) -> Result<Vec<Item>, StoreError> {
+        let pages: Vec<_> = self
+            .client
+            .scan()
+            .table_name(self.table_name(table))
+            .into_paginator()
+            .send()
+            .try_collect()
+            .await
+            .map_err(unavailable)?;
+        pages
+            .iter()
+            .flat_map(|p| p.items())
+            .map(from_attrs)
+            .collect()
+    }
+
     async fn create_table(&self, t: Table) -> Result<(), StoreError> {
         let name = self.table_name(t);
         let attr = |n: &str| {

@@ -341,7 +341,10 @@ impl LoyaltyStore for Store {
                 .map(|r| {
                     let mut r = r.clone();
                     match file {
-                        Some(f) => r.exported_in = Some(f.to_owned()),
+                        Some(f) => {
+                            r.exported_in = Some(f.to_owned());
+                            r.delivered_at = Some(self.clock().now());
+                        }
                         None => r.superseded = true,
                     }
                     record_item(&r)

@@ -25,6 +25,12 @@ fn property_item(p: &Property) -> Item {
     Item::new(property_pk(&p.id), "PROPERTY", encode(p)).with_gsi1("PROPERTIES", p.id.as_str())
 }
 
+/// The `gsi1` partition of a property's stored answers (an erasure
+/// rewrites the ones that name the person).
+pub fn stored_answers_index(property: &str) -> String {
+    format!("IDEMS#{property}")
+}
+
 fn idem_pk(record_id: &str) -> String {
     format!("IDEM#{record_id}")
 }
@@ -85,7 +91,8 @@ impl Store {
         };
         let item = Item::new(idem_pk(&lease.record_id), "IDEM", encode(&rec))
             .with_expiry(rec.expires_at)
-            .with_version(lease.version + 1);
+            .with_version(lease.version + 1)
+            .with_gsi1(stored_answers_index(&lease.property), &lease.record_id);
         let cond = if lease.is_locked() {
             Cond::Version(lease.version)
         } else {
@@ -251,6 +258,7 @@ impl IdempotencyStore for Store {
                         record_id,
                         fingerprint: fingerprint.to_owned(),
                         version,
+                        property: scope.property.clone(),
                     }));
                 }
                 Err(TxError::Condition(_)) => {

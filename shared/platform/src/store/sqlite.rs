@@ -83,6 +83,20 @@ impl SqliteItems {
         &self.inner.path
     }
 
+    /// Every item of a table, expired ones included (audits: what the file
+    /// still holds).
+    pub async fn dump(&self, table: Table) -> Result<Vec<Item>, StoreError> {
+        self.with_reader(move |conn| {
+            let sql = format!("SELECT {COLUMNS} FROM \"{}\"", table_name(table));
+            let mut st = conn.prepare(&sql).map_err(unavailable)?;
+            st.query_map([], row_to_item)
+                .map_err(unavailable)?
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(unavailable)
+        })
+        .await
+    }
+
     async fn with_reader<T: Send + 'static>(
         &self,
         f: impl FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
