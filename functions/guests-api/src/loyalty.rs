@@ -14,7 +14,7 @@ use domain::loyalty::{
     DEFAULT_RETRO_DAYS, Enrolment, EnrolmentState, RecordKind, StaySource, parse_loyalty_number,
     parse_reservation,
 };
-use domain::{Currency, Email, Money, Scope, StoreError, ValidationError};
+use domain::{Currency, Email, Money, StoreError, ValidationError};
 use http::{HeaderMap, StatusCode};
 use platform::Store;
 use platform::http::{ApiError, ApiJson, ApiQuery, Caller, Idempotent, Outcome};
@@ -349,7 +349,6 @@ pub async fn enrol(
     headers: HeaderMap,
     body: ApiJson<EnrolmentInput>,
 ) -> Result<Response, ApiError> {
-    caller.require(Scope::Loyalty)?;
     let input = &body.value;
     let who = Who::parse(
         input.guest_id.as_deref(),
@@ -359,14 +358,7 @@ pub async fn enrol(
         input.last_name.as_deref(),
     )?;
     let path = format!("/v1/properties/{}/loyalty/enrolments", caller.property.id);
-    let run = Idempotent {
-        store: &store,
-        caller: &caller,
-        operation: "loyalty",
-        path: &path,
-        canonical_body: &body.canonical,
-        required: false,
-    };
+    let run = Idempotent::new(&store, &caller, "loyalty", &path, &body.canonical);
     run.run(&headers, |_lease| async {
         let g = who.resolve(&store, &caller).await?;
         let now = store.clock().now();
@@ -404,7 +396,6 @@ pub async fn search_members(
     caller: Caller,
     ApiQuery(q): ApiQuery<MemberQuery>,
 ) -> Result<Json<MemberList>, ApiError> {
-    caller.require(Scope::Loyalty)?;
     let q = q.q.unwrap_or_default();
     let q = q.trim();
     if q.chars().count() < 2 || q.chars().count() > 200 {
@@ -491,7 +482,6 @@ pub async fn export_state(
     State(store): State<Store>,
     caller: Caller,
 ) -> Result<Json<ExportStateView>, ApiError> {
-    caller.require(Scope::Loyalty)?;
     let p = &caller.property.id;
     let state = store.export_state(p).await?;
     let retro_days = store
@@ -542,7 +532,6 @@ pub async fn report_departure(
     Path(path): Path<(String, String)>,
     body: ApiJson<DepartureInput>,
 ) -> Result<Response, ApiError> {
-    caller.require(Scope::Loyalty)?;
     let reservation = reservation_param(&path.1)?;
     let input = &body.value;
     let who = Who::parse(
@@ -576,14 +565,7 @@ pub async fn report_departure(
         "/v1/properties/{}/stays/{reservation}/departure",
         caller.property.id
     );
-    let run = Idempotent {
-        store: &store,
-        caller: &caller,
-        operation: "loyalty",
-        path: &url,
-        canonical_body: &body.canonical,
-        required: false,
-    };
+    let run = Idempotent::new(&store, &caller, "loyalty", &url, &body.canonical);
     run.run(&headers, |_lease| async {
         let guest = who.resolve(&store, &caller).await?;
         let report = Departure {
@@ -636,20 +618,12 @@ pub async fn cancel_departure(
     headers: HeaderMap,
     Path(path): Path<(String, String)>,
 ) -> Result<Response, ApiError> {
-    caller.require(Scope::Loyalty)?;
     let reservation = reservation_param(&path.1)?;
     let url = format!(
         "/v1/properties/{}/stays/{reservation}/departure",
         caller.property.id
     );
-    let run = Idempotent {
-        store: &store,
-        caller: &caller,
-        operation: "loyalty",
-        path: &url,
-        canonical_body: "",
-        required: false,
-    };
+    let run = Idempotent::new(&store, &caller, "loyalty", &url, "");
     run.run(&headers, |_lease| async {
         let now = store.clock().now();
         let outcome = service::record_departure(

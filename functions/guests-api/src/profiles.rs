@@ -10,7 +10,7 @@ use domain::guest::ports::GuestStore;
 use domain::guest::{
     Guest, GuestId, Note, NoteSource, ScreeningState, check_birth_date, validate_preferences,
 };
-use domain::{Email, Scope, StoreError, ValidationError};
+use domain::{Email, StoreError, ValidationError};
 use http::{HeaderMap, StatusCode};
 use platform::Store;
 use platform::http::{ApiError, ApiJson, ApiQuery, Caller, Idempotent, Outcome};
@@ -185,7 +185,6 @@ pub async fn upsert_guest(
     headers: HeaderMap,
     body: ApiJson<GuestUpsert>,
 ) -> Result<Response, ApiError> {
-    caller.require(Scope::Guests)?;
     let path = format!("/v1/properties/{}/guests", caller.property.id);
     let input = body.value;
     let email = Email::parse(&input.email)?;
@@ -208,14 +207,7 @@ pub async fn upsert_guest(
     if let Some(d) = input.birth_date {
         check_birth_date(d, today(&store, &caller))?;
     }
-    let run = Idempotent {
-        store: &store,
-        caller: &caller,
-        operation: "guests",
-        path: &path,
-        canonical_body: &body.canonical,
-        required: false,
-    };
+    let run = Idempotent::new(&store, &caller, "guests", &path, &body.canonical);
     run.run(&headers, |_lease| async {
         let p = &caller.property.id;
         // The email lookup is written with the profile, so of concurrent
@@ -293,7 +285,6 @@ pub async fn find_guests(
     caller: Caller,
     ApiQuery(q): ApiQuery<EmailQuery>,
 ) -> Result<Json<GuestList>, ApiError> {
-    caller.require(Scope::Guests)?;
     let raw = q
         .email
         .ok_or_else(|| ValidationError::new("email", "is required"))?;
@@ -322,7 +313,6 @@ pub async fn get_guest(
     caller: Caller,
     Path(path): Path<(String, String)>,
 ) -> Result<Json<GuestView>, ApiError> {
-    caller.require(Scope::Guests)?;
     let id = path.1;
     let g = load(&store, &caller, &id).await?;
     Ok(Json(GuestView::from(&g)))
@@ -350,7 +340,6 @@ pub async fn patch_guest(
     Path(path): Path<(String, String)>,
     body: ApiJson<GuestPatch>,
 ) -> Result<Json<GuestView>, ApiError> {
-    caller.require(Scope::Guests)?;
     let id = path.1;
     let patch = body.value;
     let email = match patch.email.as_deref() {
@@ -434,7 +423,6 @@ pub async fn erase_guest(
     caller: Caller,
     Path(path): Path<(String, String)>,
 ) -> Result<Json<GuestView>, ApiError> {
-    caller.require(Scope::Guests)?;
     let id = path.1;
     let mut g = load(&store, &caller, &id).await?;
     if !g.erased {
@@ -472,7 +460,6 @@ pub async fn add_note(
     Path(path): Path<(String, String)>,
     body: ApiJson<NoteInput>,
 ) -> Result<Response, ApiError> {
-    caller.require(Scope::Guests)?;
     let id = path.1;
     let text = Note::parse_text(&body.value.text)?;
     let author = body
@@ -483,14 +470,7 @@ pub async fn add_note(
         .transpose()?
         .flatten();
     let route = format!("/v1/properties/{}/guests/{id}/notes", caller.property.id);
-    let run = Idempotent {
-        store: &store,
-        caller: &caller,
-        operation: "guest-notes",
-        path: &route,
-        canonical_body: &body.canonical,
-        required: false,
-    };
+    let run = Idempotent::new(&store, &caller, "guest-notes", &route, &body.canonical);
     run.run(&headers, |_lease| async {
         let mut g = load(&store, &caller, &id).await?;
         if g.erased {
@@ -539,7 +519,6 @@ pub async fn list_notes(
     caller: Caller,
     Path(path): Path<(String, String)>,
 ) -> Result<Json<NoteList>, ApiError> {
-    caller.require(Scope::Guests)?;
     let id = path.1;
     let g = load(&store, &caller, &id).await?;
     let notes = store.notes(&g.property, &g.id).await?;
