@@ -22,6 +22,7 @@ use domain::checkout::order::{
 use domain::checkout::payment::{
     CheckedPart, PaymentMethod, PaymentMode, PaymentPart, check_payment,
 };
+use domain::checkout::ports::CheckoutStore;
 use domain::checkout::pricing::{Buyer, LineRequest, Redeeming, price};
 use domain::idempotency::fingerprint;
 use domain::roster::discount::Membership as ClubMembership;
@@ -36,9 +37,8 @@ use http::{HeaderMap, StatusCode};
 use platform::Store;
 use platform::http::idempotent::{Outcome, json_response};
 use platform::http::{ApiError, ApiJson, Caller, Idempotent};
-use platform::store::checkout_repo::{Booking, Seats, StoredOrder};
-use platform::store::items::Write;
-use platform::store::{TxError, backoff};
+use platform::store::Retry;
+use platform::store::checkout_repo::{Booking, OrderTx, Seats, StoredOrder};
 use serde::Deserialize;
 use utoipa::ToSchema;
 
@@ -126,16 +126,16 @@ fn actor(caller: &Caller) -> Actor<'_> {
     }
 }
 
-/// Plans the gift-card redemptions of `parts`; returns their writes.
+/// Plans the gift-card redemptions of `parts` into `writes`.
 async fn gift_cards(
     store: &Store,
+    writes: &mut OrderTx,
     caller: &Caller,
     order_id: &str,
     guest: Option<String>,
     test_mode: bool,
     parts: &[CheckedPart],
-) -> Result<(Vec<Write>, Vec<Option<GiftCardCharge>>), ApiError> {
-    let mut writes = Vec::new();
+) -> Result<Vec<Option<GiftCardCharge>>, ApiError> {
     let mut charges = Vec::new();
     for part in parts {
         let p = &part.part;
@@ -172,15 +172,16 @@ async fn gift_cards(
             }
             Ok(c)
         };
-        let (_, w) = store.plan_change(&issuer, &code, None, &rule).await?;
-        writes.extend(w);
+        store
+            .plan_gift_card(writes, &issuer, &code, None, &rule)
+            .await?;
         charges.push(Some(GiftCardCharge {
             issuer: issuer.to_string(),
             code: code.as_str().to_owned(),
             redemption_id: id,
         }));
     }
-    Ok((writes, charges))
+    Ok(charges)
 }
 
 fn guest_name(c: &Contact) -> Option<String> {
@@ -209,7 +210,7 @@ fn check_uuid(id: &str) -> Result<(), ApiError> {
 /// Everything an order attempt decided, ready to commit.
 struct Plan {
     order: Order,
-    writes: Vec<Write>,
+    writes: OrderTx,
 }
 
 async fn plan(store: &Store, caller: &Caller, req: &OrderRequest) -> Result<Plan, ApiError> {
@@ -292,7 +293,7 @@ async fn plan(store: &Store, caller: &Caller, req: &OrderRequest) -> Result<Plan
     )?;
     let (parts, balance_due) = check_payment(req.payment.mode, &req.payment.parts, priced.total)?;
 
-    let mut writes = Vec::new();
+    let mut writes = OrderTx::default();
     // Capacity per (product, date), counted once per pair.
     let mut wanted: BTreeMap<(String, NaiveDate), u32> = BTreeMap::new();
     for item in &req.items {
@@ -320,7 +321,8 @@ async fn plan(store: &Store, caller: &Caller, req: &OrderRequest) -> Result<Plan
                 ),
             ));
         }
-        writes.push(store.seats_write(
+        store.put_seats(
+            &mut writes,
             p,
             product,
             *date,
@@ -329,7 +331,7 @@ async fn plan(store: &Store, caller: &Caller, req: &OrderRequest) -> Result<Plan
                 sold: seats.sold + qty,
             },
             version,
-        ));
+        );
     }
     // Memberships sold, one per ticket.
     let mut order_lines = Vec::with_capacity(req.items.len());
@@ -341,9 +343,9 @@ async fn plan(store: &Store, caller: &Caller, req: &OrderRequest) -> Result<Plan
         {
             sold = sell_memberships(store, p, req, item, prod, &contact, (today, now)).await?;
             for (m, renewed) in &sold {
-                writes.push(store.membership_write(p, m, None));
+                store.put_membership(&mut writes, p, m, None);
                 if let Some((old, v)) = renewed {
-                    writes.push(store.membership_write(p, old, Some(*v)));
+                    store.put_membership(&mut writes, p, old, Some(*v));
                 }
             }
         }
@@ -353,8 +355,9 @@ async fn plan(store: &Store, caller: &Caller, req: &OrderRequest) -> Result<Plan
             memberships: sold.into_iter().map(|(m, _)| m).collect(),
         });
     }
-    let (gift_writes, charges) = gift_cards(
+    let charges = gift_cards(
         store,
+        &mut writes,
         caller,
         &req.uuid,
         guest_name(&contact),
@@ -362,7 +365,6 @@ async fn plan(store: &Store, caller: &Caller, req: &OrderRequest) -> Result<Plan
         &parts,
     )
     .await?;
-    writes.extend(gift_writes);
     let payments = parts
         .into_iter()
         .zip(charges)
@@ -403,8 +405,8 @@ async fn plan(store: &Store, caller: &Caller, req: &OrderRequest) -> Result<Plan
             *m.benefit_uses.entry(*i).or_default() += n;
         }
         let booking = booking_of(&order, false);
-        writes.push(store.booking_write(p, &m.reference, &booking, true));
-        writes.push(store.membership_write(p, &m, Some(v)));
+        store.put_booking(&mut writes, p, &m.reference, &booking, true);
+        store.put_membership(&mut writes, p, &m, Some(v));
     }
     Ok(Plan { order, writes })
 }
@@ -546,7 +548,8 @@ pub async fn place_order(
     req.check()?;
     let fp = fingerprint(&[b"order", body.canonical.as_bytes()]);
     let p = &caller.property.id;
-    for attempt in 0..ATTEMPTS {
+    let mut retry = Retry::new(ATTEMPTS);
+    while retry.next().await.is_some() {
         if let Some((stored, _)) = store.stored_order(p, &req.uuid).await? {
             return if stored.fingerprint == fp {
                 Ok(replay(&stored))
@@ -557,24 +560,19 @@ pub async fn place_order(
                 ))
             };
         }
-        let plan = plan(&store, &caller, &req).await?;
-        let rendered = serde_json::to_string(&plan.order.answer()).map_err(ApiError::internal)?;
+        let Plan { order, mut writes } = plan(&store, &caller, &req).await?;
+        let rendered = serde_json::to_string(&order.answer()).map_err(ApiError::internal)?;
         let stored = StoredOrder {
             fingerprint: fp.clone(),
-            order: plan.order,
+            order,
             rendered,
         };
-        let mut writes = vec![store.order_write(p, &stored, None)];
-        writes.extend(plan.writes);
-        match store.items().transact(writes, store.now_ts()).await {
-            Ok(()) => {
-                tracing::info!(order = %stored.order.id, lines = stored.order.lines.len(), "order placed");
-                return Ok(json_response(StatusCode::CREATED, stored.rendered));
-            }
-            // The uuid was taken meanwhile, or a seat, membership or gift
-            // card moved: read again and decide again.
-            Err(TxError::Condition(_) | TxError::Contention) => backoff(attempt).await,
-            Err(TxError::Store(e)) => return Err(e.into()),
+        store.put_order(&mut writes, p, &stored, None);
+        // Not committed: the uuid was taken meanwhile, or a seat, membership
+        // or gift card moved; read again and decide again.
+        if store.commit_order(writes).await? {
+            tracing::info!(order = %stored.order.id, lines = stored.order.lines.len(), "order placed");
+            return Ok(json_response(StatusCode::CREATED, stored.rendered));
         }
     }
     Err(busy())
@@ -636,7 +634,8 @@ pub async fn pay(
     let (store, caller, body, path) = (&store, &caller, &body, &path);
     idem.run(&headers, |lease| async move {
         let p = &caller.property.id;
-        for attempt in 0..ATTEMPTS {
+        let mut retry = Retry::new(ATTEMPTS);
+        while retry.next().await.is_some() {
             let (mut stored, version) = store
                 .stored_order(p, &path.1)
                 .await?
@@ -650,8 +649,10 @@ pub async fn pay(
             }
             let (parts, left) =
                 check_payment(PaymentMode::PayLater, &body.value.parts, o.balance_due)?;
-            let (mut writes, charges) = gift_cards(
+            let mut writes = OrderTx::default();
+            let charges = gift_cards(
                 store,
+                &mut writes,
                 caller,
                 &o.id,
                 guest_name(&o.contact),
@@ -673,24 +674,20 @@ pub async fn pay(
                 o.status = OrderStatus::Confirmed;
             }
             let answer = Outcome::json(StatusCode::OK, &stored.order.answer());
-            writes.insert(0, store.order_write(p, &stored, Some(version)));
+            store.put_order(&mut writes, p, &stored, Some(version));
             if let Some(l) = &lease {
                 let response = domain::idempotency::StoredResponse {
                     status: 200,
                     body: answer.body.clone(),
                 };
-                writes.push(store.idempotency_completion(l, &response, Idempotent::policy()));
+                store.put_answer(&mut writes, l, &response, Idempotent::policy());
             }
-            match store.items().transact(writes, store.now_ts()).await {
-                Ok(()) => {
-                    return Ok(if lease.is_some() {
-                        answer.stored()
-                    } else {
-                        answer
-                    });
-                }
-                Err(TxError::Condition(_) | TxError::Contention) => backoff(attempt).await,
-                Err(TxError::Store(e)) => return Err(e.into()),
+            if store.commit_order(writes).await? {
+                return Ok(if lease.is_some() {
+                    answer.stored()
+                } else {
+                    answer
+                });
             }
         }
         Err(busy())
@@ -717,7 +714,8 @@ pub async fn cancel(
     Path(path): Path<(String, String)>,
 ) -> Result<Response, ApiError> {
     let p = &caller.property.id;
-    for attempt in 0..ATTEMPTS {
+    let mut retry = Retry::new(ATTEMPTS);
+    while retry.next().await.is_some() {
         let (mut stored, version) = store
             .stored_order(p, &path.1)
             .await?
@@ -729,7 +727,7 @@ pub async fn cancel(
                 serde_json::to_string(&stored.order.answer()).map_err(ApiError::internal)?,
             ));
         }
-        let mut writes = Vec::new();
+        let mut writes = OrderTx::default();
         // Seats back.
         let mut seats: BTreeMap<(String, NaiveDate), u32> = BTreeMap::new();
         for l in &stored.order.lines {
@@ -741,7 +739,8 @@ pub async fn cancel(
             let test = stored.order.test_mode;
             let (s, v) = store.seats(p, &product, date, test).await?;
             if v.is_some() {
-                writes.push(store.seats_write(
+                store.put_seats(
+                    &mut writes,
                     p,
                     &product,
                     date,
@@ -750,7 +749,7 @@ pub async fn cancel(
                         sold: s.sold.saturating_sub(qty),
                     },
                     v,
-                ));
+                );
             }
         }
         // Memberships sold end; the redeemed one gets its tickets back.
@@ -758,7 +757,7 @@ pub async fn cancel(
             for sold in &l.memberships {
                 if let Some((mut m, v)) = store.membership(p, &sold.reference).await? {
                     m.status = MembershipStatus::Cancelled;
-                    writes.push(store.membership_write(p, &m, Some(v)));
+                    store.put_membership(&mut writes, p, &m, Some(v));
                 }
                 // A cancelled renewal: the renewed period is current again.
                 if let Some(old) = &sold.renews
@@ -769,7 +768,7 @@ pub async fn cancel(
                     if m.status == MembershipStatus::Renewed {
                         m.status = MembershipStatus::Active;
                     }
-                    writes.push(store.membership_write(p, &m, Some(v)));
+                    store.put_membership(&mut writes, p, &m, Some(v));
                 }
             }
         }
@@ -781,9 +780,9 @@ pub async fn cancel(
                     *u = u.saturating_sub(*n);
                 }
             }
-            writes.push(store.membership_write(p, &m, Some(v)));
+            store.put_membership(&mut writes, p, &m, Some(v));
             let booking = booking_of(&stored.order, true);
-            writes.push(store.booking_write(p, r, &booking, false));
+            store.put_booking(&mut writes, p, r, &booking, false);
         }
         // Gift-card value back through the ledger; what cannot go back
         // (the card was cancelled or expired meanwhile) and every other
@@ -829,10 +828,10 @@ pub async fn cancel(
                 )
             };
             match store
-                .plan_change(&issuer, &code, Some(&g.redemption_id), &rule)
+                .plan_gift_card(&mut writes, &issuer, &code, Some(&g.redemption_id), &rule)
                 .await
             {
-                Ok((_, w)) => writes.extend(w),
+                Ok(_) => {}
                 // Given back already (a reversal before orders owned their
                 // redemptions): nothing left to return.
                 Err(VoucherError::ReversalExceedsRedemption { reversible })
@@ -850,16 +849,12 @@ pub async fn cancel(
         stored.order.refunds_due = refunds;
         stored.order.status = OrderStatus::Cancelled;
         stored.order.balance_due = Money::zero(stored.order.total.currency);
-        writes.insert(0, store.order_write(p, &stored, Some(version)));
-        match store.items().transact(writes, store.now_ts()).await {
-            Ok(()) => {
-                return Ok(json_response(
-                    StatusCode::OK,
-                    serde_json::to_string(&stored.order.answer()).map_err(ApiError::internal)?,
-                ));
-            }
-            Err(TxError::Condition(_) | TxError::Contention) => backoff(attempt).await,
-            Err(TxError::Store(e)) => return Err(e.into()),
+        store.put_order(&mut writes, p, &stored, Some(version));
+        if store.commit_order(writes).await? {
+            return Ok(json_response(
+                StatusCode::OK,
+                serde_json::to_string(&stored.order.answer()).map_err(ApiError::internal)?,
+            ));
         }
     }
     Err(busy())
