@@ -6,8 +6,10 @@ use axum::Json;
 use axum::extract::{Path, State};
 use axum::response::Response;
 use chrono::{DateTime, NaiveDate, Utc};
+use domain::guest::GuestError;
 use domain::guest::ports::GuestStore;
 use domain::guest::{Guest, GuestId};
+use domain::loyalty::error::LoyaltyError;
 use domain::loyalty::ports::LoyaltyStore;
 use domain::loyalty::service::{self, Departure, DepartureOutcome};
 use domain::loyalty::{
@@ -219,17 +221,6 @@ fn in_currency(
     m.within_limit(field)
 }
 
-fn guest_not_found() -> ApiError {
-    ApiError::not_found("guest_not_found", "no such guest in this property")
-}
-
-fn number_taken() -> ApiError {
-    ApiError::conflict(
-        "loyalty_number_taken",
-        "another guest of this property holds this loyalty number",
-    )
-}
-
 /// An optional name: as profile text fields are (trimmed, bounded).
 fn name(field: &'static str, v: Option<&str>) -> Result<Option<String>, ValidationError> {
     Ok(v.map(|v| text(field, v)).transpose()?.flatten())
@@ -274,7 +265,7 @@ impl Who {
         let p = &caller.property.id;
         let mut found = None;
         if let Some(id) = &self.guest_id {
-            found = Some(store.guest(p, id).await?.ok_or_else(guest_not_found)?);
+            found = Some(store.guest(p, id).await?.ok_or(GuestError::NotFound)?);
         } else if let Some(n) = &self.loyalty_number
             && let Some(id) = store.guest_by_loyalty_number(p, n).await?
         {
@@ -289,29 +280,25 @@ impl Who {
             Some(g) => g,
             None => {
                 let Some(email) = &self.email else {
-                    return Err(guest_not_found());
+                    return Err(GuestError::NotFound.into());
                 };
                 let now = store.clock().now();
                 let mut g = Guest::new(GuestId(uuid::Uuid::now_v7().to_string()), p.clone(), now);
                 g.email = Some(email.clone());
                 g.first_name = self.first_name.clone();
                 g.last_name = self.last_name.clone();
-                match store.create_guest(&g).await {
-                    Ok(g) => g,
+                match StoreError::unless_conflict(store.create_guest(&g).await)? {
+                    Some(g) => g,
                     // Created by a concurrent request: use theirs.
-                    Err(StoreError::Conflict) => store
+                    None => store
                         .guest_by_email(p, email)
                         .await?
-                        .ok_or_else(|| ApiError::unavailable("guest creation raced"))?,
-                    Err(e) => return Err(e.into()),
+                        .ok_or(GuestError::CreationRaced)?,
                 }
             }
         };
         if g.erased {
-            return Err(ApiError::rule(
-                "guest_erased",
-                "this guest's personal data was erased",
-            ));
+            return Err(GuestError::Erased.into());
         }
         if let Some(n) = &self.loyalty_number
             && store
@@ -319,7 +306,7 @@ impl Who {
                 .await?
                 .is_some_and(|owner| owner != g.id)
         {
-            return Err(number_taken());
+            return Err(LoyaltyError::NumberTaken.into());
         }
         Ok(g)
     }
@@ -364,10 +351,7 @@ pub async fn enrol(
         let now = store.clock().now();
         let (e, created) = service::enrol(&store, &g, who.loyalty_number.clone(), now)
             .await
-            .map_err(|e| match e {
-                StoreError::Conflict => number_taken(),
-                e => e.into(),
-            })?;
+            .map_err(LoyaltyError::enrolling)?;
         tracing::info!(property = %caller.property.id, guest = %g.id, created, "loyalty enrolment");
         let status = if created {
             StatusCode::CREATED
@@ -635,12 +619,7 @@ pub async fn cancel_departure(
             now,
         )
         .await?
-        .ok_or_else(|| {
-            ApiError::not_found(
-                "departure_not_found",
-                "no departure was reported for this reservation",
-            )
-        })?;
+        .ok_or(LoyaltyError::DepartureNotFound)?;
         Ok(Outcome::json(
             StatusCode::OK,
             &DepartureView::from(&outcome),
