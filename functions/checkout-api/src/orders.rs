@@ -606,6 +606,15 @@ fn order_not_found() -> ApiError {
     ApiError::not_found("order_not_found", "no such order")
 }
 
+/// An order as it is now, with the version its change is conditioned on.
+async fn order_to_change(
+    store: &Store,
+    p: &PropertyId,
+    id: &str,
+) -> Result<(StoredOrder, i64), ApiError> {
+    store.stored_order(p, id).await?.ok_or_else(order_not_found)
+}
+
 #[derive(Debug, Deserialize, serde::Serialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PaymentsBody {
@@ -636,10 +645,7 @@ pub async fn pay(
         let p = &caller.property.id;
         let mut retry = Retry::new(ATTEMPTS);
         while retry.next().await.is_some() {
-            let (mut stored, version) = store
-                .stored_order(p, &path.1)
-                .await?
-                .ok_or_else(order_not_found)?;
+            let (mut stored, version) = order_to_change(store, p, &path.1).await?;
             let o = &mut stored.order;
             if o.status != OrderStatus::AwaitingPayment {
                 return Err(ApiError::rule(
@@ -716,10 +722,7 @@ pub async fn cancel(
     let p = &caller.property.id;
     let mut retry = Retry::new(ATTEMPTS);
     while retry.next().await.is_some() {
-        let (mut stored, version) = store
-            .stored_order(p, &path.1)
-            .await?
-            .ok_or_else(order_not_found)?;
+        let (mut stored, version) = order_to_change(&store, p, &path.1).await?;
         if stored.order.status == OrderStatus::Cancelled {
             // Cancelling twice changes nothing.
             return Ok(json_response(

@@ -199,13 +199,6 @@ impl Store {
         }
     }
 
-    /// Writes an order (new: `version` None; changed: the version read).
-    fn order_write(&self, p: &PropertyId, stored: &StoredOrder, version: Option<i64>) -> Write {
-        let item = Item::new(order_pk(p, &stored.order.id), "ORDER", encode(stored))
-            .with_version(version.map_or(1, |v| v + 1));
-        Write::put(T, item, cond(version))
-    }
-
     pub async fn membership(
         &self,
         p: &PropertyId,
@@ -219,13 +212,6 @@ impl Store {
             Some(i) => Ok(Some((decode(&i)?, i.version))),
             None => Ok(None),
         }
-    }
-
-    fn membership_write(&self, p: &PropertyId, m: &Membership, version: Option<i64>) -> Write {
-        let item = Item::new(membership_pk(p, &m.reference), "MEMBERSHIP", encode(m))
-            .with_gsi1(memberships_index(p, m.test_mode), membership_position(m))
-            .with_version(version.map_or(1, |v| v + 1));
-        Write::put(T, item, cond(version))
     }
 
     /// One page of a world's memberships, newest sale first, those `keep`
@@ -276,15 +262,6 @@ impl Store {
         }
     }
 
-    fn booking_write(&self, p: &PropertyId, reference: &str, b: &Booking, create: bool) -> Write {
-        let item = Item::new(
-            membership_pk(p, reference),
-            format!("BOOKING#{}", b.order_id),
-            encode(b),
-        );
-        Write::put(T, item, if create { Cond::Absent } else { Cond::None })
-    }
-
     pub async fn bookings(
         &self,
         p: &PropertyId,
@@ -320,24 +297,6 @@ impl Store {
             None => Ok((Seats::default(), None)),
         }
     }
-
-    fn seats_write(
-        &self,
-        p: &PropertyId,
-        product: &str,
-        date: NaiveDate,
-        test: bool,
-        seats: Seats,
-        version: Option<i64>,
-    ) -> Write {
-        let item = Item::new(
-            capacity_pk(p, product),
-            seats_sk(date, test),
-            encode(&seats),
-        )
-        .with_version(version.map_or(1, |v| v + 1));
-        Write::put(T, item, cond(version))
-    }
 }
 
 /// One order attempt's writes (see [`CheckoutStore`]).
@@ -357,7 +316,9 @@ impl CheckoutStore for Store {
         order: &StoredOrder,
         version: Option<i64>,
     ) {
-        tx.writes.insert(0, self.order_write(p, order, version));
+        let item = Item::new(order_pk(p, &order.order.id), "ORDER", encode(order))
+            .with_version(version.map_or(1, |v| v + 1));
+        tx.writes.insert(0, Write::put(T, item, cond(version)));
     }
 
     fn put_membership(
@@ -367,7 +328,10 @@ impl CheckoutStore for Store {
         m: &Membership,
         version: Option<i64>,
     ) {
-        tx.writes.push(self.membership_write(p, m, version));
+        let item = Item::new(membership_pk(p, &m.reference), "MEMBERSHIP", encode(m))
+            .with_gsi1(memberships_index(p, m.test_mode), membership_position(m))
+            .with_version(version.map_or(1, |v| v + 1));
+        tx.writes.push(Write::put(T, item, cond(version)));
     }
 
     fn put_booking(
@@ -378,7 +342,10 @@ impl CheckoutStore for Store {
         b: &Booking,
         create: bool,
     ) {
-        tx.writes.push(self.booking_write(p, reference, b, create));
+        let sk = format!("BOOKING#{}", b.order_id);
+        let item = Item::new(membership_pk(p, reference), sk, encode(b));
+        let cond = if create { Cond::Absent } else { Cond::None };
+        tx.writes.push(Write::put(T, item, cond));
     }
 
     fn put_seats(
@@ -391,8 +358,13 @@ impl CheckoutStore for Store {
         seats: Seats,
         version: Option<i64>,
     ) {
-        tx.writes
-            .push(self.seats_write(p, product, date, test, seats, version));
+        let item = Item::new(
+            capacity_pk(p, product),
+            seats_sk(date, test),
+            encode(&seats),
+        )
+        .with_version(version.map_or(1, |v| v + 1));
+        tx.writes.push(Write::put(T, item, cond(version)));
     }
 
     async fn plan_gift_card(
