@@ -68,6 +68,11 @@ struct App {
     _t: tests::TestStore,
 }
 
+async fn unscoped(State(s): State<S>, _caller: Caller) -> &'static str {
+    s.runs.fetch_add(1, Ordering::SeqCst);
+    "ran"
+}
+
 async fn app(b: Backend) -> App {
     let t = fresh_store(b).await;
     let s = &t.store;
@@ -96,6 +101,8 @@ async fn app(b: Backend) -> App {
                 "/v1/properties/{property}/echo",
                 post(echo).layer(axum::Extension(RequiredScope(Scope::VouchersRedeem))),
             )
+            // A partner route registered without its scope.
+            .route("/v1/properties/{property}/unscoped", post(unscoped))
             .with_state(state),
         1024,
     );
@@ -432,7 +439,27 @@ async fn rotation_and_disabling(b: Backend) {
     );
 }
 
+/// A route that declares no scope is refused for every key, not open to all.
+async fn undeclared_scope(b: Backend) {
+    let a = app(b).await;
+    let uri = "/v1/properties/castle/unscoped";
+    for key in [&a.key_a, &a.key_readonly] {
+        let r = call(&a.router, "POST", uri, Some(key), &[], None).await;
+        assert_eq!(
+            (r.status, r.code().as_str()),
+            (StatusCode::INTERNAL_SERVER_ERROR, "internal_error"),
+            "{}",
+            r.body
+        );
+    }
+    // Authentication still comes first.
+    let r = call(&a.router, "POST", uri, None, &[], None).await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(a.runs.load(Ordering::SeqCst), 0, "the handler never ran");
+}
+
 both_stores! {
+    undeclared => undeclared_scope;
     rotation => rotation_and_disabling;
     auth => auth_order;
     idempotency => idempotent_route;
