@@ -2,6 +2,7 @@
 
 use axum::Json;
 use axum::extract::{Path, State};
+use domain::checkout::CheckoutError;
 use domain::checkout::catalogue::Product;
 use platform::Store;
 use platform::http::{ApiError, ApiJson, Caller};
@@ -47,7 +48,7 @@ pub async fn get_product(
         .product(&caller.property.id, &path.1)
         .await?
         .map(Json)
-        .ok_or_else(|| ApiError::not_found("product_not_found", "no such product"))
+        .ok_or_else(|| CheckoutError::ProductNotFound.into())
 }
 
 #[derive(Serialize, ToSchema)]

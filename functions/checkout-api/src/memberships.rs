@@ -6,6 +6,7 @@
 use axum::Json;
 use axum::extract::{Path, State};
 use domain::Email;
+use domain::checkout::CheckoutError;
 use domain::checkout::membership::{Membership, Period};
 use platform::Store;
 use platform::http::{ApiError, ApiQuery, Caller};
@@ -55,8 +56,8 @@ pub async fn get_membership(
     }))
 }
 
-fn not_found() -> ApiError {
-    ApiError::not_found("membership_not_found", "no such membership")
+fn not_found() -> CheckoutError {
+    CheckoutError::MembershipNotFound("no such membership")
 }
 
 #[derive(Debug, Deserialize, IntoParams)]

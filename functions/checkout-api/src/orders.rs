@@ -114,8 +114,8 @@ pub async fn chain(
     Ok(out)
 }
 
-fn membership_not_found() -> ApiError {
-    ApiError::not_found("membership_not_found", "no such membership")
+fn membership_not_found() -> CheckoutError {
+    CheckoutError::MembershipNotFound("no such membership")
 }
 
 fn actor(caller: &Caller) -> Actor<'_> {
@@ -300,9 +300,9 @@ async fn plan(store: &Store, caller: &Caller, req: &OrderRequest) -> Result<Plan
         if let Some(prod) = catalogue.get(&item.product_id)
             && prod.capacity.is_some()
         {
-            let date = item.date.ok_or_else(|| {
-                ApiError::bad_request("invalid_order", "items of events with capacity need a date")
-            })?;
+            let date = item.date.ok_or(CheckoutError::InvalidOrder(
+                "items of events with capacity need a date",
+            ))?;
             *wanted.entry((item.product_id.clone(), date)).or_default() += item.quantity;
         }
     }
@@ -313,13 +313,11 @@ async fn plan(store: &Store, caller: &Caller, req: &OrderRequest) -> Result<Plan
             .unwrap_or(u32::MAX);
         let (seats, version) = store.seats(p, product, *date, req.test_mode).await?;
         if seats.sold + qty > cap {
-            return Err(ApiError::rule(
-                "sold_out",
-                format!(
-                    "only {} seats left on {date}",
-                    cap.saturating_sub(seats.sold)
-                ),
-            ));
+            return Err(CheckoutError::SoldOut {
+                left: cap.saturating_sub(seats.sold),
+                date: *date,
+            }
+            .into());
         }
         store.put_seats(
             &mut writes,
@@ -446,18 +444,12 @@ async fn sell_memberships(
         .validity
         .ok_or_else(|| ApiError::internal("membership without validity"))?;
     if item.renews.is_some() && item.quantity != 1 {
-        return Err(ApiError::bad_request(
-            "invalid_order",
-            "a renewal renews one membership",
-        ));
+        return Err(CheckoutError::InvalidOrder("a renewal renews one membership").into());
     }
     let mut renewed = match &item.renews {
-        Some(old) => Some(resolve(store, p, old).await?.ok_or_else(|| {
-            ApiError::not_found(
-                "membership_not_found",
-                "the membership to renew does not exist",
-            )
-        })?),
+        Some(old) => Some(resolve(store, p, old).await?.ok_or(
+            CheckoutError::MembershipNotFound("the membership to renew does not exist"),
+        )?),
         None => None,
     };
     // Test memberships renew in test orders only, live ones in live orders.
@@ -484,10 +476,8 @@ async fn sell_memberships(
             .unwrap_or_else(|| contact.clone());
         let missing = member.missing(&prod.member_fields);
         if !missing.is_empty() {
-            return Err(ApiError::bad_request(
-                "member_fields_missing",
-                format!("each member needs: {}", missing.join(", ")),
-            ));
+            let missing = missing.into_iter().map(str::to_owned).collect();
+            return Err(CheckoutError::MemberFieldsMissing(missing).into());
         }
         let reference = new_reference();
         let renewed = renewed.take().map(|(mut m, v)| {
@@ -554,10 +544,7 @@ pub async fn place_order(
             return if stored.fingerprint == fp {
                 Ok(replay(&stored))
             } else {
-                Err(ApiError::rule(
-                    "idempotency_key_reused",
-                    "this order uuid was used with a different request",
-                ))
+                Err(CheckoutError::UuidReused.into())
             };
         }
         let Plan { order, mut writes } = plan(&store, &caller, &req).await?;
@@ -595,15 +582,11 @@ pub async fn get_order(
     let (stored, _) = store
         .stored_order(&caller.property.id, &path.1)
         .await?
-        .ok_or_else(order_not_found)?;
+        .ok_or(CheckoutError::OrderNotFound)?;
     Ok(json_response(
         StatusCode::OK,
         serde_json::to_string(&stored.order.answer()).map_err(ApiError::internal)?,
     ))
-}
-
-fn order_not_found() -> ApiError {
-    ApiError::not_found("order_not_found", "no such order")
 }
 
 /// An order as it is now, with the version its change is conditioned on.
@@ -612,7 +595,10 @@ async fn order_to_change(
     p: &PropertyId,
     id: &str,
 ) -> Result<(StoredOrder, i64), ApiError> {
-    store.stored_order(p, id).await?.ok_or_else(order_not_found)
+    store
+        .stored_order(p, id)
+        .await?
+        .ok_or_else(|| CheckoutError::OrderNotFound.into())
 }
 
 #[derive(Debug, Deserialize, serde::Serialize, ToSchema)]
@@ -648,10 +634,7 @@ pub async fn pay(
             let (mut stored, version) = order_to_change(store, p, &path.1).await?;
             let o = &mut stored.order;
             if o.status != OrderStatus::AwaitingPayment {
-                return Err(ApiError::rule(
-                    "nothing_due",
-                    "this order has no balance due",
-                ));
+                return Err(CheckoutError::NothingDue.into());
             }
             let (parts, left) =
                 check_payment(PaymentMode::PayLater, &body.value.parts, o.balance_due)?;

@@ -311,7 +311,12 @@ impl From<domain::checkout::CheckoutError> for ApiError {
         let message = e.to_string();
         match e {
             C::UnknownProduct(_) | C::UnknownUnit { .. } => ApiError::rule(e.code(), message),
-            C::InvalidOrder(_) | C::InvalidPayment(_) => ApiError::bad_request(e.code(), message),
+            C::InvalidOrder(_) | C::InvalidPayment(_) | C::MemberFieldsMissing(_) => {
+                ApiError::bad_request(e.code(), message)
+            }
+            C::ProductNotFound | C::OrderNotFound | C::MembershipNotFound(_) => {
+                ApiError::not_found(e.code(), message)
+            }
             _ => ApiError::rule(e.code(), message),
         }
     }
