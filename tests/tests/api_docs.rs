@@ -441,11 +441,27 @@ fn every_domain_refusal_maps_to_a_listed_code() {
         C::InsufficientCash,
         C::InvalidPayment("x"),
         C::InvalidOrder("x"),
+        C::ProductNotFound,
+        C::OrderNotFound,
+        C::MembershipNotFound("x"),
+        C::SoldOut {
+            left: 1,
+            date: chrono::NaiveDate::MIN,
+        },
+        C::NothingDue,
+        C::UuidReused,
+        C::MemberFieldsMissing(vec!["phone".into()]),
     ];
+    use domain::guest::GuestError as G;
+    use domain::loyalty::error::LoyaltyError as L;
+    let guests = [G::NotFound, G::Erased, G::EmailTaken, G::CreationRaced];
+    let loyalty = [L::NumberTaken, L::DepartureNotFound];
     let answers = vouchers
         .into_iter()
         .map(ApiError::from)
         .chain(checkout.into_iter().map(ApiError::from))
+        .chain(guests.into_iter().map(ApiError::from))
+        .chain(loyalty.into_iter().map(ApiError::from))
         .chain([
             ApiError::unauthorized(),
             ApiError::forbidden("vouchers:read"),
@@ -470,7 +486,17 @@ fn every_domain_refusal_maps_to_a_listed_code() {
 fn every_refusal_is_in_the_lists(
     v: domain::voucher::VoucherError,
     c: domain::checkout::CheckoutError,
+    g: domain::guest::GuestError,
+    l: domain::loyalty::error::LoyaltyError,
 ) {
+    use domain::guest::GuestError as G;
+    use domain::loyalty::error::LoyaltyError as L;
+    match g {
+        G::NotFound | G::Erased | G::EmailTaken | G::CreationRaced | G::Store(_) => {}
+    }
+    match l {
+        L::NumberTaken | L::DepartureNotFound | L::Store(_) => {}
+    }
     use domain::checkout::CheckoutError as C;
     use domain::voucher::VoucherError as V;
     match v {
@@ -517,7 +543,14 @@ fn every_refusal_is_in_the_lists(
         | C::PaymentMismatch
         | C::InsufficientCash
         | C::InvalidPayment(_)
-        | C::InvalidOrder(_) => {}
+        | C::InvalidOrder(_)
+        | C::ProductNotFound
+        | C::OrderNotFound
+        | C::MembershipNotFound(_)
+        | C::SoldOut { .. }
+        | C::NothingDue
+        | C::UuidReused
+        | C::MemberFieldsMissing(_) => {}
     }
 }
 

@@ -60,6 +60,65 @@ fn domain_has_no_infrastructure_dependencies() {
     );
 }
 
+/// Function crates reach storage through the domain's ports and the
+/// repositories, never through the item-store primitive: no `store::items`,
+/// none of its types, no `Store::items()`.
+#[test]
+fn functions_do_not_touch_the_item_store() {
+    fn rust_files(dir: &Path, out: &mut Vec<std::path::PathBuf>) {
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                rust_files(&path, out);
+            } else if path.extension().is_some_and(|e| e == "rs") {
+                out.push(path);
+            }
+        }
+    }
+    let mut files = Vec::new();
+    rust_files(&repo().join("functions"), &mut files);
+    assert!(files.len() > 10, "found only {} files", files.len());
+    let primitive = [
+        "store::items",
+        "store::Item",
+        "store::Write",
+        "store::Cond",
+        "store::Key",
+        "store::Query",
+        "store::Table",
+        "store::TxError",
+        "ItemStore",
+        ".items()",
+    ];
+    let mut hits = Vec::new();
+    for file in &files {
+        let text = std::fs::read_to_string(file).unwrap();
+        // `use platform::store::{A, B}` lists are checked name by name.
+        let flat = text.replace(['\n', ' '], "");
+        for (n, line) in text.lines().enumerate() {
+            if let Some(p) = primitive.iter().find(|p| line.contains(*p)) {
+                hits.push(format!("{}:{}: {p}", file.display(), n + 1));
+            }
+        }
+        for list in flat.split("platform::store::{").skip(1) {
+            let names = list.split('}').next().unwrap_or_default();
+            for name in names.split(',') {
+                if [
+                    "items", "Item", "Write", "Cond", "Key", "Query", "Table", "TxError",
+                ]
+                .contains(&name)
+                {
+                    hits.push(format!("{}: store::{{{name}}}", file.display()));
+                }
+            }
+        }
+    }
+    assert!(
+        hits.is_empty(),
+        "the item store used from a function: {hits:#?}"
+    );
+}
+
 /// `infra/openapi.json` is the document the code generates and serves.
 #[tokio::test]
 async fn openapi_document_has_not_drifted() {

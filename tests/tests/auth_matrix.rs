@@ -32,6 +32,23 @@ async fn every_route_answers_auth_failures_the_same_way() {
         guesthub::admin::add_partner(s, "Castle admin", &["castle".into()], &["admin".into()])
             .await
             .unwrap();
+    // One key per scope, each holding only that scope.
+    let mut single = Vec::new();
+    for scope in domain::Scope::ALL {
+        let (_, key) = guesthub::admin::add_partner(
+            s,
+            scope.as_str(),
+            &["castle".into()],
+            &[scope.as_str().to_owned()],
+        )
+        .await
+        .unwrap();
+        single.push((scope.as_str(), key));
+    }
+    let mut declared: std::collections::BTreeMap<(String, String), &str> = ROUTE_SCOPES
+        .iter()
+        .map(|(method, path, scope)| ((method.to_string(), path.to_string()), *scope))
+        .collect();
     let app = guesthub::app::router(s.clone(), 64 * 1024);
     let doc: Value = serde_json::from_str(&guesthub::app::openapi_json()).unwrap();
     let mut checked = 0;
@@ -111,8 +128,232 @@ async fn every_route_answers_auth_failures_the_same_way() {
                 "missing_scope",
             )
             .await;
+            // Exactly the route's own scope gets past the scope check.
+            let mut accepted = Vec::new();
+            for (scope, key) in &single {
+                let r = call(
+                    &app,
+                    &method,
+                    &concrete("castle"),
+                    Some(key),
+                    &[],
+                    body.clone(),
+                )
+                .await;
+                if (r.status, r.code().as_str()) != (StatusCode::FORBIDDEN, "missing_scope") {
+                    accepted.push(*scope);
+                }
+            }
+            let expected = declared
+                .remove(&(method.clone(), path.clone()))
+                .unwrap_or_else(|| panic!("{method} {path}: no scope listed in ROUTE_SCOPES"));
+            assert_eq!(
+                accepted,
+                [expected],
+                "{method} {path}: the scopes it accepts"
+            );
             checked += 1;
         }
     }
     assert!(checked >= 40, "only {checked} routes checked");
+    assert!(declared.is_empty(), "listed but not served: {declared:?}");
 }
+
+/// Every partner route and the one scope it needs: the table of record the
+/// routers' `scoped(…)` declarations are checked against.
+const ROUTE_SCOPES: &[(&str, &str, &str)] = &[
+    (
+        "GET",
+        "/v1/properties/{property}/article-mapping",
+        "vouchers:pickup",
+    ),
+    (
+        "PUT",
+        "/v1/properties/{property}/article-mapping",
+        "vouchers:pickup",
+    ),
+    (
+        "GET",
+        "/v1/properties/{property}/club-members/{email}",
+        "club:read",
+    ),
+    ("GET", "/v1/properties/{property}/club-tiers", "club:read"),
+    (
+        "PUT",
+        "/v1/properties/{property}/club-tiers/{tier}",
+        "club:admin",
+    ),
+    ("POST", "/v1/properties/{property}/erasures", "guests"),
+    ("GET", "/v1/properties/{property}/erasures/{id}", "guests"),
+    ("GET", "/v1/properties/{property}/guests", "guests"),
+    ("POST", "/v1/properties/{property}/guests", "guests"),
+    ("GET", "/v1/properties/{property}/guests/{id}", "guests"),
+    ("DELETE", "/v1/properties/{property}/guests/{id}", "guests"),
+    ("PATCH", "/v1/properties/{property}/guests/{id}", "guests"),
+    (
+        "GET",
+        "/v1/properties/{property}/guests/{id}/notes",
+        "guests",
+    ),
+    (
+        "POST",
+        "/v1/properties/{property}/guests/{id}/notes",
+        "guests",
+    ),
+    (
+        "POST",
+        "/v1/properties/{property}/holds/{hold_id}/capture",
+        "vouchers:redeem",
+    ),
+    (
+        "POST",
+        "/v1/properties/{property}/holds/{hold_id}/release",
+        "vouchers:redeem",
+    ),
+    (
+        "POST",
+        "/v1/properties/{property}/loyalty/enrolments",
+        "loyalty",
+    ),
+    ("GET", "/v1/properties/{property}/loyalty/export", "loyalty"),
+    (
+        "GET",
+        "/v1/properties/{property}/loyalty/members",
+        "loyalty",
+    ),
+    ("GET", "/v1/properties/{property}/memberships", "checkout"),
+    (
+        "GET",
+        "/v1/properties/{property}/memberships/{reference}",
+        "checkout",
+    ),
+    (
+        "GET",
+        "/v1/properties/{property}/memberships/{reference}/bookings",
+        "checkout",
+    ),
+    ("POST", "/v1/properties/{property}/orders", "checkout"),
+    ("GET", "/v1/properties/{property}/orders/{id}", "checkout"),
+    (
+        "POST",
+        "/v1/properties/{property}/orders/{id}/cancel",
+        "checkout",
+    ),
+    (
+        "POST",
+        "/v1/properties/{property}/orders/{id}/payments",
+        "checkout",
+    ),
+    ("GET", "/v1/properties/{property}/products", "checkout"),
+    (
+        "GET",
+        "/v1/properties/{property}/products/{product_id}",
+        "checkout",
+    ),
+    (
+        "PUT",
+        "/v1/properties/{property}/products/{product_id}",
+        "checkout",
+    ),
+    (
+        "GET",
+        "/v1/properties/{property}/roster-imports",
+        "club:read",
+    ),
+    (
+        "POST",
+        "/v1/properties/{property}/roster-imports/{id}/approve",
+        "club:admin",
+    ),
+    (
+        "PUT",
+        "/v1/properties/{property}/screening/watchlist",
+        "guests",
+    ),
+    (
+        "GET",
+        "/v1/properties/{property}/settlement",
+        "vouchers:read",
+    ),
+    (
+        "POST",
+        "/v1/properties/{property}/stays/{reservation}/departure",
+        "loyalty",
+    ),
+    (
+        "DELETE",
+        "/v1/properties/{property}/stays/{reservation}/departure",
+        "loyalty",
+    ),
+    (
+        "POST",
+        "/v1/properties/{property}/voucher-imports",
+        "vouchers:issue",
+    ),
+    (
+        "GET",
+        "/v1/properties/{property}/voucher-orders",
+        "vouchers:pickup",
+    ),
+    (
+        "POST",
+        "/v1/properties/{property}/voucher-orders/ack",
+        "vouchers:pickup",
+    ),
+    (
+        "POST",
+        "/v1/properties/{property}/voucher-write-offs",
+        "vouchers:issue",
+    ),
+    ("GET", "/v1/properties/{property}/vouchers", "vouchers:read"),
+    (
+        "POST",
+        "/v1/properties/{property}/vouchers",
+        "vouchers:issue",
+    ),
+    (
+        "GET",
+        "/v1/properties/{property}/vouchers/{code}",
+        "vouchers:read",
+    ),
+    (
+        "GET",
+        "/v1/properties/{property}/vouchers/{code}/activities",
+        "vouchers:read",
+    ),
+    (
+        "POST",
+        "/v1/properties/{property}/vouchers/{code}/block",
+        "vouchers:issue",
+    ),
+    (
+        "POST",
+        "/v1/properties/{property}/vouchers/{code}/cancel",
+        "vouchers:issue",
+    ),
+    (
+        "POST",
+        "/v1/properties/{property}/vouchers/{code}/holds",
+        "vouchers:redeem",
+    ),
+    (
+        "POST",
+        "/v1/properties/{property}/vouchers/{code}/loads",
+        "vouchers:issue",
+    ),
+    (
+        "POST",
+        "/v1/properties/{property}/vouchers/{code}/redemptions",
+        "vouchers:redeem",
+    ),
+    (
+        "POST",
+        "/v1/properties/{property}/vouchers/{code}/redemptions/{redemption_id}/reversal",
+        "vouchers:redeem",
+    ),
+    (
+        "POST",
+        "/v1/properties/{property}/vouchers/{code}/unblock",
+        "vouchers:issue",
+    ),
+];

@@ -265,7 +265,7 @@ async fn club_discounts_and_access(b: Backend) {
             b"Email,ClubDescr\ngold@example.com,Gold\nplain@example.com,Silver\n".to_vec(),
         ))),
     };
-    ams_import::import(&s.t.store, req, None).await.unwrap();
+    ams_import::import(&s.t.store, req).await.unwrap();
     assert_eq!(
         s.put("/club-tiers/Gold", json!({"enabled": true}))
             .await

@@ -217,18 +217,18 @@ async fn seed(h: &Hub) -> String {
     let file = format!(
         "Email,FirstName,LastName,ClubDescr\n{EMAIL},{FIRST},{LAST},Gold\nother.member@example.net,Other,Member,Gold\n"
     );
-    let req = ams_import::ImportRequest {
+    let req = ams_import::ImportRequest::new(
         property,
-        source: domain::roster::import::ImportSource {
+        domain::roster::import::ImportSource {
             key: "ams/castle/m.csv".into(),
             etag: "e1".into(),
             sequencer: None,
             arrived_at: Utc::now(),
         },
-        kind: domain::roster::FileKind::Delimited,
-        input: ams_import::Input::Stream(Box::new(std::io::Cursor::new(file.into_bytes()))),
-    };
-    ams_import::import(&h.store, req, None).await.unwrap();
+        ams_import::Input::Stream(Box::new(std::io::Cursor::new(file.into_bytes()))),
+    )
+    .expect("the key names the property");
+    ams_import::import(&h.store, req).await.unwrap();
     let r = h
         .call("GET", &format!("/club-members/{EMAIL}"), None, None)
         .await;

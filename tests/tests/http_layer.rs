@@ -7,7 +7,7 @@ use axum::routing::post;
 use domain::Scope;
 use http::{HeaderMap, StatusCode};
 use platform::Store;
-use platform::http::{ApiError, ApiJson, Caller, Idempotent, Outcome};
+use platform::http::{ApiError, ApiJson, Caller, Idempotent, Outcome, RequiredScope};
 use serde::Deserialize;
 use serde_json::json;
 use std::sync::Arc;
@@ -32,38 +32,32 @@ impl axum::extract::FromRef<S> for Store {
     }
 }
 
-/// A route shaped like every mutating route: auth, scope, JSON, idempotency.
+/// A route shaped like every mutating route: auth, scope (declared where it
+/// is registered), JSON, idempotency.
 async fn echo(
     State(s): State<S>,
     caller: Caller,
     headers: HeaderMap,
     body: ApiJson<Echo>,
 ) -> Result<axum::response::Response, ApiError> {
-    caller.require(Scope::VouchersRedeem)?;
     let path = format!("/v1/properties/{}/echo", caller.property.id);
     let runs = s.runs.clone();
-    Idempotent {
-        store: &s.store,
-        caller: &caller,
-        operation: "echo",
-        path: &path,
-        canonical_body: &body.canonical,
-        required: true,
-    }
-    .run(&headers, |_lease| async move {
-        let n = runs.fetch_add(1, Ordering::SeqCst) + 1;
-        if body.value.amount < 0 {
-            return Err(ApiError::rule("negative", "amount must not be negative"));
-        }
-        if body.value.note.as_deref() == Some("boom") {
-            return Err(ApiError::unavailable("injected"));
-        }
-        Ok(Outcome::json(
-            StatusCode::CREATED,
-            &json!({"run": n, "amount": body.value.amount, "id": uuid::Uuid::new_v4()}),
-        ))
-    })
-    .await
+    Idempotent::new(&s.store, &caller, "echo", &path, &body.canonical)
+        .required()
+        .run(&headers, |_lease| async move {
+            let n = runs.fetch_add(1, Ordering::SeqCst) + 1;
+            if body.value.amount < 0 {
+                return Err(ApiError::rule("negative", "amount must not be negative"));
+            }
+            if body.value.note.as_deref() == Some("boom") {
+                return Err(ApiError::unavailable("injected"));
+            }
+            Ok(Outcome::json(
+                StatusCode::CREATED,
+                &json!({"run": n, "amount": body.value.amount, "id": uuid::Uuid::new_v4()}),
+            ))
+        })
+        .await
 }
 
 struct App {
@@ -72,6 +66,11 @@ struct App {
     key_readonly: String,
     runs: Arc<AtomicU32>,
     _t: tests::TestStore,
+}
+
+async fn unscoped(State(s): State<S>, _caller: Caller) -> &'static str {
+    s.runs.fetch_add(1, Ordering::SeqCst);
+    "ran"
 }
 
 async fn app(b: Backend) -> App {
@@ -98,7 +97,12 @@ async fn app(b: Backend) -> App {
     };
     let router = platform::http::serve_layers(
         Router::new()
-            .route("/v1/properties/{property}/echo", post(echo))
+            .route(
+                "/v1/properties/{property}/echo",
+                post(echo).layer(axum::Extension(RequiredScope(Scope::VouchersRedeem))),
+            )
+            // A partner route registered without its scope.
+            .route("/v1/properties/{property}/unscoped", post(unscoped))
             .with_state(state),
         1024,
     );
@@ -435,7 +439,27 @@ async fn rotation_and_disabling(b: Backend) {
     );
 }
 
+/// A route that declares no scope is refused for every key, not open to all.
+async fn undeclared_scope(b: Backend) {
+    let a = app(b).await;
+    let uri = "/v1/properties/castle/unscoped";
+    for key in [&a.key_a, &a.key_readonly] {
+        let r = call(&a.router, "POST", uri, Some(key), &[], None).await;
+        assert_eq!(
+            (r.status, r.code().as_str()),
+            (StatusCode::INTERNAL_SERVER_ERROR, "internal_error"),
+            "{}",
+            r.body
+        );
+    }
+    // Authentication still comes first.
+    let r = call(&a.router, "POST", uri, None, &[], None).await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(a.runs.load(Ordering::SeqCst), 0, "the handler never ran");
+}
+
 both_stores! {
+    undeclared => undeclared_scope;
     rotation => rotation_and_disabling;
     auth => auth_order;
     idempotency => idempotent_route;

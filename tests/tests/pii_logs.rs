@@ -114,7 +114,7 @@ async fn no_personal_data_or_secrets_in_logs() {
         kind: domain::roster::FileKind::Delimited,
         input: ams_import::Input::Stream(Box::new(std::io::Cursor::new(file.as_bytes().to_vec()))),
     };
-    ams_import::import(s, req, None).await.unwrap();
+    ams_import::import(s, req).await.unwrap();
     call(
         &app,
         "GET",

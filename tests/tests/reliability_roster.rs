@@ -284,7 +284,7 @@ async fn one_case(
             kind,
             input,
         };
-        let result = import(&items, req, None).await;
+        let result = import(&items, req).await;
         if std::env::var("GUESTHUB_TRACE_CASE").is_ok_and(|c| c == case.to_string()) {
             eprintln!(
                 "case {case} step {step}: gen {} members {} at {} etag {} dup {duplicate} crash {crash} → {:?}",

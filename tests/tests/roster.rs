@@ -73,7 +73,7 @@ async fn run(
         kind: FileKind::Delimited,
         input: Input::Stream(Box::new(std::io::Cursor::new(body.into_bytes()))),
     };
-    import(store, req, None).await
+    import(store, req).await
 }
 
 async fn member(store: &Store, email: &str) -> Option<Vec<String>> {

@@ -389,20 +389,20 @@ async fn club_lookups(b: Backend) {
             .await
             .unwrap()
             .unwrap();
-    let req = ams_import::ImportRequest {
+    let req = ams_import::ImportRequest::new(
         property,
-        source: domain::roster::import::ImportSource {
+        domain::roster::import::ImportSource {
             key: "ams/castle/m.csv".into(),
             etag: "e".into(),
             sequencer: None,
             arrived_at: Utc::now(),
         },
-        kind: domain::roster::FileKind::Delimited,
-        input: ams_import::Input::Stream(Box::new(std::io::Cursor::new(
+        ams_import::Input::Stream(Box::new(std::io::Cursor::new(
             b"Email,ClubDescr\ngold@example.com,Gold\n".to_vec(),
         ))),
-    };
-    ams_import::import(&w.t.store, req, None).await.unwrap();
+    )
+    .expect("the key names the property");
+    ams_import::import(&w.t.store, req).await.unwrap();
     // The roster is live configuration: a sandbox key looks members up in
     // it, and cannot change tier settings or approve imports.
     for key in [&w.live, &w.test] {

@@ -8,8 +8,10 @@
 //!   the sweep of retired generations.
 //! - [`s3`]: the S3 event handler (Lambda) and object reading.
 //!
-//! The local runner uses [`pipeline::import`] for its drop folder and the
-//! `guesthub import` command.
+//! Every delivery comes in through [`ImportRequest::new`] (the key
+//! `ams/<property>/<file>` names the property and the kind) and is imported
+//! by [`pipeline::import`]: the S3 handler here, the local runner's drop
+//! folder and its `guesthub import` command.
 
 pub mod pipeline;
 pub mod s3;

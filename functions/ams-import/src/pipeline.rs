@@ -10,20 +10,20 @@ use std::collections::BTreeMap;
 use std::collections::hash_map::DefaultHasher;
 use std::hash::{Hash, Hasher};
 use std::io::Read;
-use std::path::PathBuf;
-use std::sync::Arc;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use chrono::{Duration, NaiveDate};
 use domain::roster::import::{
-    ActiveRoster, FileFacts, ImportPolicy, ImportReport, ImportSource, ImportStatus,
-    MAX_REPORTED_REJECTS, RejectedRow, decide,
+    FileFacts, ImportPolicy, ImportReport, ImportSource, ImportStatus, MAX_REPORTED_REJECTS,
+    RejectedRow, decide,
 };
 use domain::roster::store::{Flip, GenerationMember, RosterStore};
-use domain::roster::{Detail, FileError, FileKind, RowOutcome};
+use domain::roster::{Detail, FileError, FileKind, RowOutcome, file_kind};
 use domain::time::local_date;
-use domain::{Property, StoreError};
+use domain::{Property, PropertyId, StoreError};
 use platform::Store;
+use platform::store::Retry;
 use tokio::sync::mpsc;
 
 /// Rows per chunk sent to the store.
@@ -41,6 +41,20 @@ pub enum Input {
     File(PathBuf),
 }
 
+impl Input {
+    /// A file on disk, opened the way its kind is read: a delimited file as
+    /// a buffered stream, a spreadsheet by its path.
+    pub fn open(path: &Path, kind: FileKind) -> std::io::Result<Self> {
+        Ok(match kind {
+            FileKind::Delimited => Input::Stream(Box::new(std::io::BufReader::with_capacity(
+                256 * 1024,
+                std::fs::File::open(path)?,
+            ))),
+            FileKind::Spreadsheet(_) => Input::File(path.to_path_buf()),
+        })
+    }
+}
+
 pub struct ImportRequest {
     pub property: Property,
     pub source: ImportSource,
@@ -48,8 +62,31 @@ pub struct ImportRequest {
     pub input: Input,
 }
 
-/// Called with the rows read so far, now and then.
-pub type Progress = Arc<dyn Fn(u64) + Send + Sync>;
+impl ImportRequest {
+    /// The one intake of a delivered club file, whether it came as an S3
+    /// event, into the local drop folder or through `guesthub import`: its
+    /// key `ams/<property>/<file>` names the property (`None` unless it is
+    /// `property`) and, by the file's extension, its kind.
+    pub fn new(property: Property, source: ImportSource, input: Input) -> Option<Self> {
+        let (id, kind) = parse_key(&source.key)?;
+        (id == property.id).then_some(Self {
+            property,
+            source,
+            kind,
+            input,
+        })
+    }
+}
+
+/// `ams/<property>/<file>` → the property and the file's kind.
+pub fn parse_key(key: &str) -> Option<(PropertyId, FileKind)> {
+    let rest = key.strip_prefix("ams/")?;
+    let (property, file) = rest.split_once('/')?;
+    if file.is_empty() || file.ends_with('/') {
+        return None;
+    }
+    Some((PropertyId::parse(property).ok()?, file_kind(file)?))
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum ImportError {
@@ -59,14 +96,6 @@ pub enum ImportError {
     /// The file could not be read to its end (network, disk); retry.
     #[error("the file could not be read: {0}")]
     Read(std::io::Error),
-}
-
-impl ImportError {
-    /// Whether retrying the same delivery can help (always, today: bad
-    /// files are not errors but rejected or held reports).
-    pub fn is_retryable(&self) -> bool {
-        true
-    }
 }
 
 /// What reading the file yielded.
@@ -102,7 +131,6 @@ fn parse(
     kind: FileKind,
     as_of: NaiveDate,
     tx: mpsc::Sender<Vec<GenerationMember>>,
-    progress: Option<Progress>,
 ) -> ParseEnd {
     let opened = match (input, kind) {
         (Input::Stream(r), FileKind::Delimited) => domain::roster::open_delimited(r, as_of)
@@ -193,17 +221,9 @@ fn parse(
             }
             RowOutcome::Failed(e) => return ParseEnd::Io(e),
         }
-        if out.rows % 10_000 == 0
-            && let Some(p) = &progress
-        {
-            p(out.rows);
-        }
     }
     if !chunk.is_empty() && tx.blocking_send(chunk).is_err() {
         return ParseEnd::WriterGone;
-    }
-    if let Some(p) = &progress {
-        p(out.rows);
     }
     entries.sort_unstable();
     out.members = entries.chunk_by(|a, b| a >> 16 == b >> 16).count() as u64;
@@ -248,11 +268,7 @@ impl Iterator for Rows {
 }
 
 /// Imports one delivered file into the property's roster.
-pub async fn import(
-    store: &Store,
-    req: ImportRequest,
-    progress: Option<Progress>,
-) -> Result<ImportReport, ImportError> {
+pub async fn import(store: &Store, req: ImportRequest) -> Result<ImportReport, ImportError> {
     let started = Instant::now();
     let now = store.clock().now();
     let p = req.property.id.clone();
@@ -297,7 +313,7 @@ pub async fn import(
     let as_of = local_date(req.property.time_zone, now);
     let (tx, mut rx) = mpsc::channel::<Vec<GenerationMember>>(4);
     let (input, kind) = (req.input, req.kind);
-    let parser = tokio::task::spawn_blocking(move || parse(input, kind, as_of, tx, progress));
+    let parser = tokio::task::spawn_blocking(move || parse(input, kind, as_of, tx));
     let mut write_result = Ok(());
     // Erased people stay out of every later file until unsuppressed.
     let suppression = store.suppression(&p).await?;
@@ -379,23 +395,20 @@ pub async fn import(
         truncated: parsed.truncated,
     };
     let mut active = active;
-    for _ in 0..5 {
+    let mut retry = Retry::new(5);
+    while retry.next().await.is_some() {
         let (status, reason) = decide(facts, &order, active.as_ref().map(|(a, _)| a), policy);
         report.status = status;
         report.reason = reason;
         report.previous_members = active.as_ref().map_or(0, |(a, _)| a.members);
         report.duration_ms = started.elapsed().as_millis() as u64;
-        let flip = (status == ImportStatus::Applied).then(|| Flip {
-            expected_version: active.as_ref().map(|(_, v)| *v),
-            previous_generation: active.as_ref().map(|(a, _)| a.generation.clone()),
-            active: ActiveRoster {
-                generation: generation.clone(),
-                import_id: report.id.clone(),
-                applied_at: store.clock().now(),
-                members: report.members,
-                tier_counts: report.tier_counts.clone(),
-                order: order.clone(),
-            },
+        let flip = (status == ImportStatus::Applied).then(|| {
+            Flip::applying(
+                &report,
+                generation.clone(),
+                active.as_ref(),
+                store.clock().now(),
+            )
         });
         if matches!(status, ImportStatus::Rejected | ImportStatus::Skipped) {
             store.drop_generation(&p, &generation).await?;

@@ -8,13 +8,13 @@
 
 use aws_lambda_events::event::s3::{S3Event, S3EventRecord};
 use aws_sdk_s3::Client;
-use domain::PropertyId;
 use domain::ports::PropertyStore;
+use domain::roster::FileKind;
 use domain::roster::import::{ImportReport, ImportSource};
-use domain::roster::{FileKind, file_kind};
 use platform::Store;
 use tokio_util::io::SyncIoBridge;
 
+pub use crate::pipeline::parse_key;
 use crate::pipeline::{ImportError, ImportRequest, Input, import};
 
 /// A failure a retry can fix; the Lambda reports it as `RetryableImportError`.
@@ -70,16 +70,6 @@ pub fn decode_key(raw: &str) -> String {
         i += 1;
     }
     String::from_utf8_lossy(&out).into_owned()
-}
-
-/// `ams/<property>/<file>` → the property and the file's kind.
-pub fn parse_key(key: &str) -> Option<(PropertyId, FileKind)> {
-    let rest = key.strip_prefix("ams/")?;
-    let (property, file) = rest.split_once('/')?;
-    if file.is_empty() || file.ends_with('/') {
-        return None;
-    }
-    Some((PropertyId::parse(property).ok()?, file_kind(file)?))
 }
 
 /// Handles one event: every record in order.
@@ -192,18 +182,11 @@ async fn handle_record(
             (Input::File(spool.path().to_path_buf()), Some(spool))
         }
     };
-    let report = import(
-        store,
-        ImportRequest {
-            property,
-            source,
-            kind,
-            input,
-        },
-        None,
-    )
-    .await?;
-    Ok(Some(report))
+    // The key was checked above: it names this property and kind.
+    let Some(req) = ImportRequest::new(property, source, input) else {
+        return Ok(None);
+    };
+    Ok(Some(import(store, req).await?))
 }
 
 #[cfg(test)]

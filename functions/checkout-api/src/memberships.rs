@@ -5,8 +5,9 @@
 
 use axum::Json;
 use axum::extract::{Path, State};
+use domain::Email;
+use domain::checkout::CheckoutError;
 use domain::checkout::membership::{Membership, Period};
-use domain::{Email, Scope};
 use platform::Store;
 use platform::http::{ApiError, ApiQuery, Caller};
 use platform::store::checkout_repo::Booking;
@@ -39,7 +40,6 @@ pub async fn get_membership(
     caller: Caller,
     Path(path): Path<(String, String)>,
 ) -> Result<Json<MembershipView>, ApiError> {
-    caller.require(Scope::Checkout)?;
     let (m, _) = resolve(&store, &caller.property.id, &path.1)
         .await?
         .ok_or_else(not_found)?;
@@ -56,8 +56,8 @@ pub async fn get_membership(
     }))
 }
 
-fn not_found() -> ApiError {
-    ApiError::not_found("membership_not_found", "no such membership")
+fn not_found() -> CheckoutError {
+    CheckoutError::MembershipNotFound("no such membership")
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -100,7 +100,6 @@ pub async fn find_memberships(
     caller: Caller,
     ApiQuery(q): ApiQuery<MembershipQuery>,
 ) -> Result<Json<MembershipList>, ApiError> {
-    caller.require(Scope::Checkout)?;
     let email = q.email.as_deref().map(Email::parse).transpose()?;
     let name =
         q.q.as_deref()
@@ -182,7 +181,6 @@ pub async fn bookings(
     caller: Caller,
     Path(path): Path<(String, String)>,
 ) -> Result<Json<BookingList>, ApiError> {
-    caller.require(Scope::Checkout)?;
     let (m, _) = resolve(&store, &caller.property.id, &path.1)
         .await?
         .ok_or_else(not_found)?;

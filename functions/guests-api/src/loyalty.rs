@@ -6,15 +6,17 @@ use axum::Json;
 use axum::extract::{Path, State};
 use axum::response::Response;
 use chrono::{DateTime, NaiveDate, Utc};
+use domain::guest::GuestError;
 use domain::guest::ports::GuestStore;
 use domain::guest::{Guest, GuestId};
+use domain::loyalty::error::LoyaltyError;
 use domain::loyalty::ports::LoyaltyStore;
 use domain::loyalty::service::{self, Departure, DepartureOutcome};
 use domain::loyalty::{
     DEFAULT_RETRO_DAYS, Enrolment, EnrolmentState, RecordKind, StaySource, parse_loyalty_number,
     parse_reservation,
 };
-use domain::{Currency, Email, Money, Scope, StoreError, ValidationError};
+use domain::{Currency, Email, Money, StoreError, ValidationError};
 use http::{HeaderMap, StatusCode};
 use platform::Store;
 use platform::http::{ApiError, ApiJson, ApiQuery, Caller, Idempotent, Outcome};
@@ -219,17 +221,6 @@ fn in_currency(
     m.within_limit(field)
 }
 
-fn guest_not_found() -> ApiError {
-    ApiError::not_found("guest_not_found", "no such guest in this property")
-}
-
-fn number_taken() -> ApiError {
-    ApiError::conflict(
-        "loyalty_number_taken",
-        "another guest of this property holds this loyalty number",
-    )
-}
-
 /// An optional name: as profile text fields are (trimmed, bounded).
 fn name(field: &'static str, v: Option<&str>) -> Result<Option<String>, ValidationError> {
     Ok(v.map(|v| text(field, v)).transpose()?.flatten())
@@ -274,7 +265,7 @@ impl Who {
         let p = &caller.property.id;
         let mut found = None;
         if let Some(id) = &self.guest_id {
-            found = Some(store.guest(p, id).await?.ok_or_else(guest_not_found)?);
+            found = Some(store.guest(p, id).await?.ok_or(GuestError::NotFound)?);
         } else if let Some(n) = &self.loyalty_number
             && let Some(id) = store.guest_by_loyalty_number(p, n).await?
         {
@@ -289,29 +280,25 @@ impl Who {
             Some(g) => g,
             None => {
                 let Some(email) = &self.email else {
-                    return Err(guest_not_found());
+                    return Err(GuestError::NotFound.into());
                 };
                 let now = store.clock().now();
                 let mut g = Guest::new(GuestId(uuid::Uuid::now_v7().to_string()), p.clone(), now);
                 g.email = Some(email.clone());
                 g.first_name = self.first_name.clone();
                 g.last_name = self.last_name.clone();
-                match store.create_guest(&g).await {
-                    Ok(g) => g,
+                match StoreError::unless_conflict(store.create_guest(&g).await)? {
+                    Some(g) => g,
                     // Created by a concurrent request: use theirs.
-                    Err(StoreError::Conflict) => store
+                    None => store
                         .guest_by_email(p, email)
                         .await?
-                        .ok_or_else(|| ApiError::unavailable("guest creation raced"))?,
-                    Err(e) => return Err(e.into()),
+                        .ok_or(GuestError::CreationRaced)?,
                 }
             }
         };
         if g.erased {
-            return Err(ApiError::rule(
-                "guest_erased",
-                "this guest's personal data was erased",
-            ));
+            return Err(GuestError::Erased.into());
         }
         if let Some(n) = &self.loyalty_number
             && store
@@ -319,7 +306,7 @@ impl Who {
                 .await?
                 .is_some_and(|owner| owner != g.id)
         {
-            return Err(number_taken());
+            return Err(LoyaltyError::NumberTaken.into());
         }
         Ok(g)
     }
@@ -349,7 +336,6 @@ pub async fn enrol(
     headers: HeaderMap,
     body: ApiJson<EnrolmentInput>,
 ) -> Result<Response, ApiError> {
-    caller.require(Scope::Loyalty)?;
     let input = &body.value;
     let who = Who::parse(
         input.guest_id.as_deref(),
@@ -359,23 +345,13 @@ pub async fn enrol(
         input.last_name.as_deref(),
     )?;
     let path = format!("/v1/properties/{}/loyalty/enrolments", caller.property.id);
-    let run = Idempotent {
-        store: &store,
-        caller: &caller,
-        operation: "loyalty",
-        path: &path,
-        canonical_body: &body.canonical,
-        required: false,
-    };
+    let run = Idempotent::new(&store, &caller, "loyalty", &path, &body.canonical);
     run.run(&headers, |_lease| async {
         let g = who.resolve(&store, &caller).await?;
         let now = store.clock().now();
         let (e, created) = service::enrol(&store, &g, who.loyalty_number.clone(), now)
             .await
-            .map_err(|e| match e {
-                StoreError::Conflict => number_taken(),
-                e => e.into(),
-            })?;
+            .map_err(LoyaltyError::enrolling)?;
         tracing::info!(property = %caller.property.id, guest = %g.id, created, "loyalty enrolment");
         let status = if created {
             StatusCode::CREATED
@@ -404,7 +380,6 @@ pub async fn search_members(
     caller: Caller,
     ApiQuery(q): ApiQuery<MemberQuery>,
 ) -> Result<Json<MemberList>, ApiError> {
-    caller.require(Scope::Loyalty)?;
     let q = q.q.unwrap_or_default();
     let q = q.trim();
     if q.chars().count() < 2 || q.chars().count() > 200 {
@@ -491,7 +466,6 @@ pub async fn export_state(
     State(store): State<Store>,
     caller: Caller,
 ) -> Result<Json<ExportStateView>, ApiError> {
-    caller.require(Scope::Loyalty)?;
     let p = &caller.property.id;
     let state = store.export_state(p).await?;
     let retro_days = store
@@ -542,7 +516,6 @@ pub async fn report_departure(
     Path(path): Path<(String, String)>,
     body: ApiJson<DepartureInput>,
 ) -> Result<Response, ApiError> {
-    caller.require(Scope::Loyalty)?;
     let reservation = reservation_param(&path.1)?;
     let input = &body.value;
     let who = Who::parse(
@@ -576,14 +549,7 @@ pub async fn report_departure(
         "/v1/properties/{}/stays/{reservation}/departure",
         caller.property.id
     );
-    let run = Idempotent {
-        store: &store,
-        caller: &caller,
-        operation: "loyalty",
-        path: &url,
-        canonical_body: &body.canonical,
-        required: false,
-    };
+    let run = Idempotent::new(&store, &caller, "loyalty", &url, &body.canonical);
     run.run(&headers, |_lease| async {
         let guest = who.resolve(&store, &caller).await?;
         let report = Departure {
@@ -636,20 +602,12 @@ pub async fn cancel_departure(
     headers: HeaderMap,
     Path(path): Path<(String, String)>,
 ) -> Result<Response, ApiError> {
-    caller.require(Scope::Loyalty)?;
     let reservation = reservation_param(&path.1)?;
     let url = format!(
         "/v1/properties/{}/stays/{reservation}/departure",
         caller.property.id
     );
-    let run = Idempotent {
-        store: &store,
-        caller: &caller,
-        operation: "loyalty",
-        path: &url,
-        canonical_body: "",
-        required: false,
-    };
+    let run = Idempotent::new(&store, &caller, "loyalty", &url, "");
     run.run(&headers, |_lease| async {
         let now = store.clock().now();
         let outcome = service::record_departure(
@@ -661,12 +619,7 @@ pub async fn cancel_departure(
             now,
         )
         .await?
-        .ok_or_else(|| {
-            ApiError::not_found(
-                "departure_not_found",
-                "no departure was reported for this reservation",
-            )
-        })?;
+        .ok_or(LoyaltyError::DepartureNotFound)?;
         Ok(Outcome::json(
             StatusCode::OK,
             &DepartureView::from(&outcome),

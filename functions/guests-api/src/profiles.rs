@@ -6,14 +6,16 @@ use axum::Json;
 use axum::extract::{Path, State};
 use axum::response::Response;
 use chrono::{DateTime, NaiveDate, Utc};
+use domain::guest::GuestError;
 use domain::guest::ports::GuestStore;
 use domain::guest::{
     Guest, GuestId, Note, NoteSource, ScreeningState, check_birth_date, validate_preferences,
 };
-use domain::{Email, Scope, StoreError, ValidationError};
+use domain::{Email, StoreError, ValidationError};
 use http::{HeaderMap, StatusCode};
 use platform::Store;
 use platform::http::{ApiError, ApiJson, ApiQuery, Caller, Idempotent, Outcome};
+use platform::store::Retry;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
@@ -120,14 +122,6 @@ pub struct EmailQuery {
     pub email: Option<String>,
 }
 
-fn guest_not_found() -> ApiError {
-    ApiError::not_found("guest_not_found", "no such guest in this property")
-}
-
-fn erased() -> ApiError {
-    ApiError::rule("guest_erased", "this guest's personal data was erased")
-}
-
 /// Text fields (names, phone, author): trimmed, `""` means none, bounded,
 /// one line (no control characters).
 pub(crate) fn text(field: &'static str, v: &str) -> Result<Option<String>, ValidationError> {
@@ -140,11 +134,11 @@ pub(crate) fn text(field: &'static str, v: &str) -> Result<Option<String>, Valid
 }
 
 async fn load(store: &Store, caller: &Caller, id: &str) -> Result<Guest, ApiError> {
-    let id = GuestId::parse(id).map_err(|_| guest_not_found())?;
+    let id = GuestId::parse(id).map_err(|_| GuestError::NotFound)?;
     store
         .guest(&caller.property.id, &id)
         .await?
-        .ok_or_else(guest_not_found)
+        .ok_or_else(|| GuestError::NotFound.into())
 }
 
 /// The property's date now.
@@ -154,13 +148,6 @@ fn today(store: &Store, caller: &Caller) -> NaiveDate {
 
 /// Reads and writes one upsert tries before it answers 409 `conflict`.
 const UPSERT_ATTEMPTS: u32 = 16;
-
-fn conflict_email() -> ApiError {
-    ApiError::conflict(
-        "email_taken",
-        "another guest of this property has this email",
-    )
-}
 
 /// Create or update a guest by email.
 #[utoipa::path(
@@ -185,7 +172,6 @@ pub async fn upsert_guest(
     headers: HeaderMap,
     body: ApiJson<GuestUpsert>,
 ) -> Result<Response, ApiError> {
-    caller.require(Scope::Guests)?;
     let path = format!("/v1/properties/{}/guests", caller.property.id);
     let input = body.value;
     let email = Email::parse(&input.email)?;
@@ -208,21 +194,15 @@ pub async fn upsert_guest(
     if let Some(d) = input.birth_date {
         check_birth_date(d, today(&store, &caller))?;
     }
-    let run = Idempotent {
-        store: &store,
-        caller: &caller,
-        operation: "guests",
-        path: &path,
-        canonical_body: &body.canonical,
-        required: false,
-    };
+    let run = Idempotent::new(&store, &caller, "guests", &path, &body.canonical);
     run.run(&headers, |_lease| async {
         let p = &caller.property.id;
         // The email lookup is written with the profile, so of concurrent
         // creations one commits; the others read the guest it made and
         // update that one: everyone is answered the same guest. A save that
         // lost a race with another update reads and applies again.
-        for attempt in 0..UPSERT_ATTEMPTS {
+        let mut retry = Retry::new(UPSERT_ATTEMPTS);
+        while retry.next().await.is_some() {
             let now = store.clock().now();
             let existing = store.guest_by_email(p, &email).await?;
             let created = existing.is_none();
@@ -232,7 +212,7 @@ pub async fn upsert_guest(
                 g
             });
             if g.erased {
-                return Err(erased());
+                return Err(GuestError::Erased.into());
             }
             if let Some(v) = &first {
                 g.first_name = v.clone();
@@ -259,13 +239,8 @@ pub async fn upsert_guest(
             } else {
                 store.save_guest(&g).await
             };
-            let g = match saved {
-                Ok(g) => g,
-                Err(StoreError::Conflict) => {
-                    platform::store::backoff(attempt).await;
-                    continue;
-                }
-                Err(e) => return Err(e.into()),
+            let Some(g) = StoreError::unless_conflict(saved)? else {
+                continue;
             };
             tracing::info!(property = %p, guest = %g.id, email = %email.log_token(), created, "guest upserted");
             let status = if created { StatusCode::CREATED } else { StatusCode::OK };
@@ -293,7 +268,6 @@ pub async fn find_guests(
     caller: Caller,
     ApiQuery(q): ApiQuery<EmailQuery>,
 ) -> Result<Json<GuestList>, ApiError> {
-    caller.require(Scope::Guests)?;
     let raw = q
         .email
         .ok_or_else(|| ValidationError::new("email", "is required"))?;
@@ -322,7 +296,6 @@ pub async fn get_guest(
     caller: Caller,
     Path(path): Path<(String, String)>,
 ) -> Result<Json<GuestView>, ApiError> {
-    caller.require(Scope::Guests)?;
     let id = path.1;
     let g = load(&store, &caller, &id).await?;
     Ok(Json(GuestView::from(&g)))
@@ -350,7 +323,6 @@ pub async fn patch_guest(
     Path(path): Path<(String, String)>,
     body: ApiJson<GuestPatch>,
 ) -> Result<Json<GuestView>, ApiError> {
-    caller.require(Scope::Guests)?;
     let id = path.1;
     let patch = body.value;
     let email = match patch.email.as_deref() {
@@ -377,7 +349,7 @@ pub async fn patch_guest(
     }
     let mut g = load(&store, &caller, &id).await?;
     if g.erased {
-        return Err(erased());
+        return Err(GuestError::Erased.into());
     }
     if let Some(e) = email {
         g.email = Some(e);
@@ -407,10 +379,10 @@ pub async fn patch_guest(
     g.updated_at = store.clock().now();
     screen_now(&store, &mut g).await?;
     let changed_email = patch.email.is_some();
-    let g = store.save_guest(&g).await.map_err(|e| match e {
-        StoreError::Conflict if changed_email => conflict_email(),
-        e => e.into(),
-    })?;
+    let g = store
+        .save_guest(&g)
+        .await
+        .map_err(|e| GuestError::saving(e, changed_email))?;
     tracing::info!(property = %caller.property.id, guest = %g.id, "guest changed");
     Ok(Json(GuestView::from(&g)))
 }
@@ -437,7 +409,6 @@ pub async fn erase_guest(
     caller: Caller,
     Path(path): Path<(String, String)>,
 ) -> Result<Response, ApiError> {
-    caller.require(Scope::Guests)?;
     let id = path.1;
     let g = load(&store, &caller, &id).await?;
     let p = &caller.property.id;
@@ -474,7 +445,6 @@ pub async fn add_note(
     Path(path): Path<(String, String)>,
     body: ApiJson<NoteInput>,
 ) -> Result<Response, ApiError> {
-    caller.require(Scope::Guests)?;
     let id = path.1;
     let text = Note::parse_text(&body.value.text)?;
     let author = body
@@ -485,18 +455,11 @@ pub async fn add_note(
         .transpose()?
         .flatten();
     let route = format!("/v1/properties/{}/guests/{id}/notes", caller.property.id);
-    let run = Idempotent {
-        store: &store,
-        caller: &caller,
-        operation: "guest-notes",
-        path: &route,
-        canonical_body: &body.canonical,
-        required: false,
-    };
+    let run = Idempotent::new(&store, &caller, "guest-notes", &route, &body.canonical);
     run.run(&headers, |_lease| async {
         let mut g = load(&store, &caller, &id).await?;
         if g.erased {
-            return Err(erased());
+            return Err(GuestError::Erased.into());
         }
         let note = Note {
             id: uuid::Uuid::now_v7().to_string(),
@@ -512,7 +475,7 @@ pub async fn add_note(
             g.crm.notes_pending = true;
             // A concurrent edit may win; the sync also finds notes by
             // pulling, so retry once and otherwise leave it to the next edit.
-            if let Err(StoreError::Conflict) = store.save_guest(&g).await {
+            if store.save_guest(&g).await.is_err_and(|e| e.is_conflict()) {
                 let mut again = load(&store, &caller, &id).await?;
                 again.crm.notes_pending = true;
                 store.save_guest(&again).await?;
@@ -541,7 +504,6 @@ pub async fn list_notes(
     caller: Caller,
     Path(path): Path<(String, String)>,
 ) -> Result<Json<NoteList>, ApiError> {
-    caller.require(Scope::Guests)?;
     let id = path.1;
     let g = load(&store, &caller, &id).await?;
     let notes = store.notes(&g.property, &g.id).await?;

@@ -18,6 +18,7 @@
 pub mod password;
 
 use std::collections::HashMap;
+use std::fmt;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -25,13 +26,13 @@ use std::time::Duration;
 use async_trait::async_trait;
 use domain::guest::ports::GuestStore;
 use domain::loyalty::file::{FileCounts, read_members, write_export};
-use domain::loyalty::ports::{FileDrop, LoyaltyStore};
+use domain::loyalty::ports::{FileDrop, LoyaltyStore, TransferError};
 use domain::loyalty::{
     EnrolmentState, ExportRecord, LoyaltyConnection, MAX_RECORDS_PER_FILE, OpenBatch, PropertyCode,
     RecordKind, export_file_name, is_members_file, plan_batch, temporary_name,
 };
 use domain::ports::PropertyStore;
-use domain::{Property, PropertyId, StoreError};
+use domain::{Property, PropertyId, StoreError, ValidationError};
 use platform::Store;
 use platform::transfer::LocalDrop;
 use serde::Serialize;
@@ -275,10 +276,10 @@ pub async fn export_property(
         s,
     };
     if let Err(e) = run.deliver().await {
-        run.s.errors.push(e);
+        run.s.errors.push(e.to_string());
     }
     if let Err(e) = run.read_members().await {
-        run.s.errors.push(e);
+        run.s.errors.push(e.to_string());
     }
     match store.held_stay_count(p).await {
         Ok(n) => run.s.not_enrolled = n,
@@ -308,8 +309,42 @@ struct Run<'a> {
     s: ExportSummary,
 }
 
-fn store_err(what: &str) -> impl Fn(StoreError) -> String + '_ {
-    move |e| format!("{what}: {e}")
+/// Why a step of a run stopped; reported in the summary.
+#[derive(Debug)]
+enum ExportError {
+    /// The store failed while doing something.
+    Store(&'static str, StoreError),
+    /// The file drop failed while doing something to a file.
+    Transfer(String, TransferError),
+    /// A members file is not in the expected format.
+    MembersFile(String, ValidationError),
+    /// The members file reader stopped (a panic or a cancelled task).
+    Reader(String, tokio::task::JoinError),
+    /// The open file names a record the store does not hold.
+    MissingRecord(String),
+    /// An enrolment lost every attempt to concurrent changes.
+    EnrolmentKeptChanging,
+}
+
+impl fmt::Display for ExportError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ExportError::Store(doing, e) => write!(f, "{doing}: {e}"),
+            ExportError::Transfer(doing, e) => write!(f, "{doing}: {e}"),
+            ExportError::MembersFile(name, e) => write!(f, "{name}: {e}"),
+            ExportError::Reader(name, e) => write!(f, "reading {name}: {e}"),
+            ExportError::MissingRecord(id) => write!(f, "record {id} of the open file is missing"),
+            ExportError::EnrolmentKeptChanging => f.write_str("an enrolment kept changing"),
+        }
+    }
+}
+
+fn store_err(doing: &'static str) -> impl Fn(StoreError) -> ExportError {
+    move |e| ExportError::Store(doing, e)
+}
+
+fn transfer_err(doing: String) -> impl FnOnce(TransferError) -> ExportError {
+    move |e| ExportError::Transfer(doing, e)
 }
 
 impl Run<'_> {
@@ -318,7 +353,7 @@ impl Run<'_> {
         &self,
         ids: &[String],
         known: &HashMap<String, ExportRecord>,
-    ) -> Result<Vec<ExportRecord>, String> {
+    ) -> Result<Vec<ExportRecord>, ExportError> {
         let mut out = Vec::with_capacity(ids.len());
         for id in ids {
             match known.get(id) {
@@ -330,7 +365,7 @@ impl Run<'_> {
                     .map_err(store_err("reading a record"))?
                 {
                     Some(r) => out.push(r),
-                    None => return Err(format!("record {id} of the open file is missing")),
+                    None => return Err(ExportError::MissingRecord(id.clone())),
                 },
             }
         }
@@ -340,7 +375,7 @@ impl Run<'_> {
     /// The pending index lags on DynamoDB: an UNDO may be listed while the
     /// STAY it reverses (never sent) is not yet. Read such STAYs directly,
     /// so the pair is left out together instead of the UNDO going first.
-    async fn add_lagging_stays(&self, pending: &mut Vec<ExportRecord>) -> Result<(), String> {
+    async fn add_lagging_stays(&self, pending: &mut Vec<ExportRecord>) -> Result<(), ExportError> {
         let listed: std::collections::HashSet<String> =
             pending.iter().map(|r| r.transaction_id.clone()).collect();
         let missing: Vec<String> = pending
@@ -364,7 +399,7 @@ impl Run<'_> {
         Ok(())
     }
 
-    async fn deliver(&mut self) -> Result<(), String> {
+    async fn deliver(&mut self) -> Result<(), ExportError> {
         let store = self.store;
         let mut state = store
             .export_state(self.p)
@@ -436,22 +471,22 @@ impl Run<'_> {
 
     /// Upload under a temporary name, then rename; a file already under
     /// its final name was renamed by an earlier run.
-    async fn upload(&self, name: &str, bytes: &[u8]) -> Result<(), String> {
+    async fn upload(&self, name: &str, bytes: &[u8]) -> Result<(), ExportError> {
         let drop = self.drop;
         if drop
             .exists(name)
             .await
-            .map_err(|e| format!("checking {name}: {e}"))?
+            .map_err(transfer_err(format!("checking {name}")))?
         {
             return Ok(());
         }
         let tmp = temporary_name(name);
         drop.upload(&tmp, bytes)
             .await
-            .map_err(|e| format!("uploading {tmp}: {e}"))?;
+            .map_err(transfer_err(format!("uploading {tmp}")))?;
         drop.rename(&tmp, name)
             .await
-            .map_err(|e| format!("renaming {tmp} to {name}: {e}"))
+            .map_err(transfer_err(format!("renaming {tmp} to {name}")))
     }
 
     /// Marks the delivered records (then the enrolments they carry).
@@ -461,7 +496,7 @@ impl Run<'_> {
         records: &[ExportRecord],
         known: &HashMap<String, ExportRecord>,
         counts: FileCounts,
-    ) -> Result<(), String> {
+    ) -> Result<(), ExportError> {
         let store = self.store;
         store
             .mark_records(records, Some(&open.file_name))
@@ -497,7 +532,7 @@ impl Run<'_> {
         &self,
         g: &domain::guest::GuestId,
         change: impl Fn(&mut domain::loyalty::Enrolment) -> bool,
-    ) -> Result<bool, String> {
+    ) -> Result<bool, ExportError> {
         for _ in 0..5 {
             let Some(mut e) = self
                 .store
@@ -513,19 +548,19 @@ impl Run<'_> {
             match self.store.save_enrolment(&e).await {
                 Ok(_) => return Ok(true),
                 Err(StoreError::Conflict) => continue,
-                Err(err) => return Err(format!("saving an enrolment: {err}")),
+                Err(err) => return Err(ExportError::Store("saving an enrolment", err)),
             }
         }
-        Err("an enrolment kept changing".into())
+        Err(ExportError::EnrolmentKeptChanging)
     }
 
     /// Applies members files from the return folder, each once.
-    async fn read_members(&mut self) -> Result<(), String> {
+    async fn read_members(&mut self) -> Result<(), ExportError> {
         let names = self
             .drop
             .list_returns()
             .await
-            .map_err(|e| format!("listing the return folder: {e}"))?;
+            .map_err(transfer_err("listing the return folder".into()))?;
         for name in names.iter().filter(|n| is_members_file(self.code, n)) {
             let seen = self
                 .store
@@ -543,16 +578,16 @@ impl Run<'_> {
         Ok(())
     }
 
-    async fn apply_members_file(&mut self, name: &str) -> Result<(), String> {
+    async fn apply_members_file(&mut self, name: &str) -> Result<(), ExportError> {
         let reader = self
             .drop
             .open_return(name)
             .await
-            .map_err(|e| format!("reading {name}: {e}"))?;
+            .map_err(transfer_err(format!("reading {name}")))?;
         let parsed = tokio::task::spawn_blocking(move || read_members(reader))
             .await
-            .map_err(|e| format!("reading {name}: {e}"))?
-            .map_err(|e| format!("{name}: {e}"))?;
+            .map_err(|e| ExportError::Reader(name.to_owned(), e))?
+            .map_err(|e| ExportError::MembersFile(name.to_owned(), e))?;
         let now = self.store.clock().now();
         for m in &parsed.members {
             let guest = self

@@ -4,7 +4,6 @@
 use axum::extract::{Path, State};
 use axum::response::{IntoResponse, Response};
 use chrono::NaiveDate;
-use domain::Scope;
 use domain::voucher::pickup::ArticleMapping;
 use domain::voucher::rules::{
     CaptureRequest, HoldRequest, IssueRequest, LoadRequest, RedeemRequest, ReverseRequest,
@@ -41,14 +40,8 @@ fn idempotent<'a>(
     canonical_body: &'a str,
     required: bool,
 ) -> Idempotent<'a> {
-    Idempotent {
-        store,
-        caller,
-        operation: OPERATION,
-        path,
-        canonical_body,
-        required,
-    }
+    let run = Idempotent::new(store, caller, OPERATION, path, canonical_body);
+    if required { run.required() } else { run }
 }
 
 fn voucher_path(caller: &Caller, code: &str, rest: &str) -> String {
@@ -124,7 +117,6 @@ pub async fn issue(
     headers: HeaderMap,
     body: ApiJson<IssueRequest>,
 ) -> Result<Response, ApiError> {
-    caller.require(Scope::VouchersIssue)?;
     let path = format!("/v1/properties/{}/vouchers", caller.property.id);
     idempotent(&store, &caller, &path, &body.canonical, false)
         .run(&headers, |lease| {
@@ -166,7 +158,6 @@ pub async fn lookup(
     caller: Caller,
     ApiQuery(q): ApiQuery<LookupQuery>,
 ) -> Result<Response, ApiError> {
-    caller.require(Scope::VouchersRead)?;
     let view = service::lookup(
         &store,
         &caller,
@@ -197,7 +188,6 @@ pub async fn status(
     caller: Caller,
     Path(VoucherPath { code, .. }): Path<VoucherPath>,
 ) -> Result<Response, ApiError> {
-    caller.require(Scope::VouchersRead)?;
     let view = service::status(&store, &caller, &code).await?;
     Ok(json(StatusCode::OK, &view))
 }
@@ -224,7 +214,6 @@ pub async fn load(
     headers: HeaderMap,
     body: ApiJson<LoadRequest>,
 ) -> Result<Response, ApiError> {
-    caller.require(Scope::VouchersIssue)?;
     let path = voucher_path(&caller, &code, "/loads");
     idempotent(&app.store, &caller, &path, &body.canonical, true)
         .run_atomic(&headers, |lease| {
@@ -256,7 +245,6 @@ pub async fn redeem(
     headers: HeaderMap,
     body: ApiJson<RedeemRequest>,
 ) -> Result<Response, ApiError> {
-    caller.require(Scope::VouchersRedeem)?;
     let path = voucher_path(&caller, &code, "/redemptions");
     idempotent(&app.store, &caller, &path, &body.canonical, true)
         .run_atomic(&headers, |lease| {
@@ -290,7 +278,6 @@ pub async fn reverse(
     headers: HeaderMap,
     body: ApiJson<ReverseRequest>,
 ) -> Result<Response, ApiError> {
-    caller.require(Scope::VouchersRedeem)?;
     let path = voucher_path(
         &caller,
         &code,
@@ -324,7 +311,6 @@ pub async fn hold(
     headers: HeaderMap,
     body: ApiJson<HoldRequest>,
 ) -> Result<Response, ApiError> {
-    caller.require(Scope::VouchersRedeem)?;
     let path = voucher_path(&caller, &code, "/holds");
     idempotent(&app.store, &caller, &path, &body.canonical, true)
         .run_atomic(&headers, |lease| {
@@ -354,7 +340,6 @@ pub async fn capture(
     headers: HeaderMap,
     body: ApiJson<CaptureRequest>,
 ) -> Result<Response, ApiError> {
-    caller.require(Scope::VouchersRedeem)?;
     let path = format!(
         "/v1/properties/{}/holds/{hold_id}/capture",
         caller.property.id
@@ -385,7 +370,6 @@ pub async fn release(
     Path(HoldPath { hold_id, .. }): Path<HoldPath>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    caller.require(Scope::VouchersRedeem)?;
     let path = format!(
         "/v1/properties/{}/holds/{hold_id}/release",
         caller.property.id
@@ -405,7 +389,6 @@ async fn lifecycle(
     what: Lifecycle,
     suffix: &str,
 ) -> Result<Response, ApiError> {
-    caller.require(Scope::VouchersIssue)?;
     let path = voucher_path(&caller, &code, suffix);
     idempotent(&app.store, &caller, &path, "", false)
         .run_atomic(&headers, |lease| {
@@ -498,7 +481,6 @@ pub async fn activities(
     Path(VoucherPath { code, .. }): Path<VoucherPath>,
     ApiQuery(q): ApiQuery<PageQuery>,
 ) -> Result<Response, ApiError> {
-    caller.require(Scope::VouchersRead)?;
     let view = service::activities(&store, &caller, &code, q.after.as_deref(), q.limit).await?;
     Ok(json(StatusCode::OK, &view))
 }
@@ -520,7 +502,6 @@ pub async fn orders(
     caller: Caller,
     ApiQuery(q): ApiQuery<PageQuery>,
 ) -> Result<Response, ApiError> {
-    caller.require(Scope::VouchersPickup)?;
     let view = service::orders(&store, &caller, q.after.as_deref(), q.limit).await?;
     Ok(json(StatusCode::OK, &view))
 }
@@ -544,7 +525,6 @@ pub async fn acknowledge(
     headers: HeaderMap,
     body: ApiJson<AckBody>,
 ) -> Result<Response, ApiError> {
-    caller.require(Scope::VouchersPickup)?;
     let path = format!("/v1/properties/{}/voucher-orders/ack", caller.property.id);
     idempotent(&store, &caller, &path, &body.canonical, false)
         .run(&headers, |_| async {
@@ -574,7 +554,6 @@ pub async fn put_mapping(
     caller: Caller,
     body: ApiJson<ArticleMapping>,
 ) -> Result<Response, ApiError> {
-    caller.require(Scope::VouchersPickup)?;
     let saved = service::save_mapping(&store, &caller, body.value).await?;
     Ok(json(StatusCode::OK, &saved))
 }
@@ -589,7 +568,6 @@ pub async fn put_mapping(
     security(("partner_key" = []))
 )]
 pub async fn get_mapping(State(store): State<Store>, caller: Caller) -> Result<Response, ApiError> {
-    caller.require(Scope::VouchersPickup)?;
     let m = service::mapping(&store, &caller).await?;
     Ok(json(StatusCode::OK, &m))
 }
@@ -633,7 +611,6 @@ pub async fn settlement(
     caller: Caller,
     ApiQuery(q): ApiQuery<SettlementQuery>,
 ) -> Result<Response, ApiError> {
-    caller.require(Scope::VouchersRead)?;
     let report = service::settlement(&store, &caller, q.from, q.to).await?;
     match q.format {
         Format::Json => Ok(json(StatusCode::OK, &report)),
@@ -677,7 +654,6 @@ pub async fn import(
     headers: HeaderMap,
     body: ApiJson<ImportRequest>,
 ) -> Result<Response, ApiError> {
-    caller.require(Scope::VouchersIssue)?;
     let path = format!("/v1/properties/{}/voucher-imports", caller.property.id);
     idempotent(&store, &caller, &path, &body.canonical, false)
         .run(&headers, |_| async {
@@ -703,7 +679,6 @@ pub async fn write_off(
     headers: HeaderMap,
     body: ApiJson<WriteOffRequest>,
 ) -> Result<Response, ApiError> {
-    caller.require(Scope::VouchersIssue)?;
     let path = format!("/v1/properties/{}/voucher-write-offs", caller.property.id);
     idempotent(&store, &caller, &path, &body.canonical, false)
         .run(&headers, |_| async {

@@ -15,8 +15,8 @@ use anyhow::{Context, bail};
 use chrono::{DateTime, Utc};
 use domain::PropertyId;
 use domain::ports::PropertyStore;
+use domain::roster::file_kind;
 use domain::roster::import::{ImportReport, ImportSource, ImportStatus};
-use domain::roster::{FileKind, file_kind};
 use indicatif::{ProgressBar, ProgressStyle};
 use platform::Store;
 
@@ -75,27 +75,15 @@ pub async fn import_file(
         ProgressStyle::with_template("{spinner} {bytes}/{total_bytes} {wide_bar} {eta}")
             .unwrap_or_else(|_| ProgressStyle::default_bar()),
     );
-    let input = match kind {
-        FileKind::Delimited => {
-            let file = std::fs::File::open(path)?;
-            Input::Stream(Box::new(Counting {
-                inner: std::io::BufReader::with_capacity(256 * 1024, file),
-                bar: bar.clone(),
-            }))
-        }
-        FileKind::Spreadsheet(_) => Input::File(path.to_path_buf()),
+    let input = match Input::open(path, kind)? {
+        Input::Stream(inner) => Input::Stream(Box::new(Counting {
+            inner,
+            bar: bar.clone(),
+        })),
+        file => file,
     };
-    let report = import(
-        store,
-        ImportRequest {
-            property,
-            source,
-            kind,
-            input,
-        },
-        None,
-    )
-    .await;
+    let req = ImportRequest::new(property, source, input).context("not a club file")?;
+    let report = import(store, req).await;
     bar.finish_and_clear();
     Ok(report?)
 }
@@ -219,24 +207,9 @@ async fn poll_once(
             let kind =
                 file_kind(&name).context("not a club file (.csv, .txt, .tsv, .xlsx, .xls)")?;
             let source = source_of(format!("ams/{property}/{name}"), &meta);
-            let input = match kind {
-                FileKind::Delimited => Input::Stream(Box::new(std::io::BufReader::with_capacity(
-                    256 * 1024,
-                    std::fs::File::open(&path)?,
-                ))),
-                FileKind::Spreadsheet(_) => Input::File(path.clone()),
-            };
-            Ok(import(
-                store,
-                ImportRequest {
-                    property: prop,
-                    source,
-                    kind,
-                    input,
-                },
-                None,
-            )
-            .await?)
+            let input = Input::open(&path, kind)?;
+            let req = ImportRequest::new(prop, source, input).context("not a club file")?;
+            Ok(import(store, req).await?)
         }
         .await;
         seen.remove(&path);

@@ -34,3 +34,20 @@ pub enum StoreError {
     #[error("stored record is unreadable: {0}")]
     Corrupt(String),
 }
+
+impl StoreError {
+    /// Whether a conditional write lost a race (read again, decide again).
+    pub fn is_conflict(&self) -> bool {
+        matches!(self, StoreError::Conflict)
+    }
+
+    /// `Ok(None)` when the write lost a race: `Conflict` is an answer, not
+    /// an error, for callers that read again and decide again.
+    pub fn unless_conflict<T>(r: Result<T, StoreError>) -> Result<Option<T>, StoreError> {
+        match r {
+            Ok(v) => Ok(Some(v)),
+            Err(StoreError::Conflict) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+}

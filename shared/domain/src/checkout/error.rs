@@ -34,6 +34,23 @@ pub enum CheckoutError {
     InvalidPayment(&'static str),
     #[error("{0}")]
     InvalidOrder(&'static str),
+    /// A product asked for by its id (not as an order's item).
+    #[error("no such product")]
+    ProductNotFound,
+    #[error("no such order")]
+    OrderNotFound,
+    /// A membership asked for, or one an order renews (the message says which).
+    #[error("{0}")]
+    MembershipNotFound(&'static str),
+    #[error("only {left} seats left on {date}")]
+    SoldOut { left: u32, date: chrono::NaiveDate },
+    #[error("this order has no balance due")]
+    NothingDue,
+    /// An order's uuid is its idempotency key.
+    #[error("this order uuid was used with a different request")]
+    UuidReused,
+    #[error("each member needs: {}", .0.join(", "))]
+    MemberFieldsMissing(Vec<String>),
 }
 
 impl CheckoutError {
@@ -55,6 +72,13 @@ impl CheckoutError {
             CheckoutError::InsufficientCash => "insufficient_cash",
             CheckoutError::InvalidPayment(_) => "invalid_payment",
             CheckoutError::InvalidOrder(_) => "invalid_order",
+            CheckoutError::ProductNotFound => "product_not_found",
+            CheckoutError::OrderNotFound => "order_not_found",
+            CheckoutError::MembershipNotFound(_) => "membership_not_found",
+            CheckoutError::SoldOut { .. } => "sold_out",
+            CheckoutError::NothingDue => "nothing_due",
+            CheckoutError::UuidReused => "idempotency_key_reused",
+            CheckoutError::MemberFieldsMissing(_) => "member_fields_missing",
         }
     }
 }

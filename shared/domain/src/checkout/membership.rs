@@ -208,6 +208,17 @@ impl Membership {
     }
 }
 
+/// A booking made with a membership.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct Booking {
+    pub order_id: String,
+    pub at: DateTime<Utc>,
+    pub total: crate::Money,
+    pub lines: Vec<String>,
+    #[serde(default)]
+    pub cancelled: bool,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

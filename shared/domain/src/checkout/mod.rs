@@ -8,6 +8,7 @@ pub mod error;
 pub mod membership;
 pub mod order;
 pub mod payment;
+pub mod ports;
 pub mod pricing;
 pub mod validity;
 

@@ -233,3 +233,18 @@ pub struct Order {
     #[serde(default)]
     pub refunds_due: Vec<Refund>,
 }
+
+/// An order as stored: with what identifies its request and the exact
+/// answer given, for byte-identical replays.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct StoredOrder {
+    pub fingerprint: String,
+    pub order: Order,
+    pub rendered: String,
+}
+
+/// Seats sold for one product on one date (a capacity counter).
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize)]
+pub struct Seats {
+    pub sold: u32,
+}

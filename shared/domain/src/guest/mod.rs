@@ -7,6 +7,7 @@
 //! - [`sync`]: the pure two-way sync rules (conflicts, content hashes).
 //! - [`ports`]: `GuestStore`, `CrmClient`, `ScreeningProvider`.
 
+pub mod error;
 pub mod ports;
 pub mod screening;
 pub mod sync;
@@ -19,6 +20,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use crate::{Email, PropertyId, ValidationError};
+pub use error::GuestError;
 pub use screening::{ScreeningState, ScreeningStatus};
 
 /// A guest's id (UUID v7 text), ours — not Cloudbeds'.

@@ -14,6 +14,7 @@
 //! so writing a record twice is a conflict, never a duplicate, and a file
 //! sent again carries the same ids.
 
+pub mod error;
 pub mod file;
 pub mod ports;
 pub mod service;

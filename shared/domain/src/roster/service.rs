@@ -8,7 +8,7 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use super::discount::normalise_tier;
-use super::import::{ActiveRoster, ImportReport, ImportStatus};
+use super::import::{ImportReport, ImportStatus};
 use super::store::{Flip, RosterStore};
 use crate::{PropertyId, StoreError};
 
@@ -31,7 +31,7 @@ pub async fn approve(
     import_id: &str,
     now: DateTime<Utc>,
 ) -> Result<ImportReport, RosterError> {
-    for _ in 0..5 {
+    for attempt in 0..5 {
         let (mut report, version) = store
             .import_report(p, import_id)
             .await?
@@ -50,23 +50,12 @@ pub async fn approve(
         {
             return Err(RosterError::Superseded);
         }
-        let flip = Flip {
-            expected_version: active.as_ref().map(|(_, v)| *v),
-            previous_generation: active.as_ref().map(|(a, _)| a.generation.clone()),
-            active: ActiveRoster {
-                generation,
-                import_id: report.id.clone(),
-                applied_at: now,
-                members: report.members,
-                tier_counts: report.tier_counts.clone(),
-                order,
-            },
-        };
+        let flip = Flip::applying(&report, generation, active.as_ref(), now);
         report.status = ImportStatus::Applied;
         report.reason = Some("approved by an administrator".into());
         match store.approve_import(p, &report, version, flip).await {
             Ok(()) => return Ok(report),
-            Err(StoreError::Conflict) => continue,
+            Err(StoreError::Conflict) => store.back_off(attempt).await,
             Err(e) => return Err(e.into()),
         }
     }

@@ -41,6 +41,30 @@ pub struct Flip {
     pub previous_generation: Option<String>,
 }
 
+impl Flip {
+    /// The flip that makes `generation` (holding `report`'s members) the
+    /// active roster in place of `active` (the pointer as read, if any).
+    pub fn applying(
+        report: &ImportReport,
+        generation: String,
+        active: Option<&(ActiveRoster, i64)>,
+        applied_at: DateTime<Utc>,
+    ) -> Self {
+        Self {
+            expected_version: active.map(|(_, v)| *v),
+            previous_generation: active.map(|(a, _)| a.generation.clone()),
+            active: ActiveRoster {
+                generation,
+                import_id: report.id.clone(),
+                applied_at,
+                members: report.members,
+                tier_counts: report.tier_counts.clone(),
+                order: report.source.order(),
+            },
+        }
+    }
+}
+
 /// A tier as the property configures it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TierSetting {
@@ -88,6 +112,9 @@ pub trait RosterStore: Send + Sync {
         identity: &str,
         flip: Option<Flip>,
     ) -> Result<(), StoreError>;
+    /// Waits before another attempt after a lost race (`attempt` from 0):
+    /// the adapter's back-off, so racing importers spread out.
+    async fn back_off(&self, attempt: u32);
     /// Applies a held import: `Err(Conflict)` when it changed meanwhile.
     async fn approve_import(
         &self,

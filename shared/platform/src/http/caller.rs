@@ -13,7 +13,8 @@ use crate::auth::{is_test_key, secret_matches, split_key};
 
 /// The scope a route needs. Set on the route with [`scoped`]; the `Caller`
 /// extractor checks it, so a missing scope is 403 before the route's query
-/// or body is even parsed.
+/// or body is even parsed. Handlers never check scopes themselves; a route
+/// taking a `Caller` without a declared scope answers 500.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RequiredScope(pub Scope);
 
@@ -77,15 +78,6 @@ impl Caller {
             Ok(())
         }
     }
-
-    /// 403 unless the key carries `scope`.
-    pub fn require(&self, scope: Scope) -> Result<(), ApiError> {
-        if self.partner.has_scope(scope) {
-            Ok(())
-        } else {
-            Err(ApiError::forbidden(scope.as_str()))
-        }
-    }
 }
 
 fn property_not_found() -> ApiError {
@@ -144,9 +136,13 @@ where
             .caller_property(&id)
             .await?
             .ok_or_else(property_not_found)?;
-        if let Some(RequiredScope(scope)) = parts.extensions.get::<RequiredScope>().copied()
-            && !partner.has_scope(scope)
-        {
+        // Every partner route declares its scope where it is registered; a
+        // route that forgot is refused rather than open to every key.
+        let Some(RequiredScope(scope)) = parts.extensions.get::<RequiredScope>().copied() else {
+            tracing::error!("a partner route was registered without its scope");
+            return Err(ApiError::internal("route declares no scope"));
+        };
+        if !partner.has_scope(scope) {
             return Err(ApiError::forbidden(scope.as_str()));
         }
         let test_mode = partner.test;

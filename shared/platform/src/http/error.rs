@@ -191,6 +191,30 @@ impl From<StoreError> for ApiError {
     }
 }
 
+impl From<domain::guest::GuestError> for ApiError {
+    fn from(e: domain::guest::GuestError) -> Self {
+        use domain::guest::GuestError as E;
+        match e {
+            E::NotFound => ApiError::not_found("guest_not_found", e.to_string()),
+            E::Erased => ApiError::rule("guest_erased", e.to_string()),
+            E::EmailTaken => ApiError::conflict("email_taken", e.to_string()),
+            E::CreationRaced => ApiError::unavailable(e.to_string()),
+            E::Store(e) => e.into(),
+        }
+    }
+}
+
+impl From<domain::loyalty::error::LoyaltyError> for ApiError {
+    fn from(e: domain::loyalty::error::LoyaltyError) -> Self {
+        use domain::loyalty::error::LoyaltyError as E;
+        match e {
+            E::NumberTaken => ApiError::conflict("loyalty_number_taken", e.to_string()),
+            E::DepartureNotFound => ApiError::not_found("departure_not_found", e.to_string()),
+            E::Store(e) => e.into(),
+        }
+    }
+}
+
 impl From<IdempotencyError> for ApiError {
     fn from(e: IdempotencyError) -> Self {
         match e {
@@ -287,7 +311,12 @@ impl From<domain::checkout::CheckoutError> for ApiError {
         let message = e.to_string();
         match e {
             C::UnknownProduct(_) | C::UnknownUnit { .. } => ApiError::rule(e.code(), message),
-            C::InvalidOrder(_) | C::InvalidPayment(_) => ApiError::bad_request(e.code(), message),
+            C::InvalidOrder(_) | C::InvalidPayment(_) | C::MemberFieldsMissing(_) => {
+                ApiError::bad_request(e.code(), message)
+            }
+            C::ProductNotFound | C::OrderNotFound | C::MembershipNotFound(_) => {
+                ApiError::not_found(e.code(), message)
+            }
             _ => ApiError::rule(e.code(), message),
         }
     }

@@ -60,15 +60,15 @@ impl Outcome {
 
 /// One request's idempotency context.
 pub struct Idempotent<'a> {
-    pub store: &'a Store,
-    pub caller: &'a Caller,
+    store: &'a Store,
+    caller: &'a Caller,
     /// Names the operation family the key lives in (e.g. "vouchers").
-    pub operation: &'static str,
+    operation: &'static str,
     /// The request path and canonical body; any difference is "another request".
-    pub path: &'a str,
-    pub canonical_body: &'a str,
+    path: &'a str,
+    canonical_body: &'a str,
     /// Refuse requests without a key (money-moving routes).
-    pub required: bool,
+    required: bool,
 }
 
 pub fn json_response(status: StatusCode, body: String) -> Response {
@@ -93,6 +93,36 @@ fn is_final(status: StatusCode) -> bool {
     status.is_client_error()
         && status != StatusCode::CONFLICT
         && status != StatusCode::TOO_MANY_REQUESTS
+}
+
+impl<'a> Idempotent<'a> {
+    /// The one way a route opens its idempotency context: keys live per
+    /// partner, property and `operation`; `path` and `canonical_body` make
+    /// the request's fingerprint. A key is optional until [`Self::required`].
+    pub fn new(
+        store: &'a Store,
+        caller: &'a Caller,
+        operation: &'static str,
+        path: &'a str,
+        canonical_body: &'a str,
+    ) -> Self {
+        Self {
+            store,
+            caller,
+            operation,
+            path,
+            canonical_body,
+            required: false,
+        }
+    }
+
+    /// Refuses requests without an `Idempotency-Key` (money-moving routes).
+    pub fn required(self) -> Self {
+        Self {
+            required: true,
+            ..self
+        }
+    }
 }
 
 impl Idempotent<'_> {

@@ -15,40 +15,21 @@
 
 use chrono::NaiveDate;
 use domain::checkout::catalogue::Product;
+pub use domain::checkout::membership::Booking;
 use domain::checkout::membership::Membership;
-use domain::checkout::order::Order;
+pub use domain::checkout::order::{Seats, StoredOrder};
 use domain::{PropertyId, StoreError};
-use serde::{Deserialize, Serialize};
+
+use async_trait::async_trait;
+use domain::checkout::ports::CheckoutStore;
+use domain::idempotency::{IdempotencyPolicy, Lease, StoredResponse};
+use domain::voucher::ports::Rule;
+use domain::voucher::{Change, VoucherCode, VoucherError};
 
 use super::items::{Cond, Cursor, Item, Query, Table, Write};
-use super::{Store, decode, encode};
+use super::{Attempt, Store, decode, encode};
 
 const T: Table = Table::Commerce;
-
-/// An order as stored: with what identifies its request and the exact
-/// answer given, for byte-identical replays.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct StoredOrder {
-    pub fingerprint: String,
-    pub order: Order,
-    pub rendered: String,
-}
-
-/// A booking made with a membership.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
-pub struct Booking {
-    pub order_id: String,
-    pub at: chrono::DateTime<chrono::Utc>,
-    pub total: domain::Money,
-    pub lines: Vec<String>,
-    #[serde(default)]
-    pub cancelled: bool,
-}
-
-#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize)]
-pub struct Seats {
-    pub sold: u32,
-}
 
 fn order_pk(p: &PropertyId, id: &str) -> String {
     format!("ORDER#{p}#{id}")
@@ -223,14 +204,6 @@ impl Store {
         }
     }
 
-    /// Writes an order (new: `version` None; changed: the version read).
-    pub fn order_write(&self, p: &PropertyId, stored: &StoredOrder, version: Option<i64>) -> Write {
-        let item = Item::new(order_pk(p, &stored.order.id), "ORDER", encode(stored))
-            .with_version(version.map_or(1, |v| v + 1))
-            .with_gsi1(orders_index(p), &stored.order.id);
-        Write::put(T, item, cond(version))
-    }
-
     pub async fn membership(
         &self,
         p: &PropertyId,
@@ -244,13 +217,6 @@ impl Store {
             Some(i) => Ok(Some((decode(&i)?, i.version))),
             None => Ok(None),
         }
-    }
-
-    pub fn membership_write(&self, p: &PropertyId, m: &Membership, version: Option<i64>) -> Write {
-        let item = Item::new(membership_pk(p, &m.reference), "MEMBERSHIP", encode(m))
-            .with_gsi1(memberships_index(p, m.test_mode), membership_position(m))
-            .with_version(version.map_or(1, |v| v + 1));
-        Write::put(T, item, cond(version))
     }
 
     /// One page of a world's memberships, newest sale first, those `keep`
@@ -301,21 +267,6 @@ impl Store {
         }
     }
 
-    pub fn booking_write(
-        &self,
-        p: &PropertyId,
-        reference: &str,
-        b: &Booking,
-        create: bool,
-    ) -> Write {
-        let item = Item::new(
-            membership_pk(p, reference),
-            format!("BOOKING#{}", b.order_id),
-            encode(b),
-        );
-        Write::put(T, item, if create { Cond::Absent } else { Cond::None })
-    }
-
     pub async fn bookings(
         &self,
         p: &PropertyId,
@@ -351,22 +302,107 @@ impl Store {
             None => Ok((Seats::default(), None)),
         }
     }
+}
 
-    pub fn seats_write(
+/// One order attempt's writes (see [`CheckoutStore`]).
+#[derive(Default)]
+pub struct OrderTx {
+    writes: Vec<Write>,
+}
+
+#[async_trait]
+impl CheckoutStore for Store {
+    type Tx = OrderTx;
+
+    fn put_order(
         &self,
+        tx: &mut OrderTx,
+        p: &PropertyId,
+        order: &StoredOrder,
+        version: Option<i64>,
+    ) {
+        let item = Item::new(order_pk(p, &order.order.id), "ORDER", encode(order))
+            .with_version(version.map_or(1, |v| v + 1))
+            .with_gsi1(orders_index(p), &order.order.id);
+        tx.writes.insert(0, Write::put(T, item, cond(version)));
+        if version.is_none() {
+            // A new order is found by the emails it names (an erasure).
+            let index = self.person_order_writes(p, &order.order.id, &order.order);
+            tx.writes.extend(index);
+        }
+    }
+
+    fn put_membership(
+        &self,
+        tx: &mut OrderTx,
+        p: &PropertyId,
+        m: &Membership,
+        version: Option<i64>,
+    ) {
+        let item = Item::new(membership_pk(p, &m.reference), "MEMBERSHIP", encode(m))
+            .with_gsi1(memberships_index(p, m.test_mode), membership_position(m))
+            .with_version(version.map_or(1, |v| v + 1));
+        tx.writes.push(Write::put(T, item, cond(version)));
+    }
+
+    fn put_booking(
+        &self,
+        tx: &mut OrderTx,
+        p: &PropertyId,
+        reference: &str,
+        b: &Booking,
+        create: bool,
+    ) {
+        let sk = format!("BOOKING#{}", b.order_id);
+        let item = Item::new(membership_pk(p, reference), sk, encode(b));
+        let cond = if create { Cond::Absent } else { Cond::None };
+        tx.writes.push(Write::put(T, item, cond));
+    }
+
+    fn put_seats(
+        &self,
+        tx: &mut OrderTx,
         p: &PropertyId,
         product: &str,
         date: NaiveDate,
         test: bool,
         seats: Seats,
         version: Option<i64>,
-    ) -> Write {
+    ) {
         let item = Item::new(
             capacity_pk(p, product),
             seats_sk(date, test),
             encode(&seats),
         )
         .with_version(version.map_or(1, |v| v + 1));
-        Write::put(T, item, cond(version))
+        tx.writes.push(Write::put(T, item, cond(version)));
+    }
+
+    async fn plan_gift_card(
+        &self,
+        tx: &mut OrderTx,
+        issuer: &PropertyId,
+        code: &VoucherCode,
+        redemption: Option<&str>,
+        rule: &Rule<'_>,
+    ) -> Result<Change, VoucherError> {
+        let (change, writes) = self.plan_change(issuer, code, redemption, rule).await?;
+        tx.writes.extend(writes);
+        Ok(change)
+    }
+
+    fn put_answer(
+        &self,
+        tx: &mut OrderTx,
+        lease: &Lease,
+        answer: &StoredResponse,
+        policy: IdempotencyPolicy,
+    ) {
+        tx.writes
+            .push(self.idempotency_completion(lease, answer, policy));
+    }
+
+    async fn commit_order(&self, tx: OrderTx) -> Result<bool, StoreError> {
+        Ok(self.commit(tx.writes).await? == Attempt::Committed)
     }
 }

@@ -82,6 +82,68 @@ pub async fn backoff(attempt: u32) {
     tokio::time::sleep(std::time::Duration::from_millis(ms)).await;
 }
 
+/// The one optimistic-transaction loop: read, plan, commit; when the commit
+/// loses a race (a condition failed, or the backend reported contention),
+/// read again and plan again, after a [`backoff`], at most `attempts` times.
+///
+/// ```text
+/// let mut retry = Retry::new(40);
+/// while let Some(attempt) = retry.next().await {
+///     let writes = plan(store.read().await?)?;
+///     match store.commit(writes).await? {
+///         Attempt::Committed => return Ok(answer),
+///         Attempt::Lost(_) => {} // re-read, re-plan
+///     }
+/// }
+/// Err(busy())
+/// ```
+#[derive(Debug)]
+pub struct Retry {
+    attempts: u32,
+    next: u32,
+}
+
+impl Retry {
+    pub fn new(attempts: u32) -> Self {
+        Self { attempts, next: 0 }
+    }
+
+    /// Starts the next attempt (its number, from 0), backing off first
+    /// unless it is the first; `None` once every attempt is spent.
+    pub async fn next(&mut self) -> Option<u32> {
+        if self.next >= self.attempts {
+            return None;
+        }
+        if self.next > 0 {
+            backoff(self.next - 1).await;
+        }
+        self.next += 1;
+        Some(self.next - 1)
+    }
+}
+
+/// How one attempt's commit ended. Losing a race is an answer, not an error.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Attempt {
+    Committed,
+    /// The write at this index failed its condition (`None`: the backend
+    /// reported contention): re-read and plan again, unless that write's
+    /// condition decides the answer.
+    Lost(Option<usize>),
+}
+
+impl Store {
+    /// Commits one attempt's writes, all or nothing.
+    pub async fn commit(&self, writes: Vec<Write>) -> Result<Attempt, StoreError> {
+        match self.items().transact(writes, self.now_ts()).await {
+            Ok(()) => Ok(Attempt::Committed),
+            Err(TxError::Condition(i)) => Ok(Attempt::Lost(Some(i))),
+            Err(TxError::Contention) => Ok(Attempt::Lost(None)),
+            Err(TxError::Store(e)) => Err(e),
+        }
+    }
+}
+
 /// Serializes an aggregate for an item body.
 pub fn encode<T: Serialize>(value: &T) -> String {
     // Serializing plain data structs to a String cannot fail.

@@ -250,6 +250,10 @@ impl RosterStore for Store {
             .map_err(tx_err)
     }
 
+    async fn back_off(&self, attempt: u32) {
+        super::backoff(attempt).await;
+    }
+
     async fn approve_import(
         &self,
         p: &PropertyId,

@@ -65,8 +65,8 @@ use sha2::{Digest, Sha256};
 /// idempotency records are kept (48 h).
 const WRITTEN_OFF_INDEX_SECONDS: i64 = 3 * 24 * 3600;
 
-use super::items::{Cond, Item, Key, Query, Table, TxError, Write};
-use super::{Store, decode, encode};
+use super::items::{Cond, Item, Key, Query, Table, Write};
+use super::{Attempt, Retry, Store, decode, encode};
 
 const T: Table = Table::Vouchers;
 /// Attempts per change before answering "busy" (the client retries with
@@ -210,9 +210,6 @@ fn ledger_writes(v: &Voucher, a: &Activity) -> Vec<Write> {
     }
     out
 }
-
-/// Full-jitter exponential back-off: 0..min(250 ms, 4 ms × 2^attempt).
-use super::backoff;
 
 fn busy() -> VoucherError {
     VoucherError::Store(StoreError::Unavailable(
@@ -450,7 +447,7 @@ impl Store {
     /// state with the writes that commit it — without sending them, so a
     /// caller (checkout's gift-card payments) can commit them in its own
     /// transaction. The voucher write is conditioned on the version read.
-    pub async fn plan_change(
+    pub(crate) async fn plan_change(
         &self,
         issuer: &PropertyId,
         code: &VoucherCode,
@@ -545,7 +542,8 @@ impl VoucherStore for Store {
         // A generated code is unique; a printed one is shared by the
         // issuers holding it, so its item is read and extended.
         let shared = !base.code.is_generated();
-        for attempt in 0..MAX_ATTEMPTS {
+        let mut retry = Retry::new(MAX_ATTEMPTS);
+        while let Some(attempt) = retry.next().await {
             let mut keys: Vec<Key> = feeds
                 .iter()
                 .map(|f| Key::new(T, orders_pk(f), "SEQ"))
@@ -642,9 +640,9 @@ impl VoucherStore for Store {
                 writes.push(self.idempotency_completion(r.lease, &stored, Default::default()));
             }
             let last = writes.len() - 1;
-            match self.items().transact(writes, self.now_ts()).await {
-                Ok(()) => return Ok(Committed::Applied(v)),
-                Err(TxError::Condition(i)) => {
+            match self.commit(writes).await? {
+                Attempt::Committed => return Ok(Committed::Applied(v)),
+                Attempt::Lost(Some(i)) => {
                     if let Some(r) = receipt.as_ref().filter(|_| i == last) {
                         return self
                             .lost_lock(&r.lease.record_id, &r.lease.fingerprint)
@@ -663,10 +661,8 @@ impl VoucherStore for Store {
                         at = i,
                         "code or pickup feed moved; retrying"
                     );
-                    backoff(attempt).await;
                 }
-                Err(TxError::Contention) => backoff(attempt).await,
-                Err(TxError::Store(e)) => return Err(e.into()),
+                Attempt::Lost(None) => {}
             }
         }
         Err(busy())
@@ -688,7 +684,8 @@ impl VoucherStore for Store {
     ) -> Result<Committed<Changed>, VoucherError> {
         let unlocked = receipt.as_ref().map(|r| r.lease).filter(|l| !l.is_locked());
         let mut issuer = find.issuer.cloned();
-        for attempt in 0..MAX_ATTEMPTS {
+        let mut retry = Retry::new(MAX_ATTEMPTS);
+        while retry.next().await.is_some() {
             let snap = self.snapshot(find, issuer.as_ref(), unlocked).await?;
             if let (Some(rec), Some(lease)) = (&snap.record, unlocked) {
                 return Ok(Committed::Replayed(decide_existing(
@@ -733,16 +730,15 @@ impl VoucherStore for Store {
             }
             issuer = Some(snap.issuer);
             let last = writes.len() - 1;
-            match self.items().transact(writes, self.now_ts()).await {
-                Ok(()) => return Ok(Committed::Applied(changed)),
-                Err(TxError::Condition(i)) if receipt.is_some() && i == last => {
+            match self.commit(writes).await? {
+                Attempt::Committed => return Ok(Committed::Applied(changed)),
+                Attempt::Lost(Some(i)) if receipt.is_some() && i == last => {
                     let lease = receipt.as_ref().map(|r| r.lease).ok_or_else(busy)?;
                     return self.lost_lock(&lease.record_id, &lease.fingerprint).await;
                 }
                 // Another change won the race (or booked the code in for
                 // this partner): run the rule on the new state.
-                Err(TxError::Condition(_) | TxError::Contention) => backoff(attempt).await,
-                Err(TxError::Store(e)) => return Err(e.into()),
+                Attempt::Lost(_) => {}
             }
         }
         tracing::warn!(code = %find.code.masked(), "voucher change gave up after contention");
@@ -808,7 +804,8 @@ impl VoucherStore for Store {
             return Err(VoucherError::CursorOutOfRange { last });
         }
         let pk = pickup_pk(property, partner);
-        for attempt in 0..MAX_ATTEMPTS {
+        let mut retry = Retry::new(MAX_ATTEMPTS);
+        while retry.next().await.is_some() {
             let current = self.get_item(&pk, "CURSOR").await?;
             let (acked, cond, version) = match &current {
                 Some(i) => (
@@ -827,14 +824,8 @@ impl VoucherStore for Store {
                 encode(&CursorRecord { acked: cursor }),
             )
             .with_version(version);
-            match self
-                .items()
-                .transact(vec![Write::put(T, item, cond)], self.now_ts())
-                .await
-            {
-                Ok(()) => return Ok(cursor),
-                Err(TxError::Condition(_) | TxError::Contention) => backoff(attempt).await,
-                Err(TxError::Store(e)) => return Err(e.into()),
+            if self.commit(vec![Write::put(T, item, cond)]).await? == Attempt::Committed {
+                return Ok(cursor);
             }
         }
         Err(busy())

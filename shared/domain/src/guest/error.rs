@@ -1,0 +1,31 @@
+//! What a guest request can fail with, in the trade's words; the HTTP side
+//! maps each to its code once.
+
+use crate::StoreError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum GuestError {
+    #[error("no such guest in this property")]
+    NotFound,
+    /// The guest's personal data was erased; the profile only records that.
+    #[error("this guest's personal data was erased")]
+    Erased,
+    #[error("another guest of this property has this email")]
+    EmailTaken,
+    /// A guest created concurrently could not be read back.
+    #[error("guest creation raced")]
+    CreationRaced,
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl GuestError {
+    /// A save that changed the email and lost on its condition: the email
+    /// is another guest's (a plain race stays a store conflict).
+    pub fn saving(e: StoreError, changed_email: bool) -> Self {
+        match e {
+            StoreError::Conflict if changed_email => GuestError::EmailTaken,
+            e => GuestError::Store(e),
+        }
+    }
+}
