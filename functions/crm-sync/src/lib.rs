@@ -30,10 +30,12 @@ use domain::guest::{
 use domain::loyalty::ports::LoyaltyStore;
 use domain::loyalty::service::Departure;
 use domain::loyalty::{self, StaySource};
+use domain::ports::LeasedJob;
 use domain::ports::PropertyStore;
 use domain::{Currency, Email, Money, PropertyId, StoreError};
 use platform::Store;
 use platform::cloudbeds::{ApiKey, CloudbedsClient, CloudbedsConfig};
+use platform::jobs::{self, Stop};
 use serde::Serialize;
 
 /// Knobs of a run. Defaults fit Cloudbeds; tests speed them up.
@@ -51,8 +53,13 @@ pub struct SyncOptions {
     pub settle: chrono::Duration,
     /// How often a window restarts when its total changes under the cursor.
     pub max_restarts: u32,
-    /// How long a run may hold a property's lease.
+    /// How long a run holds a property's lease without renewing it (it is
+    /// renewed every third of this while the run goes on).
     pub lease: chrono::Duration,
+    /// Ends the run at its next safe point (signal, Lambda deadline).
+    pub stop: Stop,
+    /// Who runs it, shown to a run that finds the property busy.
+    pub by: String,
 }
 
 impl Default for SyncOptions {
@@ -65,7 +72,9 @@ impl Default for SyncOptions {
             timeout: Duration::from_secs(20),
             settle: chrono::Duration::seconds(60),
             max_restarts: 3,
-            lease: chrono::Duration::minutes(14),
+            lease: chrono::Duration::seconds(60),
+            stop: Stop::new(),
+            by: format!("guesthub (pid {})", std::process::id()),
         }
     }
 }
@@ -87,6 +96,14 @@ pub struct SyncSummary {
     /// departures.
     pub departures: u32,
     pub skipped_busy: bool,
+    /// When skipped: the run holding the property, and until when.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub held_by: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub held_until: Option<DateTime<Utc>>,
+    /// The run was asked to stop and ended at a safe point; the next run
+    /// goes on from its cursor.
+    pub stopped: bool,
     /// Short reasons, no personal data.
     pub errors: Vec<String>,
 }
@@ -110,7 +127,17 @@ impl fmt::Display for SyncSummary {
             self.errors.len()
         )?;
         if self.skipped_busy {
-            write!(f, " (skipped: another run holds the property)")?;
+            match (&self.held_by, self.held_until) {
+                (Some(by), Some(until)) => write!(
+                    f,
+                    " (skipped: {by} holds the property until {})",
+                    until.format("%Y-%m-%d %H:%M:%S UTC")
+                )?,
+                _ => write!(f, " (skipped: another run holds the property)")?,
+            }
+        }
+        if self.stopped {
+            write!(f, " (stopped at a safe point; the next run goes on)")?;
         }
         for e in &self.errors {
             write!(f, "\n  error: {e}")?;
@@ -125,6 +152,8 @@ enum StepError {
     Crm(CrmError),
     Store(StoreError),
     Other(String),
+    /// The run was asked to stop; what is done is saved.
+    Stopped,
 }
 
 impl fmt::Display for StepError {
@@ -133,6 +162,7 @@ impl fmt::Display for StepError {
             StepError::Crm(e) => write!(f, "cloudbeds: {e}"),
             StepError::Store(e) => write!(f, "store: {e}"),
             StepError::Other(e) => f.write_str(e),
+            StepError::Stopped => f.write_str("stopped"),
         }
     }
 }
@@ -156,6 +186,7 @@ fn fatal(e: &StepError) -> bool {
         e,
         StepError::Crm(CrmError::Unauthorized | CrmError::Unavailable(_))
             | StepError::Store(StoreError::Unavailable(_))
+            | StepError::Stopped
     )
 }
 
@@ -171,6 +202,9 @@ struct Run<'a> {
     seen: HashSet<String>,
     /// The property's currency, read once when a departure needs it.
     currency: Option<Currency>,
+    /// Checked at the safe points: between steps, reservations, pages,
+    /// webhook targets and pushed guests.
+    stop: Stop,
 }
 
 /// One property's run. Never fails as a whole: errors are in the summary,
@@ -196,22 +230,29 @@ pub async fn sync_property(
         },
         seen: HashSet::new(),
         currency: None,
+        stop: opts.stop.clone(),
     };
-    let holder = uuid::Uuid::now_v7().to_string();
-    let until = (store.clock().now() + opts.lease).timestamp();
-    match store.take_sync_lease(p, &holder, until).await {
-        Ok(true) => {}
-        Ok(false) => {
+    let ttl = opts.lease.to_std().unwrap_or(jobs::LEASE);
+    let held = match jobs::take(store, LeasedJob::CrmSync, p, &opts.by, ttl, &opts.stop).await {
+        Ok(Ok(h)) => h,
+        Ok(Err(other)) => {
             run.summary.skipped_busy = true;
+            run.summary.held_by = Some(other.by);
+            run.summary.held_until = Some(other.until);
             return run.summary;
         }
         Err(e) => {
             run.summary.errors.push(format!("lease: {e}"));
             return run.summary;
         }
-    }
+    };
+    run.stop = held.stop().clone();
     let steps: [&str; 4] = ["custom fields", "pull", "refetch", "push"];
     for step in steps {
+        if run.stop.is_cancelled() {
+            run.summary.stopped = true;
+            break;
+        }
         let r = match step {
             "custom fields" => run.ensure_fields().await,
             "pull" => run.pull().await,
@@ -219,6 +260,12 @@ pub async fn sync_property(
             _ => run.push().await,
         };
         if let Err(e) = r {
+            if run.stop.is_cancelled() {
+                // Whatever failed, failed because the run was stopped.
+                tracing::info!(property = %p, step, "sync stopped at a safe point");
+                run.summary.stopped = true;
+                break;
+            }
             tracing::warn!(property = %p, step, error = %e, "sync step failed");
             let stop = fatal(&e);
             run.summary.errors.push(format!("{step}: {e}"));
@@ -227,9 +274,7 @@ pub async fn sync_property(
             }
         }
     }
-    if let Err(e) = store.release_sync_lease(p, &holder).await {
-        tracing::warn!(property = %p, error = %e, "could not release the sync lease; it expires");
-    }
+    held.release().await;
     tracing::info!(
         property = %p,
         pulled = run.summary.guests_pulled,
@@ -243,6 +288,14 @@ pub async fn sync_property(
 }
 
 impl Run<'_> {
+    fn safe_point(&self) -> Result<(), StepError> {
+        if self.stop.is_cancelled() {
+            Err(StepError::Stopped)
+        } else {
+            Ok(())
+        }
+    }
+
     fn p(&self) -> &PropertyId {
         &self.conn.property
     }
@@ -319,6 +372,9 @@ impl Run<'_> {
             }
             cursor.window_total = Some(page.total);
             for r in &page.reservations {
+                // Applying is idempotent: a page left half-applied is read
+                // again by the next run (the cursor has not moved).
+                self.safe_point()?;
                 self.apply_reservation(r).await?;
             }
             self.summary.reservations_pulled += page.reservations.len() as u32;
@@ -336,6 +392,7 @@ impl Run<'_> {
             // Only now, with the page applied in full.
             cursor.next_page += 1;
             self.store.save_sync_cursor(self.p(), &cursor).await?;
+            self.safe_point()?;
         }
     }
 
@@ -631,6 +688,7 @@ impl Run<'_> {
     /// 3. Guests and reservations webhooks asked for.
     async fn refetch(&mut self) -> Result<(), StepError> {
         for (t, mark) in self.store.refetch_targets(self.p()).await? {
+            self.safe_point()?;
             match &t {
                 RefetchTarget::Guest(id) => {
                     let remote = self.crm.guest(id).await?;
@@ -650,6 +708,7 @@ impl Run<'_> {
     /// 4. Profiles, notes, screening outcomes and erasures to Cloudbeds.
     async fn push(&mut self) -> Result<(), StepError> {
         for g in self.store.guests_needing_sync(self.p()).await? {
+            self.safe_point()?;
             if let Err(e) = self.push_guest(g).await {
                 if fatal(&e) {
                     return Err(e);
@@ -822,6 +881,7 @@ pub fn client_for(
     cfg.max_attempts = opts.max_attempts;
     cfg.backoff_base = opts.backoff_base;
     cfg.timeout = opts.timeout;
+    cfg.stop = Some(opts.stop.clone());
     CloudbedsClient::new(cfg)
 }
 

@@ -1,5 +1,5 @@
 //! `guesthub crm ...`: connecting a property to Cloudbeds, running the sync
-//! on demand, and the local scheduler standing in for EventBridge.
+//! on demand, and the job the local scheduler runs.
 
 use std::time::Duration;
 
@@ -108,10 +108,18 @@ pub async fn connect(
     })
 }
 
+/// Who a run from this process is, for a run that finds it busy.
+pub fn run_by(what: &str) -> String {
+    format!("guesthub {what} (pid {})", std::process::id())
+}
+
 /// Runs the sync now for one property or all; returns the summaries.
+/// With `wait`, a property another run holds is synced once that run
+/// ends; without, it is reported skipped (with who holds it, until when).
 pub async fn sync(
     store: &Store,
     property: Option<&str>,
+    wait: bool,
 ) -> anyhow::Result<Vec<crm_sync::SyncSummary>> {
     let only = property.map(PropertyId::parse).transpose()?;
     if let Some(p) = &only
@@ -119,38 +127,52 @@ pub async fn sync(
     {
         bail!("property {p} has no Cloudbeds connection; run `guesthub crm connect` first");
     }
-    let opts = crm_sync::SyncOptions::default();
-    Ok(crm_sync::sync_all(store, only.as_ref(), &crm_sync::EnvKeys, &opts).await?)
-}
-
-/// The local stand-in for the EventBridge schedule: every `interval`, the
-/// sync of every connected property (nothing when none is connected).
-pub fn spawn_scheduler(store: Store, interval: Duration) -> Option<tokio::task::JoinHandle<()>> {
-    if interval.is_zero() {
-        return None;
-    }
-    Some(tokio::spawn(async move {
-        let mut tick = tokio::time::interval(interval);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
-        loop {
-            tick.tick().await;
-            match store.connections().await {
-                Ok(c) if c.is_empty() => continue,
-                Ok(_) => {}
-                Err(e) => {
-                    tracing::warn!(error = %e, "scheduler: could not list connections");
-                    continue;
-                }
-            }
-            let opts = crm_sync::SyncOptions::default();
-            match crm_sync::sync_all(&store, None, &crm_sync::EnvKeys, &opts).await {
-                Ok(all) => {
-                    for s in all {
-                        tracing::info!(property = %s.property, errors = s.errors.len(), "scheduled crm sync done");
-                    }
-                }
-                Err(e) => tracing::warn!(error = %e, "scheduled crm sync failed"),
+    let opts = crm_sync::SyncOptions {
+        stop: platform::jobs::stop_on_signal(),
+        by: run_by("crm sync"),
+        ..Default::default()
+    };
+    let mut all = crm_sync::sync_all(store, only.as_ref(), &crm_sync::EnvKeys, &opts).await?;
+    while wait && !opts.stop.is_cancelled() && all.iter().any(|s| s.skipped_busy) {
+        tokio::select! {
+            () = tokio::time::sleep(Duration::from_millis(500)) => {}
+            () = opts.stop.cancelled() => break,
+        }
+        for s in all.iter_mut().filter(|s| s.skipped_busy) {
+            let p = PropertyId::parse(&s.property)?;
+            if let Some(again) = crm_sync::sync_all(store, Some(&p), &crm_sync::EnvKeys, &opts)
+                .await?
+                .pop()
+            {
+                *s = again;
             }
         }
-    }))
+    }
+    Ok(all)
+}
+
+/// The scheduled job: the sync of every connected property (nothing when
+/// none is connected), ended at a safe point by `stop`.
+pub async fn scheduled_sync(store: Store, stop: platform::jobs::Stop) {
+    match store.connections().await {
+        Ok(c) if c.is_empty() => return,
+        Ok(_) => {}
+        Err(e) => {
+            tracing::warn!(error = %e, "scheduler: could not list connections");
+            return;
+        }
+    }
+    let opts = crm_sync::SyncOptions {
+        stop,
+        by: run_by("serve"),
+        ..Default::default()
+    };
+    match crm_sync::sync_all(&store, None, &crm_sync::EnvKeys, &opts).await {
+        Ok(all) => {
+            for s in all {
+                tracing::info!(property = %s.property, errors = s.errors.len(), stopped = s.stopped, skipped = s.skipped_busy, "scheduled crm sync done");
+            }
+        }
+        Err(e) => tracing::warn!(error = %e, "scheduled crm sync failed"),
+    }
 }

@@ -58,6 +58,9 @@ pub struct CloudbedsConfig {
     pub backoff_base: Duration,
     pub backoff_max: Duration,
     pub timeout: Duration,
+    /// When cancelled, a call in progress (waiting for its turn, its
+    /// backoff or its answer) ends as `Unavailable` at once.
+    pub stop: Option<crate::jobs::Stop>,
 }
 
 impl CloudbedsConfig {
@@ -71,6 +74,7 @@ impl CloudbedsConfig {
             backoff_base: Duration::from_millis(500),
             backoff_max: Duration::from_secs(20),
             timeout: Duration::from_secs(20),
+            stop: None,
         }
     }
 }
@@ -152,6 +156,27 @@ impl CloudbedsClient {
     }
 
     async fn call(
+        &self,
+        method: Method,
+        name: &str,
+        params: Vec<(String, String)>,
+        repeat: Repeat,
+    ) -> Result<Value, CrmError> {
+        let Some(stop) = &self.cfg.stop else {
+            return self.call_unstoppable(method, name, params, repeat).await;
+        };
+        if stop.is_cancelled() {
+            return Err(CrmError::Unavailable("stopping".into()));
+        }
+        // A request dropped in flight is like a timeout: writes that may
+        // have run are re-read before they are ever repeated.
+        tokio::select! {
+            r = self.call_unstoppable(method, name, params, repeat) => r,
+            () = stop.cancelled() => Err(CrmError::Unavailable("stopping".into())),
+        }
+    }
+
+    async fn call_unstoppable(
         &self,
         method: Method,
         name: &str,

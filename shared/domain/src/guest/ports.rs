@@ -65,16 +65,6 @@ pub trait GuestStore: Send + Sync {
         delivery_hash: &str,
         target: Option<&RefetchTarget>,
     ) -> Result<bool, StoreError>;
-    /// Takes the property's sync lease until `until` (Unix seconds) so two
-    /// runs never push the same property at once. `Ok(false)` when another
-    /// run holds a live lease.
-    async fn take_sync_lease(
-        &self,
-        p: &PropertyId,
-        holder: &str,
-        until: i64,
-    ) -> Result<bool, StoreError>;
-    async fn release_sync_lease(&self, p: &PropertyId, holder: &str) -> Result<(), StoreError>;
     /// Targets webhooks marked, each with the mark it carries now.
     async fn refetch_targets(
         &self,

@@ -132,39 +132,6 @@ impl Store {
             Err(e) => Err(e.into()),
         }
     }
-
-    /// Takes the lease item `<pk>` / `LEASE` for `holder` until `until`
-    /// (Unix seconds). `Ok(false)` when another holder's lease is live.
-    pub(super) async fn take_lease(
-        &self,
-        pk: String,
-        holder: &str,
-        until: i64,
-    ) -> Result<bool, StoreError> {
-        let item = Item::new(pk, "LEASE", encode(&holder)).with_expiry(until);
-        match self.run(vec![Write::put(T, item, Cond::Absent)]).await {
-            Ok(()) => Ok(true),
-            Err(StoreError::Conflict) => Ok(false),
-            Err(e) => Err(e),
-        }
-    }
-
-    /// Releases `holder`'s lease on `<pk>`, if it still holds it.
-    pub(super) async fn release_lease(&self, pk: String, holder: &str) -> Result<(), StoreError> {
-        if let Some(i) = self.get_guests(&pk, "LEASE").await?
-            && decode::<String>(&i)? == holder
-        {
-            let w = Write::Delete {
-                table: T,
-                pk,
-                sk: "LEASE".into(),
-                cond: Cond::Version(i.version),
-            };
-            // Lost the lease meanwhile (expired, taken): nothing to release.
-            let _ = self.run(vec![w]).await;
-        }
-        Ok(())
-    }
 }
 
 #[async_trait]
@@ -420,19 +387,6 @@ impl GuestStore for Store {
             Err(StoreError::Conflict) => Ok(false),
             Err(e) => Err(e),
         }
-    }
-
-    async fn take_sync_lease(
-        &self,
-        p: &PropertyId,
-        holder: &str,
-        until: i64,
-    ) -> Result<bool, StoreError> {
-        self.take_lease(state_pk(p), holder, until).await
-    }
-
-    async fn release_sync_lease(&self, p: &PropertyId, holder: &str) -> Result<(), StoreError> {
-        self.release_lease(state_pk(p), holder).await
     }
 
     async fn refetch_targets(
