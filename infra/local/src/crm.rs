@@ -60,13 +60,9 @@ pub async fn connect(
     if cloudbeds_property_id.trim().is_empty() {
         bail!("--cloudbeds-property-id is empty");
     }
-    let env_ok = !api_key_env.is_empty()
-        && api_key_env
-            .bytes()
-            .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_');
-    if !env_ok {
+    let Ok(api_key_env) = domain::EnvVarName::parse(api_key_env) else {
         bail!("--api-key-env names an environment variable (A-Z, 0-9, _), not the key itself");
-    }
+    };
     let base_url = base_url
         .unwrap_or(DEFAULT_CLOUDBEDS_BASE_URL)
         .trim_end_matches('/');
@@ -89,7 +85,7 @@ pub async fn connect(
     let connection = CrmConnection {
         property: id,
         cloudbeds_property_id: cloudbeds_property_id.trim().to_owned(),
-        api_key_env: api_key_env.to_owned(),
+        api_key_env: api_key_env.into(),
         api_key_ssm_parameter: ssm_parameter.map(str::to_owned),
         base_url: base_url.to_owned(),
         field_map,

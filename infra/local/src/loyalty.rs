@@ -46,13 +46,9 @@ pub async fn connect(store: &Store, a: &ConnectArgs<'_>) -> anyhow::Result<Loyal
     if username.is_empty() || username.len() > 128 {
         bail!("--username is 1-128 characters");
     }
-    let env_ok = !a.password_env.is_empty()
-        && a.password_env
-            .bytes()
-            .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_');
-    if !env_ok {
+    let Ok(password_env) = domain::EnvVarName::parse(a.password_env) else {
         bail!("--password-env names an environment variable (A-Z, 0-9, _), not the password");
-    }
+    };
     let tls_ca_pem = match a.ca_cert {
         Some(path) => Some(
             std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?,
@@ -63,7 +59,7 @@ pub async fn connect(store: &Store, a: &ConnectArgs<'_>) -> anyhow::Result<Loyal
         property: id,
         url,
         username: username.to_owned(),
-        password_env: a.password_env.to_owned(),
+        password_env: password_env.into(),
         password_ssm_parameter: a.ssm_parameter.map(str::to_owned),
         property_code: PropertyCode::parse(a.property_code)?,
         tls_ca_pem,
