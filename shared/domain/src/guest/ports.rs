@@ -6,7 +6,10 @@ use async_trait::async_trait;
 use chrono::{DateTime, NaiveDate, Utc};
 use thiserror::Error;
 
-use super::screening::{ScreeningOutcome, ScreeningSubject, Watchlist};
+// The screening port lives with its subject and outcome types; it is
+// re-exported here with the other ports (screening never imports ports).
+use super::screening::Watchlist;
+pub use super::screening::{ScreeningError, ScreeningProvider};
 use super::{CrmConnection, Guest, GuestId, Note, RefetchTarget, Stay, SyncCursor};
 use crate::{Email, PropertyId, StoreError};
 
@@ -211,17 +214,4 @@ pub trait CrmClient: Send + Sync {
     async fn put_guest(&self, guest_id: &str, update: &GuestUpdate) -> Result<(), CrmError>;
     /// `postGuestNote` → `guestNoteID`. Not idempotent.
     async fn post_guest_note(&self, guest_id: &str, text: &str) -> Result<String, CrmError>;
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Error)]
-pub enum ScreeningError {
-    #[error("the screening provider is unavailable: {0}")]
-    Unavailable(String),
-}
-
-/// A background-check service. The built-in one is the property's
-/// [`Watchlist`].
-#[async_trait]
-pub trait ScreeningProvider: Send + Sync {
-    async fn screen(&self, subject: &ScreeningSubject) -> Result<ScreeningOutcome, ScreeningError>;
 }
