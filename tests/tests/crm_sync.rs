@@ -647,3 +647,46 @@ async fn default_rate_limit_is_five_per_second() {
         "{took:?} for {calls}"
     );
 }
+
+/// The limit as Cloudbeds counts it: at most 5 arrivals in any one second
+/// at the server, retries included, while each request takes a random
+/// 0–80 ms to get there.
+async fn rate_limit_at_the_server(b: Backend) {
+    let mut e = setup(b, "castle").await;
+    e.cb.with(|s| {
+        s.rate_limit = 5;
+        s.latency_max = Duration::from_millis(80);
+    });
+    for n in 1..=5 {
+        e.cb.add_guest_with_stay(
+            n,
+            &[],
+            "confirmed",
+            Utc::now() - chrono::Duration::minutes(5),
+        );
+    }
+    // Retries, sent as fast as the backoff allows, count too.
+    e.cb.fault("getGuest", Fault::Status(429));
+    e.cb.fault("getGuest", Fault::Status(500));
+    e.cb.fault("getGuestNotes", Fault::Status(503));
+    let o = SyncOptions {
+        settle: chrono::Duration::zero(),
+        backoff_base: Duration::from_millis(1),
+        ..SyncOptions::default()
+    };
+    e.t.clock.set(Utc::now());
+    let client = client_for(&e.conn, ApiKey::new(KEY), &o).unwrap();
+    let wl = e.t.store.watchlist(&e.conn.property).await.unwrap();
+    let s = sync_property(&e.t.store, &e.conn, &client, &wl, &o).await;
+    assert!(s.errors.is_empty(), "{s}");
+    let calls: u32 = e.cb.with(|s| s.calls.values().sum());
+    let most = e.cb.max_in_any_second();
+    println!("rate at the server ({b:?}): {calls} requests, at most {most} in any second");
+    assert!(calls >= 20, "{calls}");
+    assert!(most <= 5, "{most} requests arrived within one second");
+    assert_eq!(e.cb.with(|s| s.rate_violations), 0);
+}
+
+both_stores! {
+    rate_limit_holds_at_the_server => rate_limit_at_the_server;
+}
