@@ -652,7 +652,7 @@ async fn default_rate_limit_is_five_per_second() {
 /// at the server, retries included, while each request takes a random
 /// 0–80 ms to get there.
 async fn rate_limit_at_the_server(b: Backend) {
-    let mut e = setup(b, "castle").await;
+    let e = setup(b, "castle").await;
     e.cb.with(|s| {
         s.rate_limit = 5;
         s.latency_max = Duration::from_millis(80);
