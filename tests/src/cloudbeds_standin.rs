@@ -379,6 +379,8 @@ fn route(s: &mut StandinState, method: &Method, name: &str, f: &[(String, String
                     "guestLastName" => g.last_name = v.clone(),
                     "guestEmail" => g.email = v.clone(),
                     "guestPhone" => g.phone = v.clone(),
+                    "guestBirthDate" => g.birth_date = NaiveDate::parse_from_str(v, "%Y-%m-%d").ok(),
+                    "guestDocumentNumber" => g.document_number = v.clone(),
                     _ => {}
                 }
             }

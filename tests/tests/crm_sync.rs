@@ -690,3 +690,63 @@ async fn rate_limit_at_the_server(b: Backend) {
 both_stores! {
     rate_limit_holds_at_the_server => rate_limit_at_the_server;
 }
+
+/// Everything GuestHub collects goes back with putGuest: a birth date
+/// edited here (through the guests API) is pushed, as is the document
+/// number, and the next run pushes nothing again.
+async fn birth_date_edited_here_is_pushed(b: Backend) {
+    let e = setup(b, "castle").await;
+    let p = e.conn.property.clone();
+    e.cb.add_guest_with_stay(
+        1,
+        &[],
+        "confirmed",
+        Utc::now() - chrono::Duration::minutes(30),
+    );
+    let first = run(&e).await;
+    assert!(first.errors.is_empty(), "{first}");
+    let g =
+        e.t.store
+            .guest_by_email(&p, &email(1))
+            .await
+            .unwrap()
+            .unwrap();
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    e.t.clock.set(Utc::now());
+    let r = call(
+        &e.app,
+        "PATCH",
+        &format!("/v1/properties/castle/guests/{}", g.id),
+        Some(&e.key),
+        &[],
+        Some(json!({"birth_date": "1975-04-09"}).to_string()),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let s = run(&e).await;
+    assert!(s.errors.is_empty(), "{s}");
+    assert_eq!(s.guests_pushed, 1, "{s}");
+    e.cb.with(|s| {
+        let (_, pairs) = s.puts.last().expect("a putGuest");
+        let get = |k: &str| pairs.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
+        assert_eq!(get("guestBirthDate").as_deref(), Some("1975-04-09"));
+        assert_eq!(get("guestDocumentNumber").as_deref(), Some("DOC00001"));
+        assert_eq!(
+            s.guests["G0001"].birth_date,
+            chrono::NaiveDate::from_ymd_opt(1975, 4, 9)
+        );
+    });
+    let again = run(&e).await;
+    assert_eq!(again.guests_pushed, 0, "{again}");
+    let g =
+        e.t.store
+            .guest_by_email(&p, &email(1))
+            .await
+            .unwrap()
+            .unwrap();
+    assert_eq!(g.birth_date, chrono::NaiveDate::from_ymd_opt(1975, 4, 9));
+}
+
+both_stores! {
+    birth_date_is_pushed => birth_date_edited_here_is_pushed;
+}

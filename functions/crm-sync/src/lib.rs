@@ -519,6 +519,8 @@ impl Run<'_> {
             first_name: r.first_name.clone(),
             last_name: r.last_name.clone(),
             phone: r.phone.clone(),
+            birth_date: r.birth_date,
+            document_number: r.document_number.clone().filter(|d| !d.trim().is_empty()),
             preferences: prefs,
         }
     }
@@ -576,6 +578,11 @@ impl Run<'_> {
                     local.first_name = remote.first_name.clone();
                     local.last_name = remote.last_name.clone();
                     local.phone = remote.phone.clone();
+                    // What Cloudbeds does not hold, ours stands (and is
+                    // pushed, the profiles now differing).
+                    local.birth_date = remote.birth_date.or(local.birth_date);
+                    local.document_number =
+                        remote.document_number.clone().or(local.document_number);
                     local.preferences = remote.preferences.clone();
                     local.updated_at = local.updated_at.max(modified);
                 }
@@ -588,8 +595,6 @@ impl Run<'_> {
             }
             local.crm.remote_modified_at = Some(modified);
             local.opt_in = r.opt_in;
-            local.birth_date = r.birth_date.or(local.birth_date);
-            local.document_number = r.document_number.clone().or(local.document_number);
             self.screen_if_needed(&mut local, force_screen).await?;
             let saved = if is_new {
                 // Another guest may hold this address: keep the new one
@@ -764,6 +769,8 @@ impl Run<'_> {
                 last_name: g.last_name.clone(),
                 email: g.email.as_ref().map(|e| e.as_str().to_owned()),
                 phone: g.phone.clone(),
+                birth_date: g.birth_date,
+                document_number: g.document_number.clone(),
                 custom_fields: self.mapped_fields(&g),
             };
             self.crm.put_guest(&cb, &update).await?;

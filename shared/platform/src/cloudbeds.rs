@@ -574,11 +574,15 @@ impl CrmClient for CloudbedsClient {
             ("guestLastName", &u.last_name),
             ("guestEmail", &u.email),
             ("guestPhone", &u.phone),
+            ("guestDocumentNumber", &u.document_number),
         ];
         for (k, v) in fields {
             if let Some(v) = v {
                 p.push((k.to_owned(), v.clone()));
             }
+        }
+        if let Some(d) = u.birth_date {
+            p.push(("guestBirthDate".into(), d.format("%Y-%m-%d").to_string()));
         }
         for (i, (name, value)) in u.custom_fields.iter().enumerate() {
             p.push((

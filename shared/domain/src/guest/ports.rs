@@ -178,6 +178,8 @@ pub struct GuestUpdate {
     pub last_name: Option<String>,
     pub email: Option<String>,
     pub phone: Option<String>,
+    pub birth_date: Option<NaiveDate>,
+    pub document_number: Option<String>,
     /// (custom field name, value)
     pub custom_fields: Vec<(String, String)>,
 }
