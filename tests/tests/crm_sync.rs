@@ -750,3 +750,96 @@ async fn birth_date_edited_here_is_pushed(b: Backend) {
 both_stores! {
     birth_date_is_pushed => birth_date_edited_here_is_pushed;
 }
+
+/// The sync's history through the API: each run with its trigger, counts
+/// and the conflicts it resolved (which side won, field names only),
+/// newest first, `limit` at a time.
+async fn runs_history(b: Backend) {
+    let e = setup(b, "castle").await;
+    let p = e.conn.property.clone();
+    e.cb.add_guest_with_stay(
+        1,
+        &[("GuestHub wine", "red")],
+        "confirmed",
+        Utc::now() - chrono::Duration::minutes(30),
+    );
+    run(&e).await;
+    // Both sides change; Cloudbeds' change is later.
+    let mut g =
+        e.t.store
+            .guest_by_email(&p, &email(1))
+            .await
+            .unwrap()
+            .unwrap();
+    g.preferences.insert("wine".into(), "rosé".into());
+    g.updated_at = Utc::now();
+    e.t.store.save_guest(&g).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    e.cb.with(|s| {
+        s.guests
+            .get_mut("G0001")
+            .unwrap()
+            .custom
+            .insert("GuestHub wine".into(), "white".into());
+        s.reservations[0].modified = Utc::now();
+    });
+    let second = run(&e).await;
+    assert!(second.errors.is_empty(), "{second}");
+
+    let r = call(
+        &e.app,
+        "GET",
+        "/v1/properties/castle/crm/runs",
+        Some(&e.key),
+        &[],
+        None,
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let runs = r.json()["runs"].clone();
+    assert_eq!(runs.as_array().unwrap().len(), 2, "{runs}");
+    let newest = &runs[0];
+    assert_eq!(newest["trigger"], "schedule", "{newest}");
+    assert_eq!(
+        newest["conflicts"],
+        json!([{"winner": "cloudbeds", "fields": ["preferences.wine"]}]),
+        "{newest}"
+    );
+    assert!(newest["started_at"].as_str() <= newest["ended_at"].as_str());
+    assert_eq!(runs[1]["counts"]["guests_pulled"], 1, "{runs}");
+    assert_eq!(runs[1]["conflicts"], json!([]));
+    assert!(
+        !r.body.contains("white") && !r.body.contains("rosé"),
+        "{}",
+        r.body
+    );
+
+    let one = call(
+        &e.app,
+        "GET",
+        "/v1/properties/castle/crm/runs?limit=1",
+        Some(&e.key),
+        &[],
+        None,
+    )
+    .await;
+    assert_eq!(one.status, 200, "{}", one.body);
+    assert_eq!(one.json()["runs"].as_array().unwrap().len(), 1);
+    assert_eq!(one.json()["runs"][0]["id"], newest["id"]);
+    for bad in ["0", "101", "x"] {
+        let r = call(
+            &e.app,
+            "GET",
+            &format!("/v1/properties/castle/crm/runs?limit={bad}"),
+            Some(&e.key),
+            &[],
+            None,
+        )
+        .await;
+        assert_eq!(r.status, 400, "{bad}: {}", r.body);
+    }
+}
+
+both_stores! {
+    sync_runs_are_listed => runs_history;
+}

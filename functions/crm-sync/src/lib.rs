@@ -21,6 +21,7 @@ use chrono::{DateTime, Timelike, Utc};
 use domain::guest::ports::{
     CrmClient, CrmError, GuestStore, GuestUpdate, RemoteGuest, RemoteReservation, ScreeningProvider,
 };
+use domain::guest::runs::{self, ConflictResolved, ConflictSide, SyncCounts, SyncRun, SyncTrigger};
 use domain::guest::screening::{ScreeningSubject, record_outcome};
 use domain::guest::sync::{self, SyncedFields, Winner};
 use domain::guest::{
@@ -60,6 +61,8 @@ pub struct SyncOptions {
     pub stop: Stop,
     /// Who runs it, shown to a run that finds the property busy.
     pub by: String,
+    /// What started it, recorded in the run's history.
+    pub trigger: SyncTrigger,
 }
 
 impl Default for SyncOptions {
@@ -75,6 +78,7 @@ impl Default for SyncOptions {
             lease: chrono::Duration::seconds(60),
             stop: Stop::new(),
             by: format!("guesthub (pid {})", std::process::id()),
+            trigger: SyncTrigger::Schedule,
         }
     }
 }
@@ -146,6 +150,24 @@ impl fmt::Display for SyncSummary {
     }
 }
 
+impl SyncSummary {
+    /// The counts, as the run's history keeps them.
+    pub fn counts(&self) -> SyncCounts {
+        SyncCounts {
+            reservations_pulled: self.reservations_pulled,
+            guests_pulled: self.guests_pulled,
+            guests_pushed: self.guests_pushed,
+            notes_pulled: self.notes_pulled,
+            notes_pushed: self.notes_pushed,
+            screened: self.screened,
+            flagged: self.flagged,
+            erasures_sent: self.erasures_sent,
+            departures: self.departures,
+            fields_created: self.fields_created,
+        }
+    }
+}
+
 /// Why a step stopped.
 #[derive(Debug)]
 enum StepError {
@@ -205,6 +227,8 @@ struct Run<'a> {
     /// Checked at the safe points: between steps, reservations, pages,
     /// webhook targets and pushed guests.
     stop: Stop,
+    /// Guests changed on both sides, as the run's history records them.
+    conflicts: Vec<ConflictResolved>,
 }
 
 /// One property's run. Never fails as a whole: errors are in the summary,
@@ -231,7 +255,9 @@ pub async fn sync_property(
         seen: HashSet::new(),
         currency: None,
         stop: opts.stop.clone(),
+        conflicts: Vec::new(),
     };
+    let started_at = store.clock().now();
     let ttl = opts.lease.to_std().unwrap_or(jobs::LEASE);
     let held = match jobs::take(store, LeasedJob::CrmSync, p, &opts.by, ttl, &opts.stop).await {
         Ok(Ok(h)) => h,
@@ -275,6 +301,19 @@ pub async fn sync_property(
         }
     }
     held.release().await;
+    let record = SyncRun {
+        id: uuid::Uuid::now_v7().to_string(),
+        started_at,
+        ended_at: store.clock().now(),
+        trigger: opts.trigger,
+        counts: run.summary.counts(),
+        stopped: run.summary.stopped,
+        errors: run.summary.errors.clone(),
+        conflicts: std::mem::take(&mut run.conflicts),
+    };
+    if let Err(e) = store.save_sync_run(p, &record).await {
+        tracing::warn!(property = %p, error = %e, "could not record the sync run");
+    }
     tracing::info!(
         property = %p,
         pulled = run.summary.guests_pulled,
@@ -570,7 +609,22 @@ impl Run<'_> {
             let is_new = local.revision == 0;
             local.crm.cloudbeds_guest_id = Some(r.guest_id.clone());
             let remote = self.remote_fields(&local, r);
-            match sync::decide(&local, &remote, modified) {
+            let winner = sync::decide(&local, &remote, modified);
+            let agreed = local.crm.synced_hash.as_deref();
+            let both_changed = agreed.is_some()
+                && agreed != Some(sync::profile_hash(&local).as_str())
+                && agreed != Some(remote.hash().as_str());
+            if both_changed && winner != Winner::Same {
+                self.conflicts.push(ConflictResolved {
+                    winner: if winner == Winner::Local {
+                        ConflictSide::Guesthub
+                    } else {
+                        ConflictSide::Cloudbeds
+                    },
+                    fields: runs::differing_fields(&SyncedFields::of(&local), &remote),
+                });
+            }
+            match winner {
                 Winner::Same => {}
                 Winner::Local => {}
                 Winner::Remote => {

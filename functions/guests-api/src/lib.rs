@@ -7,11 +7,13 @@
 //! - `profiles`: upsert, read, patch, erase, notes.
 //! - `screening`: the watchlist route and the immediate screening of
 //!   profiles edited here.
+//! - `runs`: the CRM sync's history.
 //! - `webhook`: Cloudbeds deliveries (no Bearer; a secret path token).
 //! - `loyalty`: NetCarrots enrolments, member search, departures.
 
 mod loyalty;
 mod profiles;
+mod runs;
 mod screening;
 mod webhook;
 
@@ -44,6 +46,7 @@ pub fn routes() -> OpenApiRouter<Store> {
             Scope::Guests,
         ))
         .routes(scoped(routes!(screening::put_watchlist), Scope::Guests))
+        .routes(scoped(routes!(runs::list_runs), Scope::Guests))
         .routes(scoped(routes!(loyalty::enrol), Scope::Loyalty))
         .routes(scoped(routes!(loyalty::search_members), Scope::Loyalty))
         .routes(scoped(routes!(loyalty::export_state), Scope::Loyalty))

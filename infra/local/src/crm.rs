@@ -126,6 +126,7 @@ pub async fn sync(
     let opts = crm_sync::SyncOptions {
         stop: platform::jobs::stop_on_signal(),
         by: run_by("crm sync"),
+        trigger: domain::guest::runs::SyncTrigger::Cli,
         ..Default::default()
     };
     let mut all = crm_sync::sync_all(store, only.as_ref(), &crm_sync::EnvKeys, &opts).await?;
@@ -171,4 +172,55 @@ pub async fn scheduled_sync(store: Store, stop: platform::jobs::Stop) {
         }
         Err(e) => tracing::warn!(error = %e, "scheduled crm sync failed"),
     }
+}
+
+/// The property's sync runs, newest first.
+pub async fn runs(
+    store: &Store,
+    property: &str,
+    limit: Option<u32>,
+) -> anyhow::Result<Vec<domain::guest::runs::SyncRun>> {
+    let id = PropertyId::parse(property)?;
+    if store.connection(&id).await?.is_none() {
+        bail!("property {id} has no Cloudbeds connection; run `guesthub crm connect` first");
+    }
+    let limit = domain::guest::runs::runs_limit(limit)?;
+    Ok(store.sync_runs(&id, limit).await?)
+}
+
+/// One line per run: what a person reading the terminal needs.
+pub fn run_line(r: &domain::guest::runs::SyncRun) -> String {
+    let c = &r.counts;
+    let trigger = serde_json::to_value(r.trigger)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_owned))
+        .unwrap_or_default();
+    let mut line = format!(
+        "{} → {} {trigger}: pulled {} reservations / {} guests, pushed {} guests, notes {} / {}, screened {}, errors {}, conflicts {}",
+        r.started_at.format("%Y-%m-%d %H:%M:%S"),
+        r.ended_at.format("%H:%M:%S UTC"),
+        c.reservations_pulled,
+        c.guests_pulled,
+        c.guests_pushed,
+        c.notes_pulled,
+        c.notes_pushed,
+        c.screened,
+        r.errors.len(),
+        r.conflicts.len()
+    );
+    if r.stopped {
+        line.push_str(" (stopped)");
+    }
+    for k in &r.conflicts {
+        let w = if k.winner == domain::guest::runs::ConflictSide::Cloudbeds {
+            "cloudbeds"
+        } else {
+            "guesthub"
+        };
+        line.push_str(&format!("\n  conflict: {w} won ({})", k.fields.join(", ")));
+    }
+    for e in &r.errors {
+        line.push_str(&format!("\n  error: {e}"));
+    }
+    line
 }

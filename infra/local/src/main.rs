@@ -183,6 +183,15 @@ enum CrmCommand {
         #[arg(long)]
         wait: bool,
     },
+    /// The property's sync runs, newest first: start, end, trigger, counts,
+    /// errors and conflicts resolved (field names only).
+    #[command(after_help = "Example:\n  guesthub crm runs hotel-wien --limit 5")]
+    Runs {
+        property: String,
+        /// How many runs (1-100, default 20).
+        #[arg(long)]
+        limit: Option<u32>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -646,6 +655,18 @@ async fn run_admin(cli: &Cli, store: &platform::Store) -> anyhow::Result<()> {
                 }
                 println!("register this webhook path with postWebhook; it is shown only now:");
                 println!("{path}");
+            }
+            CrmCommand::Runs { property, limit } => {
+                let runs = guesthub::crm::runs(store, property, *limit).await?;
+                if json {
+                    print_json(&json!({ "runs": runs }));
+                } else if runs.is_empty() {
+                    println!("no sync runs recorded for {property}");
+                } else {
+                    for r in &runs {
+                        println!("{}", guesthub::crm::run_line(r));
+                    }
+                }
             }
             CrmCommand::Sync { property, wait } => {
                 let all = guesthub::crm::sync(store, property.as_deref(), *wait).await?;

@@ -219,6 +219,27 @@ async fn signalled_hub_releases_the_lease(dynamo: bool, sig: nix::sys::signal::S
         let guests = s.guests.len();
         assert_eq!(guests, 15);
     });
+
+    // The history: the scheduled run that was stopped, then the CLI runs.
+    let runs = hub.run(&["--output", "json", "crm", "runs", "castle"]);
+    assert!(runs.status.success(), "{}", text(&runs));
+    let v: serde_json::Value = serde_json::from_slice(&runs.stdout).unwrap();
+    let runs = v["runs"].as_array().unwrap();
+    assert_eq!(runs.len(), 3, "{v}");
+    assert_eq!(runs[2]["trigger"], "schedule", "{v}");
+    assert_eq!(runs[2]["stopped"], true, "{v}");
+    assert!(
+        runs[..2]
+            .iter()
+            .all(|r| r["trigger"] == "cli" && r["stopped"] == false),
+        "{v}"
+    );
+    let text_runs = hub.run(&["crm", "runs", "castle", "--limit", "1"]);
+    let out = String::from_utf8_lossy(&text_runs.stdout).into_owned();
+    assert!(
+        text_runs.status.success() && out.lines().count() == 1 && out.contains(" cli: "),
+        "{out}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -8,6 +8,7 @@
 //! - [`ports`]: `GuestStore`, `CrmClient`, `ScreeningProvider`.
 
 pub mod ports;
+pub mod runs;
 pub mod screening;
 pub mod sync;
 

@@ -8,6 +8,7 @@ use thiserror::Error;
 
 // The screening port lives with its subject and outcome types; it is
 // re-exported here with the other ports (screening never imports ports).
+use super::runs::SyncRun;
 use super::screening::Watchlist;
 pub use super::screening::{ScreeningError, ScreeningProvider};
 use super::{CrmConnection, Guest, GuestId, Note, RefetchTarget, Stay, SyncCursor};
@@ -68,6 +69,10 @@ pub trait GuestStore: Send + Sync {
         delivery_hash: &str,
         target: Option<&RefetchTarget>,
     ) -> Result<bool, StoreError>;
+    /// Records one sync run (kept 90 days).
+    async fn save_sync_run(&self, p: &PropertyId, run: &SyncRun) -> Result<(), StoreError>;
+    /// The property's runs, newest first, at most `limit`.
+    async fn sync_runs(&self, p: &PropertyId, limit: usize) -> Result<Vec<SyncRun>, StoreError>;
     /// Targets webhooks marked, each with the mark it carries now.
     async fn refetch_targets(
         &self,
