@@ -149,3 +149,21 @@ pub async fn take(
         renewer,
     }))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A Lambda run is stopped `margin` before the invocation's deadline.
+    #[tokio::test(start_paused = true)]
+    async fn stops_before_the_deadline() {
+        let stop = stop_before(
+            SystemTime::now() + Duration::from_secs(10),
+            Duration::from_secs(3),
+        );
+        tokio::time::sleep(Duration::from_secs(6)).await;
+        assert!(!stop.is_cancelled());
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        assert!(stop.is_cancelled());
+    }
+}
