@@ -95,6 +95,14 @@ impl Held {
     }
 }
 
+impl Drop for Held {
+    /// A run dropped without releasing (aborted) stops renewing: its lease
+    /// then ends on its own.
+    fn drop(&mut self) {
+        self.renewer.abort();
+    }
+}
+
 /// Takes the job's lease of `p` for `ttl`, renewed every `ttl / 3` until
 /// released. `Ok(Err(lease))` when another run holds it.
 pub async fn take(
