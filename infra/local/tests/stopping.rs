@@ -251,3 +251,75 @@ async fn sigterm_on_sqlite() {
 async fn sigint_on_dynamodb() {
     signalled_hub_releases_the_lease(true, nix::sys::signal::Signal::SIGINT).await;
 }
+
+/// The loyalty export alike: a run finding the property held says by whom
+/// and until when and exits 1; `--wait` waits for the holder to release.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn loyalty_export_held_elsewhere() {
+    use domain::ports::{JobLease, LeaseStore, LeaseTake, LeasedJob};
+    let hub = Hub {
+        dir: tempfile::tempdir().unwrap(),
+        store: vec![],
+    };
+    let ok = |o: Output| {
+        assert!(o.status.success(), "{}", text(&o));
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    };
+    ok(hub.run(&["tables", "create"]));
+    ok(hub.run(&[
+        "property",
+        "add",
+        "castle",
+        "--name",
+        "Castle",
+        "--time-zone",
+        "Europe/Vienna",
+        "--currency",
+        "EUR",
+    ]));
+    // Another process (here: this test, on the same store) runs the export.
+    let store = platform::config::StoreKind::Sqlite {
+        path: hub.dir.path().join("guesthub.sqlite3"),
+    }
+    .open()
+    .await
+    .unwrap();
+    let p = domain::PropertyId::parse("castle").unwrap();
+    let lease = JobLease {
+        holder: "other".into(),
+        by: "LoyaltyExportFunction (request r-1)".into(),
+        until: Utc::now() + chrono::Duration::seconds(60),
+    };
+    assert_eq!(
+        store
+            .take_lease(LeasedJob::LoyaltyExport, &p, &lease)
+            .await
+            .unwrap(),
+        LeaseTake::Taken
+    );
+    let skipped = hub.run(&["loyalty", "export", "castle"]);
+    let out = text(&skipped);
+    assert!(!skipped.status.success(), "{out}");
+    assert!(
+        out.contains("castle is held by LoyaltyExportFunction (request r-1) until "),
+        "{out}"
+    );
+
+    let mut waiting = hub
+        .cmd(&["loyalty", "export", "castle", "--wait"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert!(waiting.try_wait().unwrap().is_none(), "--wait did not wait");
+    store
+        .release_lease(LeasedJob::LoyaltyExport, &p, "other")
+        .await
+        .unwrap();
+    let released = Instant::now();
+    let waited = waiting.wait_with_output().unwrap();
+    assert!(waited.status.success(), "{}", text(&waited));
+    assert!(released.elapsed() < Duration::from_secs(5));
+    assert!(!text(&waited).contains("skipped"), "{}", text(&waited));
+}
