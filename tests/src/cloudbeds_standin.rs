@@ -5,8 +5,9 @@
 //! `{"success": bool, "data": ..}`, `pageNumber`/`pageSize` ≤ 100 with
 //! `count`/`total`. Faults can be queued per method (429, 500, a timeout
 //! before or after applying), and a reservation can be modified while a
-//! window is being paged. It measures what the tests assert: requests in
-//! any second above the rate limit, and duplicate posts.
+//! window is being paged; each request can be delayed a random latency
+//! before it arrives. It measures what the tests assert: arrival times,
+//! requests in any second above the rate limit, and duplicate posts.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -70,7 +71,11 @@ pub struct StandinState {
     /// After serving this page of getReservations, modify the first
     /// reservation of the window (it leaves the window; pages shift).
     pub shift_after_page: Option<u32>,
+    /// Every request's arrival, after its simulated network latency.
     pub arrivals: Vec<Instant>,
+    /// Each request is held a random 0..latency_max before it "arrives"
+    /// (network latency varying between requests).
+    pub latency_max: Duration,
     pub rate_violations: u32,
     pub calls: BTreeMap<String, u32>,
     pub duplicate_note_posts: u32,
@@ -168,6 +173,23 @@ impl Standin {
         self.with(|s| s.faults.push((method.into(), f)));
     }
 
+    /// The most requests that arrived within any one second.
+    pub fn max_in_any_second(&self) -> usize {
+        self.with(|s| {
+            let mut a = s.arrivals.clone();
+            a.sort();
+            (0..a.len())
+                .map(|i| {
+                    a[i..]
+                        .iter()
+                        .take_while(|t| t.duration_since(a[i]) < Duration::from_secs(1))
+                        .count()
+                })
+                .max()
+                .unwrap_or(0)
+        })
+    }
+
     pub fn calls(&self, method: &str) -> u32 {
         self.with(|s| s.calls.get(method).copied().unwrap_or(0))
     }
@@ -207,6 +229,10 @@ async fn handle(
     RawQuery(query): RawQuery,
     body: Bytes,
 ) -> Response {
+    let latency = state.lock().unwrap().latency_max;
+    if !latency.is_zero() {
+        tokio::time::sleep(latency.mul_f64(rand::random::<f64>())).await;
+    }
     let fault = {
         let mut s = state.lock().unwrap();
         let now = Instant::now();
@@ -353,7 +379,8 @@ fn route(s: &mut StandinState, method: &Method, name: &str, f: &[(String, String
                     "guestLastName" => g.last_name = v.clone(),
                     "guestEmail" => g.email = v.clone(),
                     "guestPhone" => g.phone = v.clone(),
-                    "guestBirthDate" => g.birth_date = v.parse().ok(),
+                    "guestBirthDate" => g.birth_date = NaiveDate::parse_from_str(v, "%Y-%m-%d").ok(),
+                    "guestDocumentNumber" => g.document_number = v.clone(),
                     _ => {}
                 }
             }

@@ -390,3 +390,125 @@ fn every_amount_in_the_api_is_money() {
         "{found:#?}"
     );
 }
+
+/// The domain's modules import one another in one direction: no two
+/// sibling modules (files of one folder) reach each other through
+/// `super::` or `crate::` paths, directly or round a longer circle.
+#[test]
+fn domain_modules_import_without_circles() {
+    use std::collections::{BTreeMap, BTreeSet};
+    fn rs_files(dir: &Path, out: &mut Vec<std::path::PathBuf>) {
+        for e in std::fs::read_dir(dir).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                rs_files(&p, out);
+            } else if p.extension().is_some_and(|x| x == "rs") {
+                out.push(p);
+            }
+        }
+    }
+    let src = repo().join("shared/domain/src");
+    let mut files = Vec::new();
+    rs_files(&src, &mut files);
+    // Module path of each file: guest/ports.rs → guest::ports.
+    let module = |p: &Path| -> Vec<String> {
+        let rel = p.strip_prefix(&src).unwrap().with_extension("");
+        let mut parts: Vec<String> = rel
+            .components()
+            .map(|c| c.as_os_str().to_string_lossy().into_owned())
+            .collect();
+        if parts.last().is_some_and(|l| l == "mod" || l == "lib") {
+            parts.pop();
+        }
+        parts
+    };
+    let known: BTreeSet<Vec<String>> = files.iter().map(|f| module(f)).collect();
+    let mut edges: BTreeMap<Vec<String>, BTreeSet<Vec<String>>> = BTreeMap::new();
+    for f in &files {
+        let me = module(f);
+        let is_mod = f.file_stem().is_some_and(|s| s == "mod" || s == "lib");
+        // `super` of a file module is its folder's module; of a mod.rs, its parent.
+        let parent: Vec<String> = if is_mod {
+            me[..me.len().saturating_sub(1)].to_vec()
+        } else {
+            me[..me.len() - 1].to_vec()
+        };
+        let text = std::fs::read_to_string(f).unwrap();
+        let code = text.split("#[cfg(test)]").next().unwrap_or("");
+        for stmt in code
+            .split(';')
+            .map(str::trim)
+            .filter(|s| s.starts_with("use ") || s.starts_with("pub use "))
+        {
+            let path = stmt
+                .trim_start_matches("pub ")
+                .trim_start_matches("use ")
+                .trim();
+            let (base, rest) = if let Some(r) = path.strip_prefix("super::") {
+                (parent.clone(), r)
+            } else if let Some(r) = path.strip_prefix("crate::") {
+                (Vec::new(), r)
+            } else {
+                continue;
+            };
+            // The longest known module the path names.
+            let mut target = base.clone();
+            let mut best = None;
+            for seg in rest.split("::") {
+                let seg = seg.trim_matches(|c: char| c == '{' || c == '}' || c.is_whitespace());
+                if seg.is_empty() || seg.contains(',') {
+                    break;
+                }
+                target.push(seg.to_owned());
+                if known.contains(&target) {
+                    best = Some(target.clone());
+                }
+            }
+            if let Some(t) = best
+                && t != me
+                && t.len() == me.len()
+                && t[..t.len() - 1] == me[..me.len() - 1]
+            {
+                edges.entry(me.clone()).or_default().insert(t);
+            }
+        }
+    }
+    // Depth-first search for a back edge.
+    fn visit(
+        n: &Vec<String>,
+        edges: &BTreeMap<Vec<String>, BTreeSet<Vec<String>>>,
+        stack: &mut Vec<Vec<String>>,
+        done: &mut BTreeSet<Vec<String>>,
+    ) -> Option<Vec<String>> {
+        if let Some(i) = stack.iter().position(|s| s == n) {
+            let mut cycle: Vec<String> = stack[i..].iter().map(|m| m.join("::")).collect();
+            cycle.push(n.join("::"));
+            return Some(cycle);
+        }
+        if done.contains(n) {
+            return None;
+        }
+        stack.push(n.clone());
+        for m in edges.get(n).into_iter().flatten() {
+            if let Some(c) = visit(m, edges, stack, done) {
+                return Some(c);
+            }
+        }
+        stack.pop();
+        done.insert(n.clone());
+        None
+    }
+    let mut done = BTreeSet::new();
+    for n in edges.keys() {
+        let cycle = visit(n, &edges, &mut Vec::new(), &mut done);
+        assert!(
+            cycle.is_none(),
+            "import circle: {}",
+            cycle.unwrap().join(" → ")
+        );
+    }
+    assert!(
+        !edges.is_empty(),
+        "no imports between sibling modules found"
+    );
+}

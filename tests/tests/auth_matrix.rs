@@ -183,6 +183,7 @@ const ROUTE_SCOPES: &[(&str, &str, &str)] = &[
         "/v1/properties/{property}/club-tiers/{tier}",
         "club:admin",
     ),
+    ("GET", "/v1/properties/{property}/crm/runs", "guests"),
     ("POST", "/v1/properties/{property}/erasures", "guests"),
     ("GET", "/v1/properties/{property}/erasures/{id}", "guests"),
     ("GET", "/v1/properties/{property}/guests", "guests"),

@@ -705,8 +705,106 @@ async fn erasure_receipts(b: Backend) {
     );
 }
 
+/// Job leases: one holder at a time, the refused one told who holds it
+/// and until when; renewing moves the end; a lease that ran out can be
+/// taken, and its old holder then neither renews nor releases it.
+async fn job_leases(b: Backend) {
+    use domain::ports::{Clock, JobLease, LeaseStore, LeaseTake, LeasedJob};
+    let t = fresh_store(b).await;
+    let p = PropertyId::parse("castle").unwrap();
+    let at = t.clock.now();
+    let lease = |holder: &str, by: &str, secs: i64| JobLease {
+        holder: holder.into(),
+        by: by.into(),
+        until: t.clock.now() + Duration::seconds(secs),
+    };
+    let a = lease("a", "guesthub serve (pid 1)", 60);
+    assert_eq!(
+        t.store
+            .take_lease(LeasedJob::CrmSync, &p, &a)
+            .await
+            .unwrap(),
+        LeaseTake::Taken
+    );
+    let b1 = lease("b", "guesthub crm sync (pid 2)", 60);
+    match t
+        .store
+        .take_lease(LeasedJob::CrmSync, &p, &b1)
+        .await
+        .unwrap()
+    {
+        LeaseTake::Busy(held) => {
+            assert_eq!(held.by, "guesthub serve (pid 1)");
+            assert_eq!(held.until.timestamp(), a.until.timestamp());
+        }
+        other => panic!("{other:?}"),
+    }
+    // Another job of the same property is independent.
+    assert_eq!(
+        t.store
+            .take_lease(LeasedJob::LoyaltyExport, &p, &b1)
+            .await
+            .unwrap(),
+        LeaseTake::Taken
+    );
+    let renewed = lease("a", "guesthub serve (pid 1)", 120);
+    assert!(
+        t.store
+            .renew_lease(LeasedJob::CrmSync, &p, &renewed)
+            .await
+            .unwrap()
+    );
+    t.clock.set(at + Duration::seconds(90));
+    assert!(matches!(
+        t.store
+            .take_lease(LeasedJob::CrmSync, &p, &lease("b", "x", 60))
+            .await
+            .unwrap(),
+        LeaseTake::Busy(_)
+    ));
+    // Past its end: another run takes it; the old holder has lost it.
+    t.clock.set(at + Duration::seconds(200));
+    assert_eq!(
+        t.store
+            .take_lease(LeasedJob::CrmSync, &p, &lease("b", "x", 60))
+            .await
+            .unwrap(),
+        LeaseTake::Taken
+    );
+    assert!(
+        !t.store
+            .renew_lease(LeasedJob::CrmSync, &p, &lease("a", "y", 60))
+            .await
+            .unwrap()
+    );
+    t.store
+        .release_lease(LeasedJob::CrmSync, &p, "a")
+        .await
+        .unwrap();
+    assert!(matches!(
+        t.store
+            .take_lease(LeasedJob::CrmSync, &p, &lease("c", "z", 60))
+            .await
+            .unwrap(),
+        LeaseTake::Busy(_)
+    ));
+    // Its holder releases it: free at once.
+    t.store
+        .release_lease(LeasedJob::CrmSync, &p, "b")
+        .await
+        .unwrap();
+    assert_eq!(
+        t.store
+            .take_lease(LeasedJob::CrmSync, &p, &lease("c", "z", 60))
+            .await
+            .unwrap(),
+        LeaseTake::Taken
+    );
+}
+
 both_stores! {
     erasure_receipts_one_open_per_person => erasure_receipts;
+    leases => job_leases;
     properties => properties_round_trip;
     partners => partners_found_by_key_id;
     idempotency => idempotency_cases;

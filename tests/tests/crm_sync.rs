@@ -704,3 +704,199 @@ async fn default_rate_limit_is_five_per_second() {
         "{took:?} for {calls}"
     );
 }
+
+/// The limit as Cloudbeds counts it: at most 5 arrivals in any one second
+/// at the server, retries included, while each request takes a random
+/// 0–80 ms to get there.
+async fn rate_limit_at_the_server(b: Backend) {
+    let e = setup(b, "castle").await;
+    e.cb.with(|s| {
+        s.rate_limit = 5;
+        s.latency_max = Duration::from_millis(80);
+    });
+    for n in 1..=5 {
+        e.cb.add_guest_with_stay(
+            n,
+            &[],
+            "confirmed",
+            Utc::now() - chrono::Duration::minutes(5),
+        );
+    }
+    // Retries, sent as fast as the backoff allows, count too.
+    e.cb.fault("getGuest", Fault::Status(429));
+    e.cb.fault("getGuest", Fault::Status(500));
+    e.cb.fault("getGuestNotes", Fault::Status(503));
+    let o = SyncOptions {
+        settle: chrono::Duration::zero(),
+        backoff_base: Duration::from_millis(1),
+        ..SyncOptions::default()
+    };
+    e.t.clock.set(Utc::now());
+    let client = client_for(&e.conn, ApiKey::new(KEY), &o).unwrap();
+    let wl = e.t.store.watchlist(&e.conn.property).await.unwrap();
+    let s = sync_property(&e.t.store, &e.conn, &client, &wl, &o).await;
+    assert!(s.errors.is_empty(), "{s}");
+    let calls: u32 = e.cb.with(|s| s.calls.values().sum());
+    let most = e.cb.max_in_any_second();
+    println!("rate at the server ({b:?}): {calls} requests, at most {most} in any second");
+    assert!(calls >= 20, "{calls}");
+    assert!(most <= 5, "{most} requests arrived within one second");
+    assert_eq!(e.cb.with(|s| s.rate_violations), 0);
+}
+
+both_stores! {
+    rate_limit_holds_at_the_server => rate_limit_at_the_server;
+}
+
+/// Everything GuestHub collects goes back with putGuest: a birth date
+/// edited here (through the guests API) is pushed, as is the document
+/// number, and the next run pushes nothing again.
+async fn birth_date_edited_here_is_pushed(b: Backend) {
+    let e = setup(b, "castle").await;
+    let p = e.conn.property.clone();
+    e.cb.add_guest_with_stay(
+        1,
+        &[],
+        "confirmed",
+        Utc::now() - chrono::Duration::minutes(30),
+    );
+    let first = run(&e).await;
+    assert!(first.errors.is_empty(), "{first}");
+    let g =
+        e.t.store
+            .guest_by_email(&p, &email(1))
+            .await
+            .unwrap()
+            .unwrap();
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    e.t.clock.set(Utc::now());
+    let r = call(
+        &e.app,
+        "PATCH",
+        &format!("/v1/properties/castle/guests/{}", g.id),
+        Some(&e.key),
+        &[],
+        Some(json!({"birth_date": "1975-04-09"}).to_string()),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let s = run(&e).await;
+    assert!(s.errors.is_empty(), "{s}");
+    assert_eq!(s.guests_pushed, 1, "{s}");
+    e.cb.with(|s| {
+        let (_, pairs) = s.puts.last().expect("a putGuest");
+        let get = |k: &str| pairs.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
+        assert_eq!(get("guestBirthDate").as_deref(), Some("1975-04-09"));
+        assert_eq!(get("guestDocumentNumber").as_deref(), Some("DOC00001"));
+        assert_eq!(
+            s.guests["G0001"].birth_date,
+            chrono::NaiveDate::from_ymd_opt(1975, 4, 9)
+        );
+    });
+    let again = run(&e).await;
+    assert_eq!(again.guests_pushed, 0, "{again}");
+    let g =
+        e.t.store
+            .guest_by_email(&p, &email(1))
+            .await
+            .unwrap()
+            .unwrap();
+    assert_eq!(g.birth_date, chrono::NaiveDate::from_ymd_opt(1975, 4, 9));
+}
+
+both_stores! {
+    birth_date_is_pushed => birth_date_edited_here_is_pushed;
+}
+
+/// The sync's history through the API: each run with its trigger, counts
+/// and the conflicts it resolved (which side won, field names only),
+/// newest first, `limit` at a time.
+async fn runs_history(b: Backend) {
+    let e = setup(b, "castle").await;
+    let p = e.conn.property.clone();
+    e.cb.add_guest_with_stay(
+        1,
+        &[("GuestHub wine", "red")],
+        "confirmed",
+        Utc::now() - chrono::Duration::minutes(30),
+    );
+    run(&e).await;
+    // Both sides change; Cloudbeds' change is later.
+    let mut g =
+        e.t.store
+            .guest_by_email(&p, &email(1))
+            .await
+            .unwrap()
+            .unwrap();
+    g.preferences.insert("wine".into(), "rosé".into());
+    g.updated_at = Utc::now();
+    e.t.store.save_guest(&g).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    e.cb.with(|s| {
+        s.guests
+            .get_mut("G0001")
+            .unwrap()
+            .custom
+            .insert("GuestHub wine".into(), "white".into());
+        s.reservations[0].modified = Utc::now();
+    });
+    let second = run(&e).await;
+    assert!(second.errors.is_empty(), "{second}");
+
+    let r = call(
+        &e.app,
+        "GET",
+        "/v1/properties/castle/crm/runs",
+        Some(&e.key),
+        &[],
+        None,
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let runs = r.json()["runs"].clone();
+    assert_eq!(runs.as_array().unwrap().len(), 2, "{runs}");
+    let newest = &runs[0];
+    assert_eq!(newest["trigger"], "schedule", "{newest}");
+    assert_eq!(
+        newest["conflicts"],
+        json!([{"winner": "cloudbeds", "fields": ["preferences.wine"]}]),
+        "{newest}"
+    );
+    assert!(newest["started_at"].as_str() <= newest["ended_at"].as_str());
+    assert_eq!(runs[1]["counts"]["guests_pulled"], 1, "{runs}");
+    assert_eq!(runs[1]["conflicts"], json!([]));
+    assert!(
+        !r.body.contains("white") && !r.body.contains("rosé"),
+        "{}",
+        r.body
+    );
+
+    let one = call(
+        &e.app,
+        "GET",
+        "/v1/properties/castle/crm/runs?limit=1",
+        Some(&e.key),
+        &[],
+        None,
+    )
+    .await;
+    assert_eq!(one.status, 200, "{}", one.body);
+    assert_eq!(one.json()["runs"].as_array().unwrap().len(), 1);
+    assert_eq!(one.json()["runs"][0]["id"], newest["id"]);
+    for bad in ["0", "101", "x"] {
+        let r = call(
+            &e.app,
+            "GET",
+            &format!("/v1/properties/castle/crm/runs?limit={bad}"),
+            Some(&e.key),
+            &[],
+            None,
+        )
+        .await;
+        assert_eq!(r.status, 400, "{bad}: {}", r.body);
+    }
+}
+
+both_stores! {
+    sync_runs_are_listed => runs_history;
+}

@@ -692,7 +692,7 @@ async fn retention(b: Backend) {
         .await;
     assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
     let run = || async {
-        guesthub::loyalty::export(&h.store, data.path(), Some("castle"))
+        guesthub::loyalty::export(&h.store, data.path(), Some("castle"), false)
             .await
             .unwrap()
             .iter()

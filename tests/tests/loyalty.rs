@@ -93,6 +93,7 @@ fn opts() -> ExportOptions {
     ExportOptions {
         timeout: Duration::from_secs(5),
         lease: chrono::Duration::minutes(10),
+        ..ExportOptions::default()
     }
 }
 

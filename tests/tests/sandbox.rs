@@ -490,7 +490,7 @@ async fn loyalty(b: Backend) {
     // The local export: the test records go to the outbox's `test/` folder
     // only; the live outbox gets nothing.
     let data = tempfile::tempdir().unwrap();
-    let summaries = guesthub::loyalty::export(&w.t.store, data.path(), None)
+    let summaries = guesthub::loyalty::export(&w.t.store, data.path(), None, false)
         .await
         .unwrap();
     let outbox = guesthub::loyalty::outbox_dir(data.path());

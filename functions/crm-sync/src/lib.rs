@@ -21,6 +21,7 @@ use chrono::{DateTime, Timelike, Utc};
 use domain::guest::ports::{
     CrmClient, CrmError, GuestStore, GuestUpdate, RemoteGuest, RemoteReservation, ScreeningProvider,
 };
+use domain::guest::runs::{self, ConflictResolved, ConflictSide, SyncCounts, SyncRun, SyncTrigger};
 use domain::guest::screening::{ScreeningSubject, record_outcome};
 use domain::guest::sync::{self, SyncedFields, Winner};
 use domain::guest::{
@@ -30,10 +31,12 @@ use domain::guest::{
 use domain::loyalty::ports::LoyaltyStore;
 use domain::loyalty::service::Departure;
 use domain::loyalty::{self, StaySource};
+use domain::ports::LeasedJob;
 use domain::ports::PropertyStore;
 use domain::{Currency, Email, Money, PropertyId, StoreError};
 use platform::Store;
 use platform::cloudbeds::{ApiKey, CloudbedsClient, CloudbedsConfig};
+use platform::jobs::{self, Stop};
 use serde::Serialize;
 
 /// Knobs of a run. Defaults fit Cloudbeds; tests speed them up.
@@ -51,8 +54,15 @@ pub struct SyncOptions {
     pub settle: chrono::Duration,
     /// How often a window restarts when its total changes under the cursor.
     pub max_restarts: u32,
-    /// How long a run may hold a property's lease.
+    /// How long a run holds a property's lease without renewing it (it is
+    /// renewed every third of this while the run goes on).
     pub lease: chrono::Duration,
+    /// Ends the run at its next safe point (signal, Lambda deadline).
+    pub stop: Stop,
+    /// Who runs it, shown to a run that finds the property busy.
+    pub by: String,
+    /// What started it, recorded in the run's history.
+    pub trigger: SyncTrigger,
 }
 
 impl Default for SyncOptions {
@@ -65,7 +75,10 @@ impl Default for SyncOptions {
             timeout: Duration::from_secs(20),
             settle: chrono::Duration::seconds(60),
             max_restarts: 3,
-            lease: chrono::Duration::minutes(14),
+            lease: chrono::Duration::seconds(60),
+            stop: Stop::new(),
+            by: format!("guesthub (pid {})", std::process::id()),
+            trigger: SyncTrigger::Schedule,
         }
     }
 }
@@ -87,6 +100,14 @@ pub struct SyncSummary {
     /// departures.
     pub departures: u32,
     pub skipped_busy: bool,
+    /// When skipped: the run holding the property, and until when.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub held_by: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub held_until: Option<DateTime<Utc>>,
+    /// The run was asked to stop and ended at a safe point; the next run
+    /// goes on from its cursor.
+    pub stopped: bool,
     /// Short reasons, no personal data.
     pub errors: Vec<String>,
 }
@@ -110,12 +131,40 @@ impl fmt::Display for SyncSummary {
             self.errors.len()
         )?;
         if self.skipped_busy {
-            write!(f, " (skipped: another run holds the property)")?;
+            match (&self.held_by, self.held_until) {
+                (Some(by), Some(until)) => write!(
+                    f,
+                    " (skipped: {by} holds the property until {})",
+                    until.format("%Y-%m-%d %H:%M:%S UTC")
+                )?,
+                _ => write!(f, " (skipped: another run holds the property)")?,
+            }
+        }
+        if self.stopped {
+            write!(f, " (stopped at a safe point; the next run goes on)")?;
         }
         for e in &self.errors {
             write!(f, "\n  error: {e}")?;
         }
         Ok(())
+    }
+}
+
+impl SyncSummary {
+    /// The counts, as the run's history keeps them.
+    pub fn counts(&self) -> SyncCounts {
+        SyncCounts {
+            reservations_pulled: self.reservations_pulled,
+            guests_pulled: self.guests_pulled,
+            guests_pushed: self.guests_pushed,
+            notes_pulled: self.notes_pulled,
+            notes_pushed: self.notes_pushed,
+            screened: self.screened,
+            flagged: self.flagged,
+            erasures_sent: self.erasures_sent,
+            departures: self.departures,
+            fields_created: self.fields_created,
+        }
     }
 }
 
@@ -125,6 +174,8 @@ enum StepError {
     Crm(CrmError),
     Store(StoreError),
     Other(String),
+    /// The run was asked to stop; what is done is saved.
+    Stopped,
 }
 
 impl fmt::Display for StepError {
@@ -133,6 +184,7 @@ impl fmt::Display for StepError {
             StepError::Crm(e) => write!(f, "cloudbeds: {e}"),
             StepError::Store(e) => write!(f, "store: {e}"),
             StepError::Other(e) => f.write_str(e),
+            StepError::Stopped => f.write_str("stopped"),
         }
     }
 }
@@ -156,6 +208,7 @@ fn fatal(e: &StepError) -> bool {
         e,
         StepError::Crm(CrmError::Unauthorized | CrmError::Unavailable(_))
             | StepError::Store(StoreError::Unavailable(_))
+            | StepError::Stopped
     )
 }
 
@@ -171,6 +224,11 @@ struct Run<'a> {
     seen: HashSet<String>,
     /// The property's currency, read once when a departure needs it.
     currency: Option<Currency>,
+    /// Checked at the safe points: between steps, reservations, pages,
+    /// webhook targets and pushed guests.
+    stop: Stop,
+    /// Guests changed on both sides, as the run's history records them.
+    conflicts: Vec<ConflictResolved>,
 }
 
 /// One property's run. Never fails as a whole: errors are in the summary,
@@ -196,22 +254,31 @@ pub async fn sync_property(
         },
         seen: HashSet::new(),
         currency: None,
+        stop: opts.stop.clone(),
+        conflicts: Vec::new(),
     };
-    let holder = uuid::Uuid::now_v7().to_string();
-    let until = (store.clock().now() + opts.lease).timestamp();
-    match store.take_sync_lease(p, &holder, until).await {
-        Ok(true) => {}
-        Ok(false) => {
+    let started_at = store.clock().now();
+    let ttl = opts.lease.to_std().unwrap_or(jobs::LEASE);
+    let held = match jobs::take(store, LeasedJob::CrmSync, p, &opts.by, ttl, &opts.stop).await {
+        Ok(Ok(h)) => h,
+        Ok(Err(other)) => {
             run.summary.skipped_busy = true;
+            run.summary.held_by = Some(other.by);
+            run.summary.held_until = Some(other.until);
             return run.summary;
         }
         Err(e) => {
             run.summary.errors.push(format!("lease: {e}"));
             return run.summary;
         }
-    }
+    };
+    run.stop = held.stop().clone();
     let steps: [&str; 4] = ["custom fields", "pull", "refetch", "push"];
     for step in steps {
+        if run.stop.is_cancelled() {
+            run.summary.stopped = true;
+            break;
+        }
         let r = match step {
             "custom fields" => run.ensure_fields().await,
             "pull" => run.pull().await,
@@ -219,6 +286,12 @@ pub async fn sync_property(
             _ => run.push().await,
         };
         if let Err(e) = r {
+            if run.stop.is_cancelled() {
+                // Whatever failed, failed because the run was stopped.
+                tracing::info!(property = %p, step, "sync stopped at a safe point");
+                run.summary.stopped = true;
+                break;
+            }
             tracing::warn!(property = %p, step, error = %e, "sync step failed");
             let stop = fatal(&e);
             run.summary.errors.push(format!("{step}: {e}"));
@@ -227,8 +300,19 @@ pub async fn sync_property(
             }
         }
     }
-    if let Err(e) = store.release_sync_lease(p, &holder).await {
-        tracing::warn!(property = %p, error = %e, "could not release the sync lease; it expires");
+    held.release().await;
+    let record = SyncRun {
+        id: uuid::Uuid::now_v7().to_string(),
+        started_at,
+        ended_at: store.clock().now(),
+        trigger: opts.trigger,
+        counts: run.summary.counts(),
+        stopped: run.summary.stopped,
+        errors: run.summary.errors.clone(),
+        conflicts: std::mem::take(&mut run.conflicts),
+    };
+    if let Err(e) = store.save_sync_run(p, &record).await {
+        tracing::warn!(property = %p, error = %e, "could not record the sync run");
     }
     tracing::info!(
         property = %p,
@@ -243,6 +327,14 @@ pub async fn sync_property(
 }
 
 impl Run<'_> {
+    fn safe_point(&self) -> Result<(), StepError> {
+        if self.stop.is_cancelled() {
+            Err(StepError::Stopped)
+        } else {
+            Ok(())
+        }
+    }
+
     fn p(&self) -> &PropertyId {
         &self.conn.property
     }
@@ -319,6 +411,9 @@ impl Run<'_> {
             }
             cursor.window_total = Some(page.total);
             for r in &page.reservations {
+                // Applying is idempotent: a page left half-applied is read
+                // again by the next run (the cursor has not moved).
+                self.safe_point()?;
                 self.apply_reservation(r).await?;
             }
             self.summary.reservations_pulled += page.reservations.len() as u32;
@@ -336,6 +431,7 @@ impl Run<'_> {
             // Only now, with the page applied in full.
             cursor.next_page += 1;
             self.store.save_sync_cursor(self.p(), &cursor).await?;
+            self.safe_point()?;
         }
     }
 
@@ -462,6 +558,8 @@ impl Run<'_> {
             first_name: r.first_name.clone(),
             last_name: r.last_name.clone(),
             phone: r.phone.clone(),
+            birth_date: r.birth_date,
+            document_number: r.document_number.clone().filter(|d| !d.trim().is_empty()),
             preferences: prefs,
         }
     }
@@ -511,7 +609,22 @@ impl Run<'_> {
             let is_new = local.revision == 0;
             local.crm.cloudbeds_guest_id = Some(r.guest_id.clone());
             let remote = self.remote_fields(&local, r);
-            match sync::decide(&local, &remote, modified) {
+            let winner = sync::decide(&local, &remote, modified);
+            let agreed = local.crm.synced_hash.as_deref();
+            let both_changed = agreed.is_some()
+                && agreed != Some(sync::profile_hash(&local).as_str())
+                && agreed != Some(remote.hash().as_str());
+            if both_changed && winner != Winner::Same {
+                self.conflicts.push(ConflictResolved {
+                    winner: if winner == Winner::Local {
+                        ConflictSide::Guesthub
+                    } else {
+                        ConflictSide::Cloudbeds
+                    },
+                    fields: runs::differing_fields(&SyncedFields::of(&local), &remote),
+                });
+            }
+            match winner {
                 Winner::Same => {}
                 Winner::Local => {}
                 Winner::Remote => {
@@ -519,6 +632,11 @@ impl Run<'_> {
                     local.first_name = remote.first_name.clone();
                     local.last_name = remote.last_name.clone();
                     local.phone = remote.phone.clone();
+                    // What Cloudbeds does not hold, ours stands (and is
+                    // pushed, the profiles now differing).
+                    local.birth_date = remote.birth_date.or(local.birth_date);
+                    local.document_number =
+                        remote.document_number.clone().or(local.document_number);
                     local.preferences = remote.preferences.clone();
                     local.updated_at = local.updated_at.max(modified);
                 }
@@ -531,8 +649,6 @@ impl Run<'_> {
             }
             local.crm.remote_modified_at = Some(modified);
             local.opt_in = r.opt_in;
-            local.birth_date = r.birth_date.or(local.birth_date);
-            local.document_number = r.document_number.clone().or(local.document_number);
             self.screen_if_needed(&mut local, force_screen).await?;
             let saved = if is_new {
                 // Another guest may hold this address: keep the new one
@@ -631,6 +747,7 @@ impl Run<'_> {
     /// 3. Guests and reservations webhooks asked for.
     async fn refetch(&mut self) -> Result<(), StepError> {
         for (t, mark) in self.store.refetch_targets(self.p()).await? {
+            self.safe_point()?;
             match &t {
                 RefetchTarget::Guest(id) => {
                     let remote = self.crm.guest(id).await?;
@@ -650,6 +767,7 @@ impl Run<'_> {
     /// 4. Profiles, notes, screening outcomes and erasures to Cloudbeds.
     async fn push(&mut self) -> Result<(), StepError> {
         for g in self.store.guests_needing_sync(self.p()).await? {
+            self.safe_point()?;
             if let Err(e) = self.push_guest(g).await {
                 if fatal(&e) {
                     return Err(e);
@@ -703,7 +821,8 @@ impl Run<'_> {
                 last_name: g.last_name.clone(),
                 email: g.email.as_ref().map(|e| e.as_str().to_owned()),
                 phone: g.phone.clone(),
-                birth_date: None,
+                birth_date: g.birth_date,
+                document_number: g.document_number.clone(),
                 custom_fields: self.mapped_fields(&g),
             };
             self.crm.put_guest(&cb, &update).await?;
@@ -821,6 +940,7 @@ pub fn client_for(
     cfg.max_attempts = opts.max_attempts;
     cfg.backoff_base = opts.backoff_base;
     cfg.timeout = opts.timeout;
+    cfg.stop = Some(opts.stop.clone());
     CloudbedsClient::new(cfg)
 }
 
@@ -902,7 +1022,8 @@ pub fn erased_update(
         last_name: Some("Erased".into()),
         email: Some(format!("erased-{cloudbeds_guest_id}@erased.invalid")),
         phone: Some("0".into()),
-        birth_date: Some("1900-01-01".into()),
+        birth_date: chrono::NaiveDate::from_ymd_opt(1900, 1, 1),
+        document_number: Some("ERASED".into()),
         custom_fields,
     }
 }

@@ -8,12 +8,14 @@
 //! - `erasures`: erasing a person everywhere in a property, and the receipt.
 //! - `screening`: the watchlist route and the immediate screening of
 //!   profiles edited here.
+//! - `runs`: the CRM sync's history.
 //! - `webhook`: Cloudbeds deliveries (no Bearer; a secret path token).
 //! - `loyalty`: NetCarrots enrolments, member search, departures.
 
 mod erasures;
 mod loyalty;
 mod profiles;
+mod runs;
 mod screening;
 mod webhook;
 
@@ -48,6 +50,7 @@ pub fn routes() -> OpenApiRouter<Store> {
         .routes(scoped(routes!(erasures::erase_person), Scope::Guests))
         .routes(scoped(routes!(erasures::get_erasure), Scope::Guests))
         .routes(scoped(routes!(screening::put_watchlist), Scope::Guests))
+        .routes(scoped(routes!(runs::list_runs), Scope::Guests))
         .routes(scoped(routes!(loyalty::enrol), Scope::Loyalty))
         .routes(scoped(routes!(loyalty::search_members), Scope::Loyalty))
         .routes(scoped(routes!(loyalty::export_state), Scope::Loyalty))

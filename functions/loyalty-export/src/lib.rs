@@ -31,9 +31,10 @@ use domain::loyalty::{
     EnrolmentState, ExportRecord, LoyaltyConnection, MAX_RECORDS_PER_FILE, OpenBatch, PropertyCode,
     RecordKind, export_file_name, is_members_file, plan_batch, temporary_name,
 };
-use domain::ports::PropertyStore;
+use domain::ports::{LeasedJob, PropertyStore};
 use domain::{Property, PropertyId, StoreError, ValidationError};
 use platform::Store;
+use platform::jobs::{self, Stop};
 use platform::transfer::LocalDrop;
 use serde::Serialize;
 
@@ -42,15 +43,22 @@ use serde::Serialize;
 pub struct ExportOptions {
     /// Connect, read and write timeout of each transfer.
     pub timeout: Duration,
-    /// How long a run may hold a property's lease.
+    /// How long a run holds a property's lease without renewing it (it is
+    /// renewed every third of this while the run goes on).
     pub lease: chrono::Duration,
+    /// Ends the run at its next safe point (signal, Lambda deadline).
+    pub stop: Stop,
+    /// Who runs it, shown to a run that finds the property busy.
+    pub by: String,
 }
 
 impl Default for ExportOptions {
     fn default() -> Self {
         Self {
             timeout: Duration::from_secs(30),
-            lease: chrono::Duration::minutes(10),
+            lease: chrono::Duration::seconds(60),
+            stop: Stop::new(),
+            by: format!("guesthub (pid {})", std::process::id()),
         }
     }
 }
@@ -81,6 +89,14 @@ pub struct ExportSummary {
     /// Records whose personal fields the property's retention anonymised
     /// in this run (orders, memberships, delivered loyalty records).
     pub anonymised: usize,
+    /// When skipped: the run holding the property, and until when.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub held_by: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub held_until: Option<chrono::DateTime<chrono::Utc>>,
+    /// The run was asked to stop and ended at a safe point; what it did not
+    /// deliver the next run delivers.
+    pub stopped: bool,
     pub errors: Vec<String>,
 }
 
@@ -255,40 +271,61 @@ pub async fn export_property(
         property: p.to_string(),
         ..Default::default()
     };
-    let holder = uuid::Uuid::new_v4().to_string();
-    let until = (store.clock().now() + opts.lease).timestamp();
-    match store.take_export_lease(p, &holder, until).await {
-        Ok(true) => {}
-        Ok(false) => {
-            s.skipped = Some("another export run holds this property's lease".into());
+    let ttl = opts.lease.to_std().unwrap_or(jobs::LEASE);
+    let held = match jobs::take(
+        store,
+        LeasedJob::LoyaltyExport,
+        p,
+        &opts.by,
+        ttl,
+        &opts.stop,
+    )
+    .await
+    {
+        Ok(Ok(h)) => h,
+        Ok(Err(other)) => {
+            s.skipped = Some(format!(
+                "{} holds this property's export until {}",
+                other.by,
+                other.until.format("%Y-%m-%d %H:%M:%S UTC")
+            ));
+            s.held_by = Some(other.by);
+            s.held_until = Some(other.until);
             return s;
         }
         Err(e) => {
             s.errors.push(format!("taking the lease: {e}"));
             return s;
         }
-    }
+    };
+    let stop = held.stop().clone();
     let mut run = Run {
         store,
         p,
         drop,
         code,
         s,
+        stop: stop.clone(),
     };
-    if let Err(e) = run.deliver().await {
+    // Safe points: before the file is chosen, before the members files,
+    // between members files. A file chosen is re-sent by the next run.
+    if !stop.is_cancelled()
+        && let Err(e) = run.deliver().await
+    {
         run.s.errors.push(e.to_string());
     }
-    if let Err(e) = run.read_members().await {
+    if !stop.is_cancelled()
+        && let Err(e) = run.read_members().await
+    {
         run.s.errors.push(e.to_string());
     }
     match store.held_stay_count(p).await {
         Ok(n) => run.s.not_enrolled = n,
         Err(e) => run.s.errors.push(format!("counting held stays: {e}")),
     }
+    run.s.stopped = stop.is_cancelled();
     let s = run.s;
-    if let Err(e) = store.release_export_lease(p, &holder).await {
-        tracing::warn!(property = %p, error = %e, "could not release the export lease");
-    }
+    held.release().await;
     tracing::info!(
         property = %p,
         file = s.file.as_deref().unwrap_or(""),
@@ -307,6 +344,7 @@ struct Run<'a> {
     drop: &'a dyn FileDrop,
     code: &'a PropertyCode,
     s: ExportSummary,
+    stop: Stop,
 }
 
 /// Why a step of a run stopped; reported in the summary.
@@ -562,6 +600,9 @@ impl Run<'_> {
             .await
             .map_err(transfer_err("listing the return folder".into()))?;
         for name in names.iter().filter(|n| is_members_file(self.code, n)) {
+            if self.stop.is_cancelled() {
+                return Ok(());
+            }
             let seen = self
                 .store
                 .members_file_seen(self.p, name)

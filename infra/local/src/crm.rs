@@ -1,5 +1,5 @@
 //! `guesthub crm ...`: connecting a property to Cloudbeds, running the sync
-//! on demand, and the local scheduler standing in for EventBridge.
+//! on demand, and the job the local scheduler runs.
 
 use std::time::Duration;
 
@@ -60,13 +60,9 @@ pub async fn connect(
     if cloudbeds_property_id.trim().is_empty() {
         bail!("--cloudbeds-property-id is empty");
     }
-    let env_ok = !api_key_env.is_empty()
-        && api_key_env
-            .bytes()
-            .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_');
-    if !env_ok {
+    let Ok(api_key_env) = domain::EnvVarName::parse(api_key_env) else {
         bail!("--api-key-env names an environment variable (A-Z, 0-9, _), not the key itself");
-    }
+    };
     let base_url = base_url
         .unwrap_or(DEFAULT_CLOUDBEDS_BASE_URL)
         .trim_end_matches('/');
@@ -89,7 +85,7 @@ pub async fn connect(
     let connection = CrmConnection {
         property: id,
         cloudbeds_property_id: cloudbeds_property_id.trim().to_owned(),
-        api_key_env: api_key_env.to_owned(),
+        api_key_env: api_key_env.into(),
         api_key_ssm_parameter: ssm_parameter.map(str::to_owned),
         base_url: base_url.to_owned(),
         field_map,
@@ -108,10 +104,18 @@ pub async fn connect(
     })
 }
 
+/// Who a run from this process is, for a run that finds it busy.
+pub fn run_by(what: &str) -> String {
+    format!("guesthub {what} (pid {})", std::process::id())
+}
+
 /// Runs the sync now for one property or all; returns the summaries.
+/// With `wait`, a property another run holds is synced once that run
+/// ends; without, it is reported skipped (with who holds it, until when).
 pub async fn sync(
     store: &Store,
     property: Option<&str>,
+    wait: bool,
 ) -> anyhow::Result<Vec<crm_sync::SyncSummary>> {
     let only = property.map(PropertyId::parse).transpose()?;
     if let Some(p) = &only
@@ -119,38 +123,104 @@ pub async fn sync(
     {
         bail!("property {p} has no Cloudbeds connection; run `guesthub crm connect` first");
     }
-    let opts = crm_sync::SyncOptions::default();
-    Ok(crm_sync::sync_all(store, only.as_ref(), &crm_sync::EnvKeys, &opts).await?)
-}
-
-/// The local stand-in for the EventBridge schedule: every `interval`, the
-/// sync of every connected property (nothing when none is connected).
-pub fn spawn_scheduler(store: Store, interval: Duration) -> Option<tokio::task::JoinHandle<()>> {
-    if interval.is_zero() {
-        return None;
-    }
-    Some(tokio::spawn(async move {
-        let mut tick = tokio::time::interval(interval);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
-        loop {
-            tick.tick().await;
-            match store.connections().await {
-                Ok(c) if c.is_empty() => continue,
-                Ok(_) => {}
-                Err(e) => {
-                    tracing::warn!(error = %e, "scheduler: could not list connections");
-                    continue;
-                }
-            }
-            let opts = crm_sync::SyncOptions::default();
-            match crm_sync::sync_all(&store, None, &crm_sync::EnvKeys, &opts).await {
-                Ok(all) => {
-                    for s in all {
-                        tracing::info!(property = %s.property, errors = s.errors.len(), "scheduled crm sync done");
-                    }
-                }
-                Err(e) => tracing::warn!(error = %e, "scheduled crm sync failed"),
+    let opts = crm_sync::SyncOptions {
+        stop: platform::jobs::stop_on_signal(),
+        by: run_by("crm sync"),
+        trigger: domain::guest::runs::SyncTrigger::Cli,
+        ..Default::default()
+    };
+    let mut all = crm_sync::sync_all(store, only.as_ref(), &crm_sync::EnvKeys, &opts).await?;
+    while wait && !opts.stop.is_cancelled() && all.iter().any(|s| s.skipped_busy) {
+        tokio::select! {
+            () = tokio::time::sleep(Duration::from_millis(500)) => {}
+            () = opts.stop.cancelled() => break,
+        }
+        for s in all.iter_mut().filter(|s| s.skipped_busy) {
+            let p = PropertyId::parse(&s.property)?;
+            if let Some(again) = crm_sync::sync_all(store, Some(&p), &crm_sync::EnvKeys, &opts)
+                .await?
+                .pop()
+            {
+                *s = again;
             }
         }
-    }))
+    }
+    Ok(all)
+}
+
+/// The scheduled job: the sync of every connected property (nothing when
+/// none is connected), ended at a safe point by `stop`.
+pub async fn scheduled_sync(store: Store, stop: platform::jobs::Stop) {
+    match store.connections().await {
+        Ok(c) if c.is_empty() => return,
+        Ok(_) => {}
+        Err(e) => {
+            tracing::warn!(error = %e, "scheduler: could not list connections");
+            return;
+        }
+    }
+    let opts = crm_sync::SyncOptions {
+        stop,
+        by: run_by("serve"),
+        ..Default::default()
+    };
+    match crm_sync::sync_all(&store, None, &crm_sync::EnvKeys, &opts).await {
+        Ok(all) => {
+            for s in all {
+                tracing::info!(property = %s.property, errors = s.errors.len(), stopped = s.stopped, skipped = s.skipped_busy, "scheduled crm sync done");
+            }
+        }
+        Err(e) => tracing::warn!(error = %e, "scheduled crm sync failed"),
+    }
+}
+
+/// The property's sync runs, newest first.
+pub async fn runs(
+    store: &Store,
+    property: &str,
+    limit: Option<u32>,
+) -> anyhow::Result<Vec<domain::guest::runs::SyncRun>> {
+    let id = PropertyId::parse(property)?;
+    if store.connection(&id).await?.is_none() {
+        bail!("property {id} has no Cloudbeds connection; run `guesthub crm connect` first");
+    }
+    let limit = domain::guest::runs::runs_limit(limit)?;
+    Ok(store.sync_runs(&id, limit).await?)
+}
+
+/// One line per run: what a person reading the terminal needs.
+pub fn run_line(r: &domain::guest::runs::SyncRun) -> String {
+    let c = &r.counts;
+    let trigger = serde_json::to_value(r.trigger)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_owned))
+        .unwrap_or_default();
+    let mut line = format!(
+        "{} → {} {trigger}: pulled {} reservations / {} guests, pushed {} guests, notes {} / {}, screened {}, errors {}, conflicts {}",
+        r.started_at.format("%Y-%m-%d %H:%M:%S"),
+        r.ended_at.format("%H:%M:%S UTC"),
+        c.reservations_pulled,
+        c.guests_pulled,
+        c.guests_pushed,
+        c.notes_pulled,
+        c.notes_pushed,
+        c.screened,
+        r.errors.len(),
+        r.conflicts.len()
+    );
+    if r.stopped {
+        line.push_str(" (stopped)");
+    }
+    for k in &r.conflicts {
+        let w = if k.winner == domain::guest::runs::ConflictSide::Cloudbeds {
+            "cloudbeds"
+        } else {
+            "guesthub"
+        };
+        line.push_str(&format!("\n  conflict: {w} won ({})", k.fields.join(", ")));
+    }
+    for e in &r.errors {
+        line.push_str(&format!("\n  error: {e}"));
+    }
+    line
 }

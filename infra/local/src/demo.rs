@@ -317,7 +317,7 @@ pub async fn seed(store: &Store, data_dir: &Path) -> anyhow::Result<Seeded> {
     }
 
     step(8, "loyalty export into the local outbox");
-    let all = crate::loyalty::export(store, data_dir, Some(HOTEL)).await?;
+    let all = crate::loyalty::export(store, data_dir, Some(HOTEL), false).await?;
     let export_line = all
         .first()
         .map(crate::loyalty::summary_line)

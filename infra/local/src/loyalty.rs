@@ -1,5 +1,5 @@
 //! `guesthub loyalty ...`: connecting a property to NetCarrots, running the
-//! export on demand, and the local scheduler standing in for EventBridge.
+//! export on demand, and the job the local scheduler runs.
 //! Without a connection a property's files go to `<data-dir>/outbox/loyalty/`.
 
 use std::path::{Path, PathBuf};
@@ -46,13 +46,9 @@ pub async fn connect(store: &Store, a: &ConnectArgs<'_>) -> anyhow::Result<Loyal
     if username.is_empty() || username.len() > 128 {
         bail!("--username is 1-128 characters");
     }
-    let env_ok = !a.password_env.is_empty()
-        && a.password_env
-            .bytes()
-            .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_');
-    if !env_ok {
+    let Ok(password_env) = domain::EnvVarName::parse(a.password_env) else {
         bail!("--password-env names an environment variable (A-Z, 0-9, _), not the password");
-    }
+    };
     let tls_ca_pem = match a.ca_cert {
         Some(path) => Some(
             std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?,
@@ -63,7 +59,7 @@ pub async fn connect(store: &Store, a: &ConnectArgs<'_>) -> anyhow::Result<Loyal
         property: id,
         url,
         username: username.to_owned(),
-        password_env: a.password_env.to_owned(),
+        password_env: password_env.into(),
         password_ssm_parameter: a.ssm_parameter.map(str::to_owned),
         property_code: PropertyCode::parse(a.property_code)?,
         tls_ca_pem,
@@ -91,19 +87,47 @@ pub async fn connect(store: &Store, a: &ConnectArgs<'_>) -> anyhow::Result<Loyal
     Ok(c)
 }
 
-/// Runs the export now for one property or all.
+/// Runs the export now for one property or all. With `wait`, a property
+/// another run holds is exported once that run ends.
 pub async fn export(
     store: &Store,
     data_dir: &Path,
     property: Option<&str>,
+    wait: bool,
+) -> anyhow::Result<Vec<ExportSummary>> {
+    let opts = ExportOptions {
+        stop: platform::jobs::stop_on_signal(),
+        by: crate::crm::run_by("loyalty export"),
+        ..Default::default()
+    };
+    let mut all = export_with(store, data_dir, property, &opts).await?;
+    while wait && !opts.stop.is_cancelled() && all.iter().any(|s| s.skipped.is_some()) {
+        tokio::select! {
+            () = tokio::time::sleep(Duration::from_millis(500)) => {}
+            () = opts.stop.cancelled() => break,
+        }
+        for s in all.iter_mut().filter(|s| s.skipped.is_some()) {
+            let p = s.property.clone();
+            if let Some(again) = export_with(store, data_dir, Some(&p), &opts).await?.pop() {
+                *s = again;
+            }
+        }
+    }
+    Ok(all)
+}
+
+async fn export_with(
+    store: &Store,
+    data_dir: &Path,
+    property: Option<&str>,
+    opts: &ExportOptions,
 ) -> anyhow::Result<Vec<ExportSummary>> {
     let only = property.map(PropertyId::parse).transpose()?;
-    let opts = ExportOptions::default();
     let dest = LocalOutbox {
         dir: outbox_dir(data_dir),
         timeout: opts.timeout,
     };
-    loyalty_export::export_all(store, only.as_ref(), &dest, &opts).await
+    loyalty_export::export_all(store, only.as_ref(), &dest, opts).await
 }
 
 /// One line per property: what a person reading the terminal needs.
@@ -155,34 +179,23 @@ pub fn summary_line(s: &ExportSummary) -> String {
     line
 }
 
-/// The local stand-in for the EventBridge schedule.
-pub fn spawn_scheduler(
-    store: Store,
-    data_dir: &Path,
-    interval: Duration,
-) -> Option<tokio::task::JoinHandle<()>> {
-    if interval.is_zero() {
-        return None;
-    }
-    let data_dir = data_dir.to_path_buf();
-    Some(tokio::spawn(async move {
-        let mut tick = tokio::time::interval(interval);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
-        // The first tick fires at once: let the hub start first.
-        tick.tick().await;
-        loop {
-            tick.tick().await;
-            match export(&store, &data_dir, None).await {
-                Ok(all) => {
-                    for s in all
-                        .iter()
-                        .filter(|s| s.file.is_some() || !s.errors.is_empty())
-                    {
-                        tracing::info!(property = %s.property, file = s.file.as_deref().unwrap_or(""), errors = s.errors.len(), "scheduled loyalty export done");
-                    }
-                }
-                Err(e) => tracing::warn!(error = %e, "scheduled loyalty export failed"),
+/// The scheduled job: every property's export, ended at a safe point by
+/// `stop`.
+pub async fn scheduled_export(store: Store, data_dir: PathBuf, stop: platform::jobs::Stop) {
+    let opts = ExportOptions {
+        stop,
+        by: crate::crm::run_by("serve"),
+        ..Default::default()
+    };
+    match export_with(&store, &data_dir, None, &opts).await {
+        Ok(all) => {
+            for s in all
+                .iter()
+                .filter(|s| s.file.is_some() || !s.errors.is_empty())
+            {
+                tracing::info!(property = %s.property, file = s.file.as_deref().unwrap_or(""), errors = s.errors.len(), "scheduled loyalty export done");
             }
         }
-    }))
+        Err(e) => tracing::warn!(error = %e, "scheduled loyalty export failed"),
+    }
 }

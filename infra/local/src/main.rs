@@ -224,9 +224,25 @@ enum CrmCommand {
         #[arg(long)]
         screening_custom_field: bool,
     },
-    /// Run the sync now for one property or every connected one.
+    /// Run the sync now for one property or every connected one. A property
+    /// another run holds is skipped (who holds it, until when; exit 1)
+    /// unless --wait.
     #[command(after_help = "Example:\n  guesthub --output json crm sync hotel-wien")]
-    Sync { property: Option<String> },
+    Sync {
+        property: Option<String>,
+        /// Wait for another run holding a property to end, then sync it.
+        #[arg(long)]
+        wait: bool,
+    },
+    /// The property's sync runs, newest first: start, end, trigger, counts,
+    /// errors and conflicts resolved (field names only).
+    #[command(after_help = "Example:\n  guesthub crm runs hotel-wien --limit 5")]
+    Runs {
+        property: String,
+        /// How many runs (1-100, default 20).
+        #[arg(long)]
+        limit: Option<u32>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -264,9 +280,15 @@ enum LoyaltyCommand {
         #[arg(long, default_value_t = domain::loyalty::DEFAULT_RETRO_DAYS, value_parser = clap::value_parser!(u32).range(0..=3650))]
         retro_days: u32,
     },
-    /// Run the export now for one property or all; prints a summary.
+    /// Run the export now for one property or all; prints a summary. A
+    /// property another run holds is skipped (exit 1) unless --wait.
     #[command(after_help = "Example:\n  guesthub --output json loyalty export hotel-wien")]
-    Export { property: Option<String> },
+    Export {
+        property: Option<String>,
+        /// Wait for another run holding a property to end, then export it.
+        #[arg(long)]
+        wait: bool,
+    },
 }
 
 #[derive(Subcommand)]
@@ -721,8 +743,20 @@ async fn run_admin(cli: &Cli, store: &platform::Store) -> anyhow::Result<()> {
                 println!("register this webhook path with postWebhook; it is shown only now:");
                 println!("{path}");
             }
-            CrmCommand::Sync { property } => {
-                let all = guesthub::crm::sync(store, property.as_deref()).await?;
+            CrmCommand::Runs { property, limit } => {
+                let runs = guesthub::crm::runs(store, property, *limit).await?;
+                if json {
+                    print_json(&json!({ "runs": runs }));
+                } else if runs.is_empty() {
+                    println!("no sync runs recorded for {property}");
+                } else {
+                    for r in &runs {
+                        println!("{}", guesthub::crm::run_line(r));
+                    }
+                }
+            }
+            CrmCommand::Sync { property, wait } => {
+                let all = guesthub::crm::sync(store, property.as_deref(), *wait).await?;
                 let failed = all.iter().filter(|s| !s.errors.is_empty()).count();
                 if json {
                     print_json(&json!({ "properties": all }));
@@ -736,6 +770,20 @@ async fn run_admin(cli: &Cli, store: &platform::Store) -> anyhow::Result<()> {
                 }
                 if failed > 0 {
                     anyhow::bail!("{failed} of {} properties had errors", all.len());
+                }
+                let held: Vec<String> = all
+                    .iter()
+                    .filter(|s| s.skipped_busy)
+                    .map(|s| held_line(&s.property, s.held_by.as_deref(), s.held_until))
+                    .collect();
+                if !held.is_empty() {
+                    anyhow::bail!(
+                        "skipped: {}; run again then, or with --wait",
+                        held.join("; ")
+                    );
+                }
+                if all.iter().any(|s| s.stopped) {
+                    anyhow::bail!("stopped before the end; the next run goes on");
                 }
             }
         },
@@ -777,9 +825,10 @@ async fn run_admin(cli: &Cli, store: &platform::Store) -> anyhow::Result<()> {
                     c.retro_days
                 );
             }
-            LoyaltyCommand::Export { property } => {
+            LoyaltyCommand::Export { property, wait } => {
                 let all =
-                    guesthub::loyalty::export(store, &cli.data_dir, property.as_deref()).await?;
+                    guesthub::loyalty::export(store, &cli.data_dir, property.as_deref(), *wait)
+                        .await?;
                 let mut totals = [0usize; 4];
                 for s in &all {
                     if !json {
@@ -810,6 +859,20 @@ async fn run_admin(cli: &Cli, store: &platform::Store) -> anyhow::Result<()> {
                 }
                 if failed > 0 {
                     anyhow::bail!("{failed} of {} properties had errors", all.len());
+                }
+                let held: Vec<String> = all
+                    .iter()
+                    .filter(|s| s.skipped.is_some())
+                    .map(|s| held_line(&s.property, s.held_by.as_deref(), s.held_until))
+                    .collect();
+                if !held.is_empty() {
+                    anyhow::bail!(
+                        "skipped: {}; run again then, or with --wait",
+                        held.join("; ")
+                    );
+                }
+                if all.iter().any(|s| s.stopped) {
+                    anyhow::bail!("stopped before the end; the next run goes on");
                 }
             }
         },
@@ -886,17 +949,50 @@ async fn run_admin(cli: &Cli, store: &platform::Store) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// "<p> is held by <who> until <when>", for a skipped run.
+fn held_line(
+    property: &str,
+    by: Option<&str>,
+    until: Option<chrono::DateTime<chrono::Utc>>,
+) -> String {
+    match (by, until) {
+        (Some(by), Some(until)) => format!(
+            "{property} is held by {by} until {}",
+            until.format("%Y-%m-%d %H:%M:%S UTC")
+        ),
+        _ => format!("{property} is held by another run"),
+    }
+}
+
+/// How long the served hub gives its scheduled jobs to reach a safe point
+/// after SIGINT/SIGTERM.
+const JOB_STOP_GRACE: std::time::Duration = std::time::Duration::from_secs(5);
+
 async fn serve(cli: &Cli, store: platform::Store, addr: SocketAddr) -> anyhow::Result<()> {
+    use guesthub::scheduler::{self, First};
     std::fs::create_dir_all(&cli.data_dir)
         .with_context(|| format!("creating {}", cli.data_dir.display()))?;
-    let scheduler = guesthub::crm::spawn_scheduler(
-        store.clone(),
+    // Ctrl-C or SIGTERM: stop accepting, finish requests in flight, end
+    // the running jobs at their next safe point, exit.
+    let stop = platform::jobs::stop_on_signal();
+    let crm_store = store.clone();
+    let scheduler = scheduler::spawn(
+        "crm sync",
         std::time::Duration::from_secs(cli.crm_sync_interval),
+        First::AtOnce,
+        stop.clone(),
+        move |stop| guesthub::crm::scheduled_sync(crm_store.clone(), stop),
     );
-    let loyalty = guesthub::loyalty::spawn_scheduler(
-        store.clone(),
-        &cli.data_dir,
+    let loyalty_store = store.clone();
+    let data_dir = cli.data_dir.clone();
+    let loyalty = scheduler::spawn(
+        "loyalty export",
         std::time::Duration::from_secs(cli.loyalty_export_interval),
+        First::AfterInterval,
+        stop.clone(),
+        move |stop| {
+            guesthub::loyalty::scheduled_export(loyalty_store.clone(), data_dir.clone(), stop)
+        },
     );
     let drop_watcher = guesthub::roster::spawn_drop_watcher(
         store.clone(),
@@ -923,35 +1019,18 @@ async fn serve(cli: &Cli, store: platform::Store, addr: SocketAddr) -> anyhow::R
         listener,
         router,
         guesthub::server::Limits::default(),
-        shutdown_signal(),
+        stop.clone().cancelled_owned(),
     )
     .await?;
-    for s in [scheduler, loyalty].into_iter().flatten() {
-        s.abort();
-    }
+    stop.cancel();
+    scheduler::drain(
+        [scheduler, loyalty].into_iter().flatten().collect(),
+        JOB_STOP_GRACE,
+    )
+    .await;
     drop_watcher.abort();
     if cli.output == Output::Text {
         println!("GuestHub stopped");
     }
     Ok(())
-}
-
-/// Ctrl-C or SIGTERM: stop accepting, finish requests in flight, exit.
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    #[cfg(unix)]
-    let term = async {
-        if let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        {
-            s.recv().await;
-        }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        _ = ctrl_c => {},
-        _ = term => {},
-    }
 }

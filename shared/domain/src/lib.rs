@@ -21,6 +21,7 @@
 pub mod checkout;
 pub mod csv_out;
 pub mod email;
+pub mod env_var;
 pub mod erasure;
 pub mod error;
 pub mod guest;
@@ -36,6 +37,7 @@ pub mod time;
 pub mod voucher;
 
 pub use email::Email;
+pub use env_var::EnvVarName;
 pub use error::{StoreError, ValidationError};
 pub use money::{Currency, Money};
 pub use partner::{Partner, PartnerId, Scope};

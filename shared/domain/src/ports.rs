@@ -73,3 +73,59 @@ pub trait IdempotencyStore: Send + Sync {
     /// retry runs at once instead of waiting for the lock to expire.
     async fn release(&self, lease: &Lease) -> Result<(), IdempotencyError>;
 }
+
+/// A scheduled job that runs for one property at a time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LeasedJob {
+    /// The Cloudbeds sync.
+    CrmSync,
+    /// The NetCarrots loyalty export.
+    LoyaltyExport,
+}
+
+/// A run's hold on one job of one property: who holds it and until when.
+/// A run renews it while it works and releases it when it ends; one that
+/// was killed outright holds it only until `until`.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct JobLease {
+    /// The run's own random id (only it renews or releases the lease).
+    pub holder: String,
+    /// Who runs it, for people: `guesthub serve (pid 812)`, a Lambda request.
+    pub by: String,
+    pub until: DateTime<Utc>,
+}
+
+/// What taking a lease found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LeaseTake {
+    Taken,
+    /// Another run holds a live lease.
+    Busy(JobLease),
+}
+
+#[async_trait]
+pub trait LeaseStore: Send + Sync {
+    /// Takes the job's lease of property `p` unless another run holds a
+    /// live one (then `Busy` with that lease).
+    async fn take_lease(
+        &self,
+        job: LeasedJob,
+        p: &PropertyId,
+        lease: &JobLease,
+    ) -> Result<LeaseTake, StoreError>;
+    /// Moves `lease.until` on. `Ok(false)` when the run no longer holds it
+    /// (it expired and another run took it).
+    async fn renew_lease(
+        &self,
+        job: LeasedJob,
+        p: &PropertyId,
+        lease: &JobLease,
+    ) -> Result<bool, StoreError>;
+    /// Drops the lease if `holder` still holds it.
+    async fn release_lease(
+        &self,
+        job: LeasedJob,
+        p: &PropertyId,
+        holder: &str,
+    ) -> Result<(), StoreError>;
+}

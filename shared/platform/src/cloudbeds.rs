@@ -5,7 +5,8 @@
 //! (arrays as `name[i][field]`), answers `{"success": bool, "data": ..}`.
 //!
 //! Every request of one client goes through its property's rate limiter
-//! (evenly spaced: never more than `rate_per_second` in any second) and,
+//! (never more than `rate_per_second` in any second as Cloudbeds counts
+//! arrivals, retries included; see [`RateLimiter`]) and,
 //! when it may be retried, through exponential backoff with jitter on 429,
 //! 5xx, timeouts and connection errors. Non-idempotent calls (posting a
 //! note or a custom field) are retried only when the request provably did
@@ -58,6 +59,9 @@ pub struct CloudbedsConfig {
     pub backoff_base: Duration,
     pub backoff_max: Duration,
     pub timeout: Duration,
+    /// When cancelled, a call in progress (waiting for its turn, its
+    /// backoff or its answer) ends as `Unavailable` at once.
+    pub stop: Option<crate::jobs::Stop>,
 }
 
 impl CloudbedsConfig {
@@ -71,41 +75,81 @@ impl CloudbedsConfig {
             backoff_base: Duration::from_millis(500),
             backoff_max: Duration::from_secs(20),
             timeout: Duration::from_secs(20),
+            stop: None,
         }
     }
 }
 
-/// Spaces request starts at least `interval` apart (a token bucket of
-/// size one). A small margin keeps a receiver's measurement of "requests in
-/// any second" under the limit despite network jitter.
+/// Keeps request starts within the limit as the server counts them: at
+/// most `rate` starts in any window of one second plus `margin`, and
+/// consecutive starts at least `window / rate` apart, each start delayed
+/// by a small random jitter. Every attempt goes through it, retries
+/// included. The margin absorbs network latency varying between requests:
+/// two starts more than `1 s + margin` apart cannot arrive less than one
+/// second apart while the latency varies by less than the margin.
 #[derive(Debug)]
 pub struct RateLimiter {
-    interval: Duration,
-    next: Mutex<Instant>,
+    per_window: usize,
+    window: Duration,
+    spacing: Duration,
+    jitter: Duration,
+    /// The actual start times of the last `per_window` requests.
+    starts: Mutex<std::collections::VecDeque<Instant>>,
 }
+
+/// How much more or less time one request may take to reach Cloudbeds
+/// than another, allowed for by [`RateLimiter`].
+pub const LATENCY_MARGIN: Duration = Duration::from_millis(150);
+/// The largest random delay added to each request start.
+pub const START_JITTER: Duration = Duration::from_millis(20);
 
 impl RateLimiter {
     pub fn per_second(rate: f64) -> Self {
-        let rate = if rate.is_finite() && rate > 0.0 {
+        let rate = if rate.is_finite() && rate >= 1.0 {
             rate
         } else {
             5.0
         };
-        let interval = Duration::from_secs_f64(1.0 / rate) + Duration::from_millis(5);
+        let window = Duration::from_secs(1) + LATENCY_MARGIN;
         Self {
-            interval,
-            next: Mutex::new(Instant::now()),
+            per_window: rate.floor() as usize,
+            window,
+            spacing: window.div_f64(rate),
+            jitter: START_JITTER,
+            starts: Mutex::new(std::collections::VecDeque::new()),
         }
     }
 
+    /// Waits for this request's turn and records its start.
     pub async fn acquire(&self) {
-        let at = {
-            let mut next = self.next.lock().await;
-            let at = (*next).max(Instant::now());
-            *next = at + self.interval;
-            at
-        };
-        tokio::time::sleep_until(at).await;
+        let jitter = self.jitter.mul_f64(rand::random::<f64>());
+        tokio::time::sleep(jitter).await;
+        loop {
+            let at = {
+                let mut starts = self.starts.lock().await;
+                let now = Instant::now();
+                let mut at = now;
+                if let Some(last) = starts.back() {
+                    at = at.max(*last + self.spacing);
+                }
+                if starts.len() >= self.per_window
+                    && let Some(first) = starts.front()
+                {
+                    at = at.max(*first + self.window);
+                }
+                if at <= now {
+                    // Recorded when it really starts, not when planned: a
+                    // late wake-up never squeezes the next window.
+                    starts.push_back(now);
+                    while starts.len() > self.per_window {
+                        starts.pop_front();
+                    }
+                    return;
+                }
+                at
+            };
+            tokio::time::sleep_until(at).await;
+        }
     }
 }
 
@@ -152,6 +196,27 @@ impl CloudbedsClient {
     }
 
     async fn call(
+        &self,
+        method: Method,
+        name: &str,
+        params: Vec<(String, String)>,
+        repeat: Repeat,
+    ) -> Result<Value, CrmError> {
+        let Some(stop) = &self.cfg.stop else {
+            return self.call_unstoppable(method, name, params, repeat).await;
+        };
+        if stop.is_cancelled() {
+            return Err(CrmError::Unavailable("stopping".into()));
+        }
+        // A request dropped in flight is like a timeout: writes that may
+        // have run are re-read before they are ever repeated.
+        tokio::select! {
+            r = self.call_unstoppable(method, name, params, repeat) => r,
+            () = stop.cancelled() => Err(CrmError::Unavailable("stopping".into())),
+        }
+    }
+
+    async fn call_unstoppable(
         &self,
         method: Method,
         name: &str,
@@ -509,12 +574,15 @@ impl CrmClient for CloudbedsClient {
             ("guestLastName", &u.last_name),
             ("guestEmail", &u.email),
             ("guestPhone", &u.phone),
-            ("guestBirthDate", &u.birth_date),
+            ("guestDocumentNumber", &u.document_number),
         ];
         for (k, v) in fields {
             if let Some(v) = v {
                 p.push((k.to_owned(), v.clone()));
             }
+        }
+        if let Some(d) = u.birth_date {
+            p.push(("guestBirthDate".into(), d.format("%Y-%m-%d").to_string()));
         }
         for (i, (name, value)) in u.custom_fields.iter().enumerate() {
             p.push((
@@ -563,6 +631,19 @@ mod tests {
         let t = parse_timestamp("2025-03-04 05:06:07").unwrap();
         assert_eq!(format_timestamp(t), "2025-03-04 05:06:07");
         assert_eq!(parse_timestamp("2025-03-04T05:06:07Z"), Some(t));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn limiter_keeps_any_window_within_the_rate() {
+        let l = RateLimiter::per_second(5.0);
+        let mut starts = Vec::new();
+        for _ in 0..16 {
+            l.acquire().await;
+            starts.push(Instant::now());
+        }
+        for w in starts.windows(6) {
+            assert!(w[5] - w[0] >= Duration::from_secs(1) + LATENCY_MARGIN);
+        }
     }
 
     #[tokio::test(start_paused = true)]

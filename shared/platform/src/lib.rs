@@ -16,6 +16,7 @@ pub mod auth;
 pub mod cloudbeds;
 pub mod config;
 pub mod http;
+pub mod jobs;
 pub mod secrets;
 pub mod store;
 pub mod telemetry;

@@ -1,6 +1,7 @@
-//! Secrets from SSM Parameter Store (SecureString), read when needed and
-//! never logged or stored. Locally, connections name environment variables
-//! instead; this is the AWS path.
+//! Connections' secrets (Cloudbeds API keys, NetCarrots passwords), read
+//! when needed and never logged or stored. A connection names an
+//! environment variable (local runs) and optionally an SSM SecureString
+//! parameter (AWS); [`read`] is the one reader of both.
 
 /// An SSM client.
 pub struct Ssm(aws_sdk_ssm::Client);
@@ -40,4 +41,52 @@ impl Ssm {
 /// The decrypted value of an SSM parameter, with the default configuration.
 pub async fn ssm_parameter(name: &str) -> anyhow::Result<String> {
     Ssm::connect(None).await.parameter(name).await
+}
+
+/// A connection's secret, with the default AWS configuration; see
+/// [`Ssm::secret`].
+pub async fn read(
+    env_var: &str,
+    ssm_parameter: Option<&str>,
+    what: &str,
+) -> anyhow::Result<String> {
+    if let Some(v) = from_env(env_var) {
+        return Ok(v);
+    }
+    Ssm::connect(None)
+        .await
+        .secret(env_var, ssm_parameter, what)
+        .await
+}
+
+fn from_env(env_var: &str) -> Option<String> {
+    std::env::var(env_var)
+        .ok()
+        .filter(|v| !v.trim().is_empty())
+        .map(|v| v.trim_end_matches(['\r', '\n']).to_owned())
+}
+
+impl Ssm {
+    /// A connection's secret: the environment variable `env_var` when it
+    /// is set (and not blank), else the SSM parameter when one is named.
+    /// Trailing line breaks are dropped (a value written from a file).
+    /// `what` names the secret in errors ("the Cloudbeds key").
+    pub async fn secret(
+        &self,
+        env_var: &str,
+        ssm_parameter: Option<&str>,
+        what: &str,
+    ) -> anyhow::Result<String> {
+        if let Some(v) = from_env(env_var) {
+            return Ok(v);
+        }
+        let Some(name) = ssm_parameter else {
+            anyhow::bail!("the environment variable {env_var} named by the connection is not set");
+        };
+        let v = self
+            .parameter(name)
+            .await
+            .map_err(|e| e.context(format!("reading {what} from SSM")))?;
+        Ok(v.trim_end_matches(['\r', '\n']).to_owned())
+    }
 }

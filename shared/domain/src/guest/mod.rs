@@ -9,6 +9,7 @@
 
 pub mod error;
 pub mod ports;
+pub mod runs;
 pub mod screening;
 pub mod sync;
 

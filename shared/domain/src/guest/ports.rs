@@ -6,7 +6,11 @@ use async_trait::async_trait;
 use chrono::{DateTime, NaiveDate, Utc};
 use thiserror::Error;
 
-use super::screening::{ScreeningOutcome, ScreeningSubject, Watchlist};
+// The screening port lives with its subject and outcome types; it is
+// re-exported here with the other ports (screening never imports ports).
+use super::runs::SyncRun;
+use super::screening::Watchlist;
+pub use super::screening::{ScreeningError, ScreeningProvider};
 use super::{CrmConnection, Guest, GuestId, Note, RefetchTarget, Stay, SyncCursor};
 use crate::{Email, PropertyId, StoreError};
 
@@ -65,16 +69,10 @@ pub trait GuestStore: Send + Sync {
         delivery_hash: &str,
         target: Option<&RefetchTarget>,
     ) -> Result<bool, StoreError>;
-    /// Takes the property's sync lease until `until` (Unix seconds) so two
-    /// runs never push the same property at once. `Ok(false)` when another
-    /// run holds a live lease.
-    async fn take_sync_lease(
-        &self,
-        p: &PropertyId,
-        holder: &str,
-        until: i64,
-    ) -> Result<bool, StoreError>;
-    async fn release_sync_lease(&self, p: &PropertyId, holder: &str) -> Result<(), StoreError>;
+    /// Records one sync run (kept 90 days).
+    async fn save_sync_run(&self, p: &PropertyId, run: &SyncRun) -> Result<(), StoreError>;
+    /// The property's runs, newest first, at most `limit`.
+    async fn sync_runs(&self, p: &PropertyId, limit: usize) -> Result<Vec<SyncRun>, StoreError>;
     /// Targets webhooks marked, each with the mark it carries now.
     async fn refetch_targets(
         &self,
@@ -185,8 +183,9 @@ pub struct GuestUpdate {
     pub last_name: Option<String>,
     pub email: Option<String>,
     pub phone: Option<String>,
-    /// `YYYY-MM-DD` (sent only to overwrite it on erasure).
-    pub birth_date: Option<String>,
+    /// Also overwritten with a placeholder on erasure.
+    pub birth_date: Option<NaiveDate>,
+    pub document_number: Option<String>,
     /// (custom field name, value)
     pub custom_fields: Vec<(String, String)>,
 }
@@ -223,17 +222,4 @@ pub trait CrmClient: Send + Sync {
     async fn put_guest(&self, guest_id: &str, update: &GuestUpdate) -> Result<(), CrmError>;
     /// `postGuestNote` → `guestNoteID`. Not idempotent.
     async fn post_guest_note(&self, guest_id: &str, text: &str) -> Result<String, CrmError>;
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Error)]
-pub enum ScreeningError {
-    #[error("the screening provider is unavailable: {0}")]
-    Unavailable(String),
-}
-
-/// A background-check service. The built-in one is the property's
-/// [`Watchlist`].
-#[async_trait]
-pub trait ScreeningProvider: Send + Sync {
-    async fn screen(&self, subject: &ScreeningSubject) -> Result<ScreeningOutcome, ScreeningError>;
 }

@@ -7,7 +7,6 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::Guest;
-use super::ports::{ScreeningError, ScreeningProvider};
 use crate::{Email, ValidationError};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
@@ -168,6 +167,19 @@ impl WatchlistEntry {
 }
 
 pub const MAX_WATCHLIST_ENTRIES: usize = 2000;
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ScreeningError {
+    #[error("the screening provider is unavailable: {0}")]
+    Unavailable(String),
+}
+
+/// A background-check service. The built-in one is the property's
+/// [`Watchlist`].
+#[async_trait]
+pub trait ScreeningProvider: Send + Sync {
+    async fn screen(&self, subject: &ScreeningSubject) -> Result<ScreeningOutcome, ScreeningError>;
+}
 
 /// A property's watchlist; itself the built-in [`ScreeningProvider`].
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]

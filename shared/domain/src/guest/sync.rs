@@ -1,7 +1,7 @@
 //! The pure rules of the two-way Cloudbeds sync.
 //!
 //! **Conflicts: the later modification wins**, per guest, over the synced
-//! fields (names, phone, email, preferences). "Later" compares two UTC
+//! fields (names, phone, email, birth date, document number, preferences). "Later" compares two UTC
 //! instants: Cloudbeds' `dateModified` of the reservation the guest record
 //! came with (Cloudbeds sends it without zone; its API works in UTC, and
 //! the client parses it as UTC), and our `Guest::updated_at`, which an edit
@@ -21,7 +21,7 @@
 
 use std::collections::BTreeMap;
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
 use sha2::{Digest, Sha256};
 
 use super::{Guest, ScreeningState};
@@ -43,6 +43,9 @@ pub struct SyncedFields {
     pub first_name: Option<String>,
     pub last_name: Option<String>,
     pub phone: Option<String>,
+    pub birth_date: Option<NaiveDate>,
+    /// Identity document number.
+    pub document_number: Option<String>,
     pub preferences: BTreeMap<String, String>,
 }
 
@@ -63,6 +66,8 @@ impl SyncedFields {
             first_name: g.first_name.clone(),
             last_name: g.last_name.clone(),
             phone: g.phone.clone(),
+            birth_date: g.birth_date,
+            document_number: g.document_number.clone(),
             preferences: g.preferences.clone(),
         }
     }
@@ -81,6 +86,15 @@ impl SyncedFields {
                 parts.push(k);
                 parts.push(v.trim());
             }
+        }
+        // Named parts, only when set: a profile without them keeps the hash
+        // it had before they were synced.
+        let birth = self.birth_date.map(|d| d.to_string()).unwrap_or_default();
+        if !birth.is_empty() {
+            parts.extend(["\u{0}birth_date", birth.as_str()]);
+        }
+        if !clean(&self.document_number).is_empty() {
+            parts.extend(["\u{0}document_number", clean(&self.document_number)]);
         }
         hash_parts(&parts)
     }
@@ -196,5 +210,17 @@ mod tests {
         };
         assert_eq!(a.hash(), SyncedFields::default().hash());
         assert_eq!(note_hash(" a  b\n"), note_hash("a b"));
+    }
+
+    #[test]
+    fn birth_date_and_document_are_synced_fields() {
+        let now = Utc::now();
+        let mut g = guest(now);
+        let agreed = SyncedFields::of(&g);
+        g.birth_date = NaiveDate::from_ymd_opt(1980, 2, 3);
+        assert_ne!(profile_hash(&g), agreed.hash());
+        let with_birth = profile_hash(&g);
+        g.document_number = Some("P1234567".into());
+        assert_ne!(profile_hash(&g), with_birth);
     }
 }

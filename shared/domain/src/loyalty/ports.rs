@@ -85,16 +85,6 @@ pub trait LoyaltyStore: Send + Sync {
     /// `Err(Conflict)` when another run changed it.
     async fn save_export_state(&self, p: &PropertyId, s: &ExportState) -> Result<(), StoreError>;
 
-    /// Takes the property's export lease until `until` (Unix seconds).
-    /// `Ok(false)` when another run holds a live one.
-    async fn take_export_lease(
-        &self,
-        p: &PropertyId,
-        holder: &str,
-        until: i64,
-    ) -> Result<bool, StoreError>;
-    async fn release_export_lease(&self, p: &PropertyId, holder: &str) -> Result<(), StoreError>;
-
     /// Whether a members file of this name was applied (within 90 days).
     async fn members_file_seen(&self, p: &PropertyId, name: &str) -> Result<bool, StoreError>;
     /// Remembers an applied members file.

@@ -14,6 +14,7 @@
 //! | webhook delivery (dedupe) | `CRM#<p>` | `HOOKEVENT#<sha256(body)>` | — (TTL 7 days) |
 //! | refetch marker | `CRM#<p>` | `REFETCH#<guest\|reservation>#<id>` | — |
 //! | sync lease | `CRM#<p>` | `LEASE` | — (TTL: the lease's end) |
+//! | sync run | `CRMRUNS#<p>` | `<run id, UUID v7>` | — (TTL 90 days) |
 //! | webhook token → property | `CRMHOOK#<sha256(token)>` | `HOOK` | — |
 //!
 //! Emails appear in keys only hashed. The email and Cloudbeds-id lookups
@@ -22,6 +23,7 @@
 
 use async_trait::async_trait;
 use domain::guest::ports::GuestStore;
+use domain::guest::runs::{RUN_RETENTION_DAYS, SyncRun};
 use domain::guest::screening::Watchlist;
 use domain::guest::{CrmConnection, Guest, GuestId, Note, RefetchTarget, Stay, SyncCursor};
 use domain::{Email, PropertyId, StoreError};
@@ -49,6 +51,12 @@ fn email_pk(p: &PropertyId, e: &Email) -> String {
 
 fn crm_pk(p: &PropertyId, cloudbeds_id: &str) -> String {
     format!("GUESTCRM#{p}#{cloudbeds_id}")
+}
+
+/// `CRMRUNS#<p>` / `<run id, UUID v7>`: the sync's history, newest first
+/// by a descending query, kept 90 days.
+fn runs_pk(p: &PropertyId) -> String {
+    format!("CRMRUNS#{p}")
 }
 
 fn state_pk(p: &PropertyId) -> String {
@@ -131,39 +139,6 @@ impl Store {
             Err(TxError::Condition(_)) => Err(StoreError::Conflict),
             Err(e) => Err(e.into()),
         }
-    }
-
-    /// Takes the lease item `<pk>` / `LEASE` for `holder` until `until`
-    /// (Unix seconds). `Ok(false)` when another holder's lease is live.
-    pub(super) async fn take_lease(
-        &self,
-        pk: String,
-        holder: &str,
-        until: i64,
-    ) -> Result<bool, StoreError> {
-        let item = Item::new(pk, "LEASE", encode(&holder)).with_expiry(until);
-        match self.run(vec![Write::put(T, item, Cond::Absent)]).await {
-            Ok(()) => Ok(true),
-            Err(StoreError::Conflict) => Ok(false),
-            Err(e) => Err(e),
-        }
-    }
-
-    /// Releases `holder`'s lease on `<pk>`, if it still holds it.
-    pub(super) async fn release_lease(&self, pk: String, holder: &str) -> Result<(), StoreError> {
-        if let Some(i) = self.get_guests(&pk, "LEASE").await?
-            && decode::<String>(&i)? == holder
-        {
-            let w = Write::Delete {
-                table: T,
-                pk,
-                sk: "LEASE".into(),
-                cond: Cond::Version(i.version),
-            };
-            // Lost the lease meanwhile (expired, taken): nothing to release.
-            let _ = self.run(vec![w]).await;
-        }
-        Ok(())
     }
 }
 
@@ -422,17 +397,16 @@ impl GuestStore for Store {
         }
     }
 
-    async fn take_sync_lease(
-        &self,
-        p: &PropertyId,
-        holder: &str,
-        until: i64,
-    ) -> Result<bool, StoreError> {
-        self.take_lease(state_pk(p), holder, until).await
+    async fn save_sync_run(&self, p: &PropertyId, run: &SyncRun) -> Result<(), StoreError> {
+        let expires = (run.ended_at + chrono::Duration::days(RUN_RETENTION_DAYS)).timestamp();
+        let item = Item::new(runs_pk(p), run.id.clone(), encode(run)).with_expiry(expires);
+        self.run(vec![Write::put(T, item, Cond::None)]).await
     }
 
-    async fn release_sync_lease(&self, p: &PropertyId, holder: &str) -> Result<(), StoreError> {
-        self.release_lease(state_pk(p), holder).await
+    async fn sync_runs(&self, p: &PropertyId, limit: usize) -> Result<Vec<SyncRun>, StoreError> {
+        let q = Query::partition(T, runs_pk(p)).descending().limit(limit);
+        let page = self.items().query(&q, self.now_ts()).await?;
+        page.items.iter().map(decode).collect()
     }
 
     async fn refetch_targets(

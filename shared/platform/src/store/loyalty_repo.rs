@@ -380,19 +380,6 @@ impl LoyaltyStore for Store {
         self.run(vec![w]).await
     }
 
-    async fn take_export_lease(
-        &self,
-        p: &PropertyId,
-        holder: &str,
-        until: i64,
-    ) -> Result<bool, StoreError> {
-        self.take_lease(state_pk(p), holder, until).await
-    }
-
-    async fn release_export_lease(&self, p: &PropertyId, holder: &str) -> Result<(), StoreError> {
-        self.release_lease(state_pk(p), holder).await
-    }
-
     async fn members_file_seen(&self, p: &PropertyId, name: &str) -> Result<bool, StoreError> {
         Ok(self
             .get_guests(&state_pk(p), &members_sk(name))

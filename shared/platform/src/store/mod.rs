@@ -11,6 +11,7 @@ pub mod erasure_repo;
 pub mod faults;
 pub mod guest_repo;
 pub mod items;
+pub mod lease_repo;
 pub mod loyalty_repo;
 pub mod platform_repo;
 pub mod roster_repo;
