@@ -2,7 +2,7 @@
 //! body and success answer (from `openapi_examples.json`, keyed by
 //! `"METHOD /path"`; parameters by name, an operation's own values first),
 //! and every error answer's body with a code of its status.
-//! `tests/tests/api_docs.rs` checks that each operation has them and that
+//! `tests/tests/it/api_docs.rs` checks that each operation has them and that
 //! each is valid against its schema.
 
 use std::collections::BTreeMap;

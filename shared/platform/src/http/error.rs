@@ -326,7 +326,7 @@ impl From<domain::checkout::CheckoutError> for ApiError {
 /// it means and what the caller should do. `CODES` lists every code once;
 /// `docs/errors.md` and the OpenAPI error schema are generated from it, and
 /// tests check that what the routes and the domain's refusals answer is
-/// listed (`tests/tests/api_docs.rs`).
+/// listed (`tests/tests/it/api_docs.rs`).
 #[derive(Debug, Clone, Copy)]
 pub struct ErrorCode {
     pub code: &'static str,
@@ -803,7 +803,7 @@ pub fn errors_markdown() -> String {
     let mut md = String::from(
         "# Error codes\n\n\
          <!-- Generated from `CODES` in shared/platform/src/http/error.rs; a test fails when they \
-         drift. Regenerate: GUESTHUB_WRITE_DOCS=1 cargo test -p tests --test api_docs errors -->\n\n\
+         drift. Regenerate: GUESTHUB_WRITE_DOCS=1 cargo test -p tests --test it api_docs::errors -->\n\n\
          Every error answer is `{\"error\": {\"code\": \"snake_case\", \"message\": \"...\", \
          \"details\": {...}}}`. Branch on `code` (stable), show `message` to people, read \
          `details` where a code names them. Each code the hub can return is listed once, with \

@@ -347,7 +347,7 @@ fn errors_md_lists_every_code_once() {
     assert!(
         checked_in == generated,
         "docs/errors.md is stale: regenerate it with \
-         `GUESTHUB_WRITE_DOCS=1 cargo test -p tests --test api_docs errors`"
+         `GUESTHUB_WRITE_DOCS=1 cargo test -p tests --test it api_docs::errors`"
     );
     let mut seen = BTreeSet::new();
     for c in CODES {

@@ -25,7 +25,7 @@
 //! Sizes: 1,000 operations on SQLite and 300 on DynamoDB (moto, where every
 //! write is serialised); `GUESTHUB_LONG=1` runs 10,000 on SQLite and 2,000 on
 //! DynamoDB. The summary table goes to stdout
-//! (`cargo test -p tests --test reliability_vouchers -- --nocapture`).
+//! (`cargo test -p tests --test it reliability_vouchers -- --nocapture`).
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::atomic::{AtomicU8, AtomicU64, AtomicUsize, Ordering};
