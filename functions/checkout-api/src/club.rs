@@ -5,6 +5,7 @@ use axum::Json;
 use axum::extract::{Path, State};
 use chrono::NaiveDate;
 use domain::Email;
+use domain::checkout::CheckoutError;
 use domain::roster::import::ImportReport;
 use domain::roster::service::{self, TierView};
 use domain::roster::store::RosterStore;
@@ -119,10 +120,7 @@ pub async fn set_tier(
     caller.require_live()?;
     let tier = path.1.trim();
     if tier.is_empty() || tier.len() > 100 {
-        return Err(ApiError::bad_request(
-            "invalid_field",
-            "tier: must be 1-100 characters",
-        ));
+        return Err(CheckoutError::InvalidField("tier: must be 1-100 characters").into());
     }
     store
         .set_tier(&caller.live_property(), tier, body.value.enabled)

@@ -106,16 +106,10 @@ pub async fn find_memberships(
             .map(|s| s.trim().to_lowercase())
             .filter(|s| !s.is_empty());
     if email.is_none() && name.is_none() {
-        return Err(ApiError::bad_request(
-            "invalid_query",
-            "give email or q (part of a name)",
-        ));
+        return Err(CheckoutError::InvalidQuery("give email or q (part of a name)").into());
     }
     if name.as_ref().is_some_and(|n| n.chars().count() > 100) {
-        return Err(ApiError::bad_request(
-            "invalid_query",
-            "q: at most 100 characters",
-        ));
+        return Err(CheckoutError::InvalidQuery("q: at most 100 characters").into());
     }
     let keep = |m: &Membership| {
         let c = &m.contact;
@@ -142,10 +136,7 @@ pub async fn find_memberships(
                 .all(|b| b.is_ascii_alphanumeric() || b":.#-".contains(&b))
     });
     if !cursor_ok {
-        return Err(ApiError::bad_request(
-            "invalid_query",
-            "cursor: not one this search gave",
-        ));
+        return Err(CheckoutError::InvalidQuery("cursor: not one this search gave").into());
     }
     let limit = q.limit.unwrap_or(50).clamp(1, 200);
     let (memberships, next) = store

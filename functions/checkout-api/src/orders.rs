@@ -200,10 +200,7 @@ fn check_uuid(id: &str) -> Result<(), ApiError> {
     if ok {
         Ok(())
     } else {
-        Err(ApiError::bad_request(
-            "invalid_field",
-            "uuid: 1-64 characters of A-Z, a-z, 0-9, '-'",
-        ))
+        Err(CheckoutError::InvalidField("uuid: 1-64 characters of A-Z, a-z, 0-9, '-'").into())
     }
 }
 
@@ -468,7 +465,7 @@ async fn sell_memberships(
         .unwrap_or(today);
     let expires_on = validity
         .expires_on(valid_from)
-        .ok_or_else(|| ApiError::bad_request("invalid_field", "valid_from: out of range"))?;
+        .ok_or(CheckoutError::InvalidField("valid_from: out of range"))?;
     let mut out = Vec::new();
     for n in 0..item.quantity as usize {
         let member = item

@@ -7,6 +7,7 @@ use axum::extract::{Path, State};
 use axum::response::Response;
 use domain::Email;
 use domain::erasure::ErasureReceipt;
+use domain::guest::GuestError;
 use http::{HeaderMap, StatusCode};
 use platform::Store;
 use platform::http::{ApiError, ApiJson, Caller, Idempotent, Outcome};
@@ -18,10 +19,6 @@ use utoipa::ToSchema;
 pub struct ErasureRequest {
     /// The person's email (trimmed, case-insensitive).
     pub email: String,
-}
-
-fn erasure_not_found() -> ApiError {
-    ApiError::not_found("erasure_not_found", "no such erasure in this property")
 }
 
 /// Erase a person: guest profile and notes, voucher buyer and the guest
@@ -84,6 +81,6 @@ pub async fn get_erasure(
     let e = store
         .erasure(&caller.property.id, &path.1)
         .await?
-        .ok_or_else(erasure_not_found)?;
+        .ok_or(GuestError::ErasureNotFound)?;
     Ok(Json(e.receipt()))
 }

@@ -8,8 +8,8 @@ use axum::Json;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{Path, State};
-use domain::guest::RefetchTarget;
 use domain::guest::ports::GuestStore;
+use domain::guest::{GuestError, RefetchTarget};
 use platform::Store;
 use platform::http::ApiError;
 use serde::Serialize;
@@ -37,10 +37,6 @@ fn field(v: &Value, names: &[&str]) -> Option<String> {
     })
 }
 
-fn not_found() -> ApiError {
-    ApiError::not_found("webhook_not_found", "no such webhook")
-}
-
 /// Receive a Cloudbeds webhook delivery.
 #[utoipa::path(
     post,
@@ -62,21 +58,22 @@ pub async fn cloudbeds_webhook(
     // An unreadable or oversized body is a JSON error like on every route.
     let body = body?;
     if token.len() < 16 || token.len() > 128 {
-        return Err(not_found());
+        return Err(GuestError::WebhookNotFound.into());
     }
     let property = store
         .property_by_webhook_token(&webhook_token_hash(&token))
         .await?
-        .ok_or_else(not_found)?;
-    let v: Value = serde_json::from_slice(&body)
-        .map_err(|_| ApiError::bad_request("malformed_json", "the body is not a JSON event"))?;
-    let event = field(&v, &["event"])
-        .ok_or_else(|| ApiError::bad_request("invalid_event", "the event has no `event` name"))?;
+        .ok_or(GuestError::WebhookNotFound)?;
+    let v: Value = serde_json::from_slice(&body).map_err(|_| GuestError::WebhookNotJson)?;
+    let event = field(&v, &["event"]).ok_or(GuestError::WebhookEventUnnamed)?;
     if let Some(pid) = field(&v, &["propertyID", "propertyId", "propertyID_str"]) {
-        let conn = store.connection(&property).await?.ok_or_else(not_found)?;
+        let conn = store
+            .connection(&property)
+            .await?
+            .ok_or(GuestError::WebhookNotFound)?;
         if pid != conn.cloudbeds_property_id {
             // A token used for another property's events: refuse quietly.
-            return Err(not_found());
+            return Err(GuestError::WebhookNotFound.into());
         }
     }
     let target = if let Some(g) = field(&v, &["guestID", "guestId", "newGuestID"]) {

@@ -5,9 +5,6 @@ use aws_lambda_events::eventbridge::EventBridgeEvent;
 use lambda_runtime::{Error, LambdaEvent, run, service_fn};
 use platform::config::Config;
 
-/// Time left for a stopped run to reach its safe point and release.
-const STOP_MARGIN: std::time::Duration = std::time::Duration::from_secs(20);
-
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     platform::telemetry::init();
@@ -19,14 +16,14 @@ async fn main() -> Result<(), Error> {
     };
     run(service_fn(|event: LambdaEvent<EventBridgeEvent>| {
         let store = store.clone();
-        // Stop at a safe point and release the lease well before the
-        // invocation's deadline, so the next run never waits for it.
+        let (stop, by) = platform::jobs::for_invocation(
+            event.context.deadline(),
+            &event.context.env_config.function_name,
+            &event.context.request_id,
+        );
         let opts = loyalty_export::ExportOptions {
-            stop: platform::jobs::stop_before(event.context.deadline(), STOP_MARGIN),
-            by: format!(
-                "{} (request {})",
-                event.context.env_config.function_name, event.context.request_id
-            ),
+            stop,
+            by,
             ..opts.clone()
         };
         let destinations = &destinations;

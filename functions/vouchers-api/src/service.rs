@@ -663,10 +663,10 @@ pub async fn import(
     lines: Vec<serde_json::Value>,
 ) -> Result<ImportView, ApiError> {
     if lines.len() > MAX_IMPORT_LINES {
-        return Err(ApiError::bad_request(
-            "too_many_lines",
-            format!("an import takes at most {MAX_IMPORT_LINES} vouchers; split the file"),
-        ));
+        return Err(VoucherError::TooManyLines {
+            max: MAX_IMPORT_LINES,
+        }
+        .into());
     }
     let mut view = ImportView {
         imported: 0,
@@ -751,12 +751,7 @@ pub async fn lookup(
             domain::Email::parse(e)
                 .map_err(|e| domain::ValidationError::new("buyer_email", e.reason))?,
         ),
-        _ => {
-            return Err(ApiError::bad_request(
-                "invalid_query",
-                "give exactly one of order_ref and buyer_email",
-            ));
-        }
+        _ => return Err(VoucherError::LookupNeedsOne.into()),
     };
     let now = store.clock().now();
     let found = store

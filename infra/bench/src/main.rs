@@ -213,18 +213,9 @@ pub(crate) async fn import_into(items: Arc<dyn ItemStore>, file: &Path) -> (f64,
         std::fs::File::open(file).unwrap(),
     )));
     let started = Instant::now();
-    let report = ams_import::import(
-        &store,
-        ams_import::ImportRequest {
-            property,
-            source,
-            kind: domain::roster::FileKind::Delimited,
-            input,
-        },
-        None,
-    )
-    .await
-    .unwrap();
+    let req =
+        ams_import::ImportRequest::new(property, source, input).expect("an ams/<property>/ key");
+    let report = ams_import::import(&store, req).await.unwrap();
     let secs = started.elapsed().as_secs_f64();
     assert_eq!(report.status, domain::roster::import::ImportStatus::Applied);
     (secs, counting.take())

@@ -768,23 +768,12 @@ async fn run_admin(cli: &Cli, store: &platform::Store) -> anyhow::Result<()> {
                         println!("{s}");
                     }
                 }
-                if failed > 0 {
-                    anyhow::bail!("{failed} of {} properties had errors", all.len());
-                }
                 let held: Vec<String> = all
                     .iter()
                     .filter(|s| s.skipped_busy)
                     .map(|s| held_line(&s.property, s.held_by.as_deref(), s.held_until))
                     .collect();
-                if !held.is_empty() {
-                    anyhow::bail!(
-                        "skipped: {}; run again then, or with --wait",
-                        held.join("; ")
-                    );
-                }
-                if all.iter().any(|s| s.stopped) {
-                    anyhow::bail!("stopped before the end; the next run goes on");
-                }
+                job_outcome(failed, all.len(), &held, all.iter().any(|s| s.stopped))?;
             }
         },
         Command::Loyalty { command } => match command {
@@ -857,23 +846,12 @@ async fn run_admin(cli: &Cli, store: &platform::Store) -> anyhow::Result<()> {
                         totals[0], totals[1], totals[2], totals[3], failed
                     );
                 }
-                if failed > 0 {
-                    anyhow::bail!("{failed} of {} properties had errors", all.len());
-                }
                 let held: Vec<String> = all
                     .iter()
                     .filter(|s| s.skipped.is_some())
                     .map(|s| held_line(&s.property, s.held_by.as_deref(), s.held_until))
                     .collect();
-                if !held.is_empty() {
-                    anyhow::bail!(
-                        "skipped: {}; run again then, or with --wait",
-                        held.join("; ")
-                    );
-                }
-                if all.iter().any(|s| s.stopped) {
-                    anyhow::bail!("stopped before the end; the next run goes on");
-                }
+                job_outcome(failed, all.len(), &held, all.iter().any(|s| s.stopped))?;
             }
         },
         Command::Guest {
@@ -950,6 +928,24 @@ async fn run_admin(cli: &Cli, store: &platform::Store) -> anyhow::Result<()> {
 }
 
 /// "<p> is held by <who> until <when>", for a skipped run.
+/// A scheduled job run from the CLI exits non-zero when a property failed,
+/// was held by another run (who and until when), or was stopped early.
+fn job_outcome(failed: usize, total: usize, held: &[String], stopped: bool) -> anyhow::Result<()> {
+    if failed > 0 {
+        anyhow::bail!("{failed} of {total} properties had errors");
+    }
+    if !held.is_empty() {
+        anyhow::bail!(
+            "skipped: {}; run again then, or with --wait",
+            held.join("; ")
+        );
+    }
+    if stopped {
+        anyhow::bail!("stopped before the end; the next run goes on");
+    }
+    Ok(())
+}
+
 fn held_line(
     property: &str,
     by: Option<&str>,

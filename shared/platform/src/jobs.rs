@@ -37,6 +37,20 @@ pub fn stop_before(deadline: SystemTime, margin: Duration) -> Stop {
     stop
 }
 
+/// Time a scheduled Lambda leaves a stopped run to reach its safe point and
+/// release its lease before the invocation's deadline.
+pub const LAMBDA_STOP_MARGIN: Duration = Duration::from_secs(20);
+
+/// A scheduled Lambda invocation's stop ([`LAMBDA_STOP_MARGIN`] before its
+/// deadline) and who holds its leases (the function and the request), so the
+/// next run never waits for this one and a skipped run can say whom it met.
+pub fn for_invocation(deadline: SystemTime, function: &str, request_id: &str) -> (Stop, String) {
+    (
+        stop_before(deadline, LAMBDA_STOP_MARGIN),
+        format!("{function} (request {request_id})"),
+    )
+}
+
 /// The stop of a process: cancelled on Ctrl-C or SIGTERM.
 pub fn stop_on_signal() -> Stop {
     let stop = Stop::new();

@@ -418,6 +418,8 @@ fn every_domain_refusal_maps_to_a_listed_code() {
         V::CaptureExceedsHold { held: m },
         V::TooManyHolds,
         V::CursorOutOfRange { last: 1 },
+        V::TooManyLines { max: 1 },
+        V::LookupNeedsOne,
         V::IdempotencyKeyReused,
         V::IdempotencyKeyInFlight,
         V::Store(domain::StoreError::Conflict),
@@ -451,10 +453,21 @@ fn every_domain_refusal_maps_to_a_listed_code() {
         C::NothingDue,
         C::UuidReused,
         C::MemberFieldsMissing(vec!["phone".into()]),
+        C::InvalidQuery("x"),
+        C::InvalidField("x"),
     ];
     use domain::guest::GuestError as G;
     use domain::loyalty::error::LoyaltyError as L;
-    let guests = [G::NotFound, G::Erased, G::EmailTaken, G::CreationRaced];
+    let guests = [
+        G::NotFound,
+        G::Erased,
+        G::EmailTaken,
+        G::CreationRaced,
+        G::ErasureNotFound,
+        G::WebhookNotFound,
+        G::WebhookNotJson,
+        G::WebhookEventUnnamed,
+    ];
     let loyalty = [L::NumberTaken, L::DepartureNotFound];
     let answers = vouchers
         .into_iter()
@@ -492,7 +505,15 @@ fn every_refusal_is_in_the_lists(
     use domain::guest::GuestError as G;
     use domain::loyalty::error::LoyaltyError as L;
     match g {
-        G::NotFound | G::Erased | G::EmailTaken | G::CreationRaced | G::Store(_) => {}
+        G::NotFound
+        | G::Erased
+        | G::EmailTaken
+        | G::CreationRaced
+        | G::ErasureNotFound
+        | G::WebhookNotFound
+        | G::WebhookNotJson
+        | G::WebhookEventUnnamed
+        | G::Store(_) => {}
     }
     match l {
         L::NumberTaken | L::DepartureNotFound | L::Store(_) => {}
@@ -523,6 +544,8 @@ fn every_refusal_is_in_the_lists(
         | V::CaptureExceedsHold { .. }
         | V::TooManyHolds
         | V::CursorOutOfRange { .. }
+        | V::TooManyLines { .. }
+        | V::LookupNeedsOne
         | V::Invalid(_)
         | V::IdempotencyKeyReused
         | V::IdempotencyKeyInFlight
@@ -550,7 +573,9 @@ fn every_refusal_is_in_the_lists(
         | C::SoldOut { .. }
         | C::NothingDue
         | C::UuidReused
-        | C::MemberFieldsMissing(_) => {}
+        | C::MemberFieldsMissing(_)
+        | C::InvalidQuery(_)
+        | C::InvalidField(_) => {}
     }
 }
 

@@ -51,6 +51,13 @@ pub enum CheckoutError {
     UuidReused,
     #[error("each member needs: {}", .0.join(", "))]
     MemberFieldsMissing(Vec<String>),
+    /// A search's query parameters (the message says what is wrong).
+    #[error("{0}")]
+    InvalidQuery(&'static str),
+    /// A field outside the request body's own checks: a path's tier, an
+    /// order's uuid, a membership start that has no end (the message names it).
+    #[error("{0}")]
+    InvalidField(&'static str),
 }
 
 impl CheckoutError {
@@ -78,6 +85,8 @@ impl CheckoutError {
             CheckoutError::SoldOut { .. } => "sold_out",
             CheckoutError::NothingDue => "nothing_due",
             CheckoutError::UuidReused => "idempotency_key_reused",
+            CheckoutError::InvalidQuery(_) => "invalid_query",
+            CheckoutError::InvalidField(_) => "invalid_field",
             CheckoutError::MemberFieldsMissing(_) => "member_fields_missing",
         }
     }

@@ -15,6 +15,16 @@ pub enum GuestError {
     /// A guest created concurrently could not be read back.
     #[error("guest creation raced")]
     CreationRaced,
+    #[error("no such erasure in this property")]
+    ErasureNotFound,
+    /// An unknown webhook token, or a token used for another property's
+    /// events (refused alike, so a token cannot be probed).
+    #[error("no such webhook")]
+    WebhookNotFound,
+    #[error("the body is not a JSON event")]
+    WebhookNotJson,
+    #[error("the event has no `event` name")]
+    WebhookEventUnnamed,
     #[error(transparent)]
     Store(#[from] StoreError),
 }

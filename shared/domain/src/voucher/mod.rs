@@ -93,6 +93,11 @@ pub enum VoucherError {
     TooManyHolds,
     #[error("the cursor is beyond the last order ({last})")]
     CursorOutOfRange { last: u64 },
+    #[error("an import takes at most {max} vouchers; split the file")]
+    TooManyLines { max: usize },
+    /// A lost-code lookup names what to look by: exactly one of its keys.
+    #[error("give exactly one of order_ref and buyer_email")]
+    LookupNeedsOne,
     #[error(transparent)]
     Invalid(#[from] ValidationError),
     #[error("the idempotency key was used with a different request")]
@@ -132,6 +137,8 @@ impl VoucherError {
             VoucherError::CaptureExceedsHold { .. } => "capture_exceeds_hold",
             VoucherError::TooManyHolds => "too_many_holds",
             VoucherError::CursorOutOfRange { .. } => "cursor_out_of_range",
+            VoucherError::TooManyLines { .. } => "too_many_lines",
+            VoucherError::LookupNeedsOne => "invalid_query",
             VoucherError::Invalid(_) => "invalid_field",
             VoucherError::IdempotencyKeyReused => "idempotency_key_reused",
             VoucherError::IdempotencyKeyInFlight => "idempotency_key_in_flight",

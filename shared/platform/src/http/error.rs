@@ -199,6 +199,10 @@ impl From<domain::guest::GuestError> for ApiError {
             E::Erased => ApiError::rule("guest_erased", e.to_string()),
             E::EmailTaken => ApiError::conflict("email_taken", e.to_string()),
             E::CreationRaced => ApiError::unavailable(e.to_string()),
+            E::ErasureNotFound => ApiError::not_found("erasure_not_found", e.to_string()),
+            E::WebhookNotFound => ApiError::not_found("webhook_not_found", e.to_string()),
+            E::WebhookNotJson => ApiError::bad_request("malformed_json", e.to_string()),
+            E::WebhookEventUnnamed => ApiError::bad_request("invalid_event", e.to_string()),
             E::Store(e) => e.into(),
         }
     }
@@ -280,6 +284,7 @@ impl From<domain::voucher::VoucherError> for ApiError {
             }
             V::CursorOutOfRange { last } => ApiError::rule(code, message)
                 .with_details(json!({ "last_cursor": last.to_string() })),
+            V::TooManyLines { .. } | V::LookupNeedsOne => ApiError::bad_request(code, message),
             V::Blocked
             | V::Cancelled
             | V::NotRedeemableHere
@@ -311,9 +316,11 @@ impl From<domain::checkout::CheckoutError> for ApiError {
         let message = e.to_string();
         match e {
             C::UnknownProduct(_) | C::UnknownUnit { .. } => ApiError::rule(e.code(), message),
-            C::InvalidOrder(_) | C::InvalidPayment(_) | C::MemberFieldsMissing(_) => {
-                ApiError::bad_request(e.code(), message)
-            }
+            C::InvalidOrder(_)
+            | C::InvalidPayment(_)
+            | C::MemberFieldsMissing(_)
+            | C::InvalidQuery(_)
+            | C::InvalidField(_) => ApiError::bad_request(e.code(), message),
             C::ProductNotFound | C::OrderNotFound | C::MembershipNotFound(_) => {
                 ApiError::not_found(e.code(), message)
             }
