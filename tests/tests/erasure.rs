@@ -38,6 +38,9 @@ const FIRST: &str = "Ottilie";
 const LAST: &str = "Vantongeren";
 const PHONE: &str = "+43 660 7654321";
 const BIRTH: &str = "1981-04-17";
+/// Who bought the voucher the person stayed on.
+const BUYER: &str = "Bruno Kaufmann";
+const BUYER_EMAIL: &str = "bruno.kaufmann@example.net";
 const BASE: &str = "/v1/properties/castle";
 
 /// A store whose every item can be read back whole.
@@ -159,8 +162,10 @@ async fn hub(items: Arc<dyn ItemStore>) -> Hub {
     }
 }
 
-/// The person in every kind of record. Returns the voucher code.
-async fn seed(h: &Hub) -> String {
+/// The person in every kind of record. Returns the person's voucher code
+/// and the codes of the vouchers someone else bought that were redeemed
+/// or held for the person's stays.
+async fn seed(h: &Hub) -> (String, [String; 2]) {
     let r = h
         .call("POST", "/guests", None, Some(json!({"email": EMAIL, "first_name": FIRST, "last_name": LAST, "phone": PHONE, "birth_date": BIRTH})))
         .await;
@@ -184,6 +189,31 @@ async fn seed(h: &Hub) -> String {
     let code = r.json()["code"].as_str().unwrap().to_owned();
     let r = h
         .call("POST", &format!("/vouchers/{code}/redemptions"), Some("red-1"), Some(json!({"amount": {"amount": 1250, "currency": "EUR"}, "reservation": {"number": "R-1", "arrival": "2027-01-08", "departure": "2027-01-10", "guest_name": format!("{LAST}, {FIRST}")}})))
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+
+    // Vouchers someone else bought: one redeemed for the person's stay and
+    // held for the next one, one only held.
+    let r = h
+        .call("POST", "/vouchers", Some("v-2"), Some(json!({"article_type": "value", "value": {"amount": 8000, "currency": "EUR"}, "buyer": {"name": BUYER, "email": BUYER_EMAIL}})))
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    let gift = r.json()["code"].as_str().unwrap().to_owned();
+    let r = h
+        .call("POST", &format!("/vouchers/{gift}/redemptions"), Some("red-2"), Some(json!({"amount": {"amount": 3000, "currency": "EUR"}, "reservation": {"number": "R-7", "arrival": "2027-01-05", "departure": "2027-01-07", "guest_name": name}})))
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    let r = h
+        .call("POST", &format!("/vouchers/{gift}/holds"), Some("hold-1"), Some(json!({"amount": {"amount": 2000, "currency": "EUR"}, "reservation": {"number": "R-8", "arrival": "2027-03-01", "departure": "2027-03-03", "guest_name": format!("{LAST}, {FIRST}")}, "expires_at": "2027-03-03T10:00:00Z"})))
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    let r = h
+        .call("POST", "/vouchers", Some("v-3"), Some(json!({"article_type": "value", "value": {"amount": 4000, "currency": "EUR"}, "buyer": {"name": BUYER, "email": BUYER_EMAIL}})))
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    let held = r.json()["code"].as_str().unwrap().to_owned();
+    let r = h
+        .call("POST", &format!("/vouchers/{held}/holds"), Some("hold-2"), Some(json!({"amount": {"amount": 1500, "currency": "EUR"}, "reservation": {"number": "R-9", "guest_name": format!("{FIRST} {LAST}")}, "expires_at": "2027-03-03T10:00:00Z"})))
         .await;
     assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
 
@@ -233,7 +263,7 @@ async fn seed(h: &Hub) -> String {
         .call("GET", &format!("/club-members/{EMAIL}"), None, None)
         .await;
     assert_eq!(r.json()["member"], true, "{}", r.body);
-    code
+    (code, [gift, held])
 }
 
 async fn money(h: &Hub, code: &str) -> (Value, Value) {
@@ -256,9 +286,16 @@ async fn money(h: &Hub, code: &str) -> (Value, Value) {
 async fn erase_everywhere(b: Backend, logs: &Captured) {
     let (dump, items) = Dump::open(b).await;
     let h = hub(items).await;
-    let code = seed(&h).await;
+    let (code, gifts) = seed(&h).await;
     assert!(!personal(&dump.all().await).is_empty());
     let before = money(&h, &code).await;
+    let mut gifts_before = Vec::new();
+    for gift in &gifts {
+        let v = h
+            .call("GET", &format!("/vouchers/{gift}"), None, None)
+            .await;
+        gifts_before.push(v.json());
+    }
 
     // A redemption races the erasure on the person's voucher.
     let racer = {
@@ -300,14 +337,17 @@ async fn erase_everywhere(b: Backend, logs: &Captured) {
     for (kind, n) in [
         ("guest_profiles", 1),
         ("notes", 1),
-        ("vouchers", 1),
+        // Their own, and the two bought by someone else that hold their stays.
+        ("vouchers", 3),
         ("orders", 1),
         ("memberships", 1),
         ("roster_entries", 1),
     ] {
         assert_eq!(e[kind], n, "{b:?} {kind}: {}", r.body);
     }
-    assert!(e["ledger_entries"].as_u64().unwrap() >= 1, "{}", r.body);
+    // Their voucher's redemption (activity, redemption record); on the
+    // others: the redemption's, and the holds' activities.
+    assert!(e["ledger_entries"].as_u64().unwrap() >= 6, "{}", r.body);
     assert!(e["loyalty_records"].as_u64().unwrap() >= 1, "{}", r.body);
     assert_eq!(receipt["pending"], json!([]));
     assert!(personal(&r.body).is_empty());
@@ -352,9 +392,54 @@ async fn erase_everywhere(b: Backend, logs: &Captured) {
     } else {
         assert_eq!(after, before);
     }
-    if race.status != StatusCode::CREATED {
-        assert_eq!(after.0, before.0);
+    // Settlement to the cent (with the racing 1.00 when it committed).
+    let mut expected = before.0.clone();
+    if race.status == StatusCode::CREATED {
+        let t = &mut expected[0];
+        t["redemptions"] = json!(t["redemptions"].as_u64().unwrap() + 1);
+        for k in ["redeemed", "net"] {
+            t[k]["amount"] = json!(t[k]["amount"].as_i64().unwrap() + 100);
+        }
     }
+    assert_eq!(after.0, expected, "{b:?}");
+    // The vouchers someone else bought: the stays no longer name the
+    // person; their buyer, money, codes and dates are as they were.
+    let bought = h
+        .call(
+            "GET",
+            &format!("/vouchers?buyer_email={BUYER_EMAIL}"),
+            None,
+            None,
+        )
+        .await;
+    assert_eq!(bought.status, StatusCode::OK, "{}", bought.body);
+    let bought = &bought.json()["vouchers"];
+    assert_eq!(bought.as_array().map(Vec::len), Some(2), "{bought}");
+    for v in bought.as_array().unwrap() {
+        assert_eq!(
+            v["buyer"],
+            json!({"name": BUYER, "email": BUYER_EMAIL}),
+            "{bought}"
+        );
+    }
+    for (gift, before) in gifts.iter().zip(&gifts_before) {
+        let after = h
+            .call("GET", &format!("/vouchers/{gift}"), None, None)
+            .await;
+        let after = after.json();
+        for field in [
+            "code",
+            "balance",
+            "available",
+            "held",
+            "valid_until",
+            "status",
+        ] {
+            assert_eq!(after[field], before[field], "{b:?} {field}");
+        }
+        assert!(personal(&after.to_string()).is_empty(), "{after}");
+    }
+    assert!(all.contains(BUYER_EMAIL) && all.contains(BUYER));
     // The club roster forgot them at once.
     let r = h
         .call("GET", &format!("/club-members/{EMAIL}"), None, None)

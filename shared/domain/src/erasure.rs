@@ -277,6 +277,24 @@ impl<'a> Person<'a> {
         found
     }
 
+    /// Whether a stored body names the person as the guest of a stay (a
+    /// reservation's `guest_name`, on a voucher someone else may have
+    /// bought) by a name of several words that is theirs whole. A single
+    /// word (a first name alone) is too common to rewrite a stranger's
+    /// record for.
+    pub fn stay_guest(&self, body: &Value) -> bool {
+        let mut found = false;
+        walk_objects(body, &mut |o| {
+            if let Some(n) = o.get("guest_name").and_then(Value::as_str)
+                && words(n).len() > 1
+                && self.names(n)
+            {
+                found = true;
+            }
+        });
+        found
+    }
+
     /// Learns every person field of a contact-like JSON object: names,
     /// phone, birth date, when its email is the person's.
     pub fn learn_from(&mut self, body: &Value) -> bool {
@@ -496,6 +514,18 @@ mod tests {
         assert_eq!(v["amount"], 1250);
         assert_eq!(v["phone"], "+45 12");
         assert!(!v["rendered"].as_str().unwrap().contains("ana@"));
+    }
+
+    #[test]
+    fn a_stay_guest_is_named_by_a_whole_name_only() {
+        let mut p = Person::new(&Plain, BTreeSet::new());
+        p.learn_name("Ana Lind");
+        let stay = |n: &str| serde_json::json!({"activity": {"reservation": {"number": "R-1", "guest_name": n}}});
+        assert!(p.stay_guest(&stay("Lind, Ana")));
+        assert!(p.stay_guest(&stay("ana  lind")));
+        assert!(!p.stay_guest(&stay("Ana")));
+        assert!(!p.stay_guest(&stay("Ana Berg")));
+        assert!(!p.stay_guest(&serde_json::json!({"buyer": {"name": "Ana Lind"}})));
     }
 
     #[test]

@@ -26,10 +26,17 @@ use hmac::{Hmac, KeyInit, Mac};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use super::{Cond, Item, Query, Store, Table, TxError, Write, backoff, decode, encode};
+use super::{Attempt, Cond, Item, Query, Retry, Store, Table, TxError, Write, decode, encode};
 
 /// Rewrites of one item tried before giving up (each lost race re-reads).
 const ATTEMPTS: u32 = 16;
+
+/// How far back the settlement index is walked for the person's stays on
+/// vouchers others bought. A property keeps no record of its first month
+/// with activity, so the walk is a bounded window: ten years, the longest
+/// bookkeeping retention that applies to the settlement records (seven
+/// years in Austria, ten in Germany), through next month (a clock ahead).
+const STAY_MONTHS_BACK: u32 = 120;
 
 fn erasure_pk(p: &PropertyId) -> String {
     format!("ERASURE#{p}")
@@ -58,6 +65,10 @@ enum Link<'a> {
     /// one of these (guest id, voucher code, order id) or an earlier
     /// attempt's token.
     Needs(&'a [String]),
+    /// On a voucher someone else bought: rewritten only when a
+    /// reservation's guest name is the person's whole name
+    /// (`Person::stay_guest`) or it holds an earlier attempt's token.
+    StayGuest,
 }
 
 /// The deployment's key for hashing personal values.
@@ -218,18 +229,23 @@ impl Store {
         token: &str,
         link: Link<'_>,
     ) -> Result<bool, StoreError> {
-        for attempt in 0..ATTEMPTS {
+        let mut retry = Retry::new(ATTEMPTS);
+        while retry.next().await.is_some() {
             let Some(item) = self.items().get(table, pk, sk, self.now_ts()).await? else {
                 return Ok(false);
             };
-            if let Link::Needs(needles) = link {
-                let linked = item.body.contains(token)
-                    || needles.iter().any(|n| item.body.contains(n.as_str()))
-                    || serde_json::from_str::<serde_json::Value>(&item.body)
-                        .is_ok_and(|v| person.linked(&v));
-                if !linked {
-                    return Ok(false);
+            let linked = match link {
+                Link::Keyed => true,
+                Link::Needs(needles) => {
+                    item.body.contains(token)
+                        || needles.iter().any(|n| item.body.contains(n.as_str()))
+                        || serde_json::from_str::<serde_json::Value>(&item.body)
+                            .is_ok_and(|v| person.linked(&v))
                 }
+                Link::StayGuest => stay_of(&item, person, token),
+            };
+            if !linked {
+                return Ok(false);
             }
             let Some(body) = scrub_body(&item.body, person, token) else {
                 return Ok(item.body.contains(token));
@@ -248,16 +264,11 @@ impl Store {
                 next.body = v.to_string();
             }
             match self
-                .items()
-                .transact(
-                    vec![Write::put(table, next, Cond::Version(version))],
-                    self.now_ts(),
-                )
-                .await
+                .commit(vec![Write::put(table, next, Cond::Version(version))])
+                .await?
             {
-                Ok(()) => return Ok(true),
-                Err(TxError::Condition(_) | TxError::Contention) => backoff(attempt).await,
-                Err(TxError::Store(e)) => return Err(e),
+                Attempt::Committed => return Ok(true),
+                Attempt::Lost(_) => {}
             }
         }
         Err(StoreError::Conflict)
@@ -553,6 +564,31 @@ impl Store {
                             }
                         }
                     }
+                    // The person's stays on vouchers others bought: the
+                    // redemptions and captures accepted here (settlement
+                    // index) and the holds placed here.
+                    for (pk, items) in self.stay_partitions(p, &vouchers, &person, &token).await? {
+                        // Ledger first, the voucher (its holds) last.
+                        let mut sks: Vec<&str> = items.iter().map(|i| i.sk.as_str()).collect();
+                        sks.sort_by_key(|sk| *sk == "VOUCHER");
+                        for sk in sks {
+                            let named = self
+                                .scrub_item(
+                                    Table::Vouchers,
+                                    &pk,
+                                    sk,
+                                    &person,
+                                    &token,
+                                    Link::StayGuest,
+                                )
+                                .await?;
+                            if named && sk == "VOUCHER" {
+                                found.vouchers += 1;
+                            } else if named {
+                                found.ledger_entries += 1;
+                            }
+                        }
+                    }
                     // The pickup feed carries the buyer too.
                     for i in self
                         .query_all(
@@ -628,7 +664,8 @@ impl Store {
     }
 
     async fn erase_guest_profile(&self, p: &PropertyId, id: &GuestId) -> Result<(), StoreError> {
-        for attempt in 0..ATTEMPTS {
+        let mut retry = Retry::new(ATTEMPTS);
+        while retry.next().await.is_some() {
             let Some(mut g) = self.guest(p, id).await? else {
                 return Ok(());
             };
@@ -638,7 +675,7 @@ impl Store {
             g.erase(self.clock().now());
             match self.save_guest(&g).await {
                 Ok(_) => return Ok(()),
-                Err(StoreError::Conflict) => backoff(attempt).await,
+                Err(StoreError::Conflict) => {}
                 Err(e) => return Err(e),
             }
         }
@@ -662,6 +699,51 @@ impl Store {
                 .query_all(Query::partition(Table::Vouchers, &pk))
                 .await?;
             out.push((pk, items));
+        }
+        Ok(out)
+    }
+
+    /// The voucher partitions, other than the person's own, whose items
+    /// name the person as a stay's guest: those of the redemptions and
+    /// captures the property accepted (and the settlement copies of its
+    /// vouchers accepted elsewhere) in the last `STAY_MONTHS_BACK` months,
+    /// and those of the holds it placed. Each with the items to rewrite.
+    async fn stay_partitions(
+        &self,
+        p: &PropertyId,
+        own: &[(String, Vec<Item>)],
+        person: &Person<'_>,
+        token: &str,
+    ) -> Result<Vec<(String, Vec<Item>)>, StoreError> {
+        let now = self.clock().now();
+        let from = now
+            .checked_sub_months(chrono::Months::new(STAY_MONTHS_BACK))
+            .unwrap_or(now);
+        let to = now
+            .checked_add_months(chrono::Months::new(1))
+            .unwrap_or(now);
+        let mut pks: BTreeSet<String> = self
+            .settlement_items(p, from, to)
+            .await?
+            .into_iter()
+            .filter(|i| stay_of(i, person, token))
+            .map(|i| i.pk)
+            .collect();
+        pks.extend(self.held_voucher_partitions(p).await?);
+        let mut out = Vec::new();
+        for pk in pks {
+            if own.iter().any(|(o, _)| *o == pk) {
+                continue;
+            }
+            let items: Vec<Item> = self
+                .query_all(Query::partition(Table::Vouchers, &pk))
+                .await?
+                .into_iter()
+                .filter(|i| stay_of(i, person, token))
+                .collect();
+            if !items.is_empty() {
+                out.push((pk, items));
+            }
         }
         Ok(out)
     }
@@ -721,7 +803,8 @@ impl Store {
             return Ok(());
         };
         let ptr: Pointer = decode(&ptr)?;
-        for attempt in 0..ATTEMPTS {
+        let mut retry = Retry::new(ATTEMPTS);
+        while retry.next().await.is_some() {
             let Some(mut e) = self.erasure(p, &ptr.id).await? else {
                 return Ok(());
             };
@@ -730,7 +813,7 @@ impl Store {
             }
             match self.save_erasure(&e).await {
                 Ok(_) => return Ok(()),
-                Err(StoreError::Conflict) => backoff(attempt).await,
+                Err(StoreError::Conflict) => {}
                 Err(err) => return Err(err),
             }
         }
@@ -916,6 +999,14 @@ fn collect_emails(v: &serde_json::Value, out: &mut BTreeSet<String>) {
         serde_json::Value::Array(a) => a.iter().for_each(|x| collect_emails(x, out)),
         _ => {}
     }
+}
+
+/// Whether an item names the person as a stay's guest, or an earlier
+/// attempt already put the token in its place.
+fn stay_of(item: &Item, person: &Person<'_>, token: &str) -> bool {
+    item.body.contains(token)
+        || serde_json::from_str::<serde_json::Value>(&item.body)
+            .is_ok_and(|v| person.stay_guest(&v))
 }
 
 fn learn_guest(person: &mut Person<'_>, g: &Guest) {

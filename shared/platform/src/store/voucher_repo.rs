@@ -8,7 +8,7 @@
 //! | ledger activity | `VOUCHER#<issuer>#<code key>` | `ACT#<seq:010>` | redeem/capture/reverse: `SETTLE#<accepting property>#<YYYY-MM>` / `<at, µs UTC>#<code key>#<seq:010>` |
 //! | issuer's settlement copy (accepted elsewhere) | `VOUCHER#<issuer>#<code key>` | `XSET#<seq:010>` | `SETTLE#<issuer>#<YYYY-MM>` / as above |
 //! | redemption (reversible remainder) | `VOUCHER#<issuer>#<code key>` | `RED#<redemption id>` | — |
-//! | hold location | `HOLD#<placing property>#<hold id>` | `HOLD` | — |
+//! | hold location | `HOLD#<placing property>#<hold id>` | `HOLD` | `HOLDS#<placing property>` / `<hold id>` |
 //! | expiry index | `EXPIRY#<issuer>` | `<valid_until>#<code key>` | — (TTL 3 days once written off) |
 //! | pickup feed counter | `ORDERS#<issuer>` | `SEQ` (version = last sequence) | — |
 //! | order | `ORDERS#<issuer>` | `ORDER#<seq:012>` | — |
@@ -104,6 +104,12 @@ fn hold_pk(property: &PropertyId, hold_id: &str) -> String {
 /// Fixed-width UTC time, so string order is time order.
 fn ts(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(SecondsFormat::Micros, true)
+}
+
+/// The index of the holds a property placed (an erasure finds the stays
+/// it held vouchers for through it).
+fn holds_index(property: &PropertyId) -> String {
+    format!("HOLDS#{property}")
 }
 
 fn settle_pk(property: &PropertyId, t: DateTime<Utc>) -> String {
@@ -220,6 +226,44 @@ fn busy() -> VoucherError {
 impl Store {
     async fn get_item(&self, pk: &str, sk: &str) -> Result<Option<Item>, StoreError> {
         self.items().get(T, pk, sk, self.now_ts()).await
+    }
+
+    /// The ledger items in a property's settlement index (its acceptances
+    /// and the settlement copies of its vouchers accepted elsewhere) for
+    /// the months from `from` through `to`, as stored.
+    pub(crate) async fn settlement_items(
+        &self,
+        property: &PropertyId,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> Result<Vec<Item>, StoreError> {
+        let mut out = Vec::new();
+        let mut month = from.date_naive().with_day(1).unwrap_or(from.date_naive());
+        while let Some(at) = month.and_hms_opt(0, 0, 0).map(|m| m.and_utc())
+            && at <= to
+        {
+            out.extend(
+                self.query_all(Query::gsi1(T, settle_pk(property, at)))
+                    .await?,
+            );
+            month = match month.checked_add_months(Months::new(1)) {
+                Some(m) => m,
+                None => break,
+            };
+        }
+        Ok(out)
+    }
+
+    /// The voucher partitions of the holds a property placed.
+    pub(crate) async fn held_voucher_partitions(
+        &self,
+        property: &PropertyId,
+    ) -> Result<Vec<String>, StoreError> {
+        self.query_all(Query::gsi1(T, holds_index(property)))
+            .await?
+            .iter()
+            .map(|i| decode::<HoldRecord>(i).map(|r| voucher_pk(&r.issuer, &r.code)))
+            .collect()
     }
 
     async fn voucher_item(
@@ -437,7 +481,8 @@ impl Store {
                 issuer: issuer.clone(),
                 code: code.clone(),
             };
-            let item = Item::new(hold_pk(&h.property, &h.id), "HOLD", encode(&rec));
+            let item = Item::new(hold_pk(&h.property, &h.id), "HOLD", encode(&rec))
+                .with_gsi1(holds_index(&h.property), h.id.clone());
             writes.push(Write::put(T, item, Cond::Absent));
         }
         Ok((change, writes))
