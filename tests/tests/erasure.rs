@@ -166,6 +166,14 @@ async fn hub(items: Arc<dyn ItemStore>) -> Hub {
 /// and the codes of the vouchers someone else bought that were redeemed
 /// or held for the person's stays.
 async fn seed(h: &Hub) -> (String, [String; 2]) {
+    // A hotel picking up the castle's voucher orders: its feed gets a copy
+    // of the person's order.
+    guesthub::admin::add_property(&h.store, "lake", "Lake", "Europe/Vienna", "EUR")
+        .await
+        .unwrap();
+    guesthub::admin::pick_up_orders_of(&h.store, "lake", "castle")
+        .await
+        .unwrap();
     let r = h
         .call("POST", "/guests", None, Some(json!({"email": EMAIL, "first_name": FIRST, "last_name": LAST, "phone": PHONE, "birth_date": BIRTH})))
         .await;

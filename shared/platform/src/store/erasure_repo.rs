@@ -589,23 +589,36 @@ impl Store {
                             }
                         }
                     }
-                    // The pickup feed carries the buyer too.
-                    for i in self
-                        .query_all(
-                            Query::partition(Table::Vouchers, format!("ORDERS#{p}"))
-                                .prefix("ORDER#"),
-                        )
-                        .await?
-                    {
-                        self.scrub_item(
-                            Table::Vouchers,
-                            &i.pk,
-                            &i.sk,
-                            &person,
-                            &token,
-                            Link::Needs(&[]),
-                        )
-                        .await?;
+                    // The pickup feed carries the buyer too: this property's
+                    // own, and the copies of its orders in the feeds of the
+                    // hotels that pick them up (their own orders stay theirs).
+                    let mut feeds = vec![p.clone()];
+                    if let Some(prop) = domain::ports::PropertyStore::property(self, p).await? {
+                        feeds.extend(prop.orders_picked_up_by);
+                    }
+                    for feed in &feeds {
+                        for i in self
+                            .query_all(
+                                Query::partition(Table::Vouchers, format!("ORDERS#{feed}"))
+                                    .prefix("ORDER#"),
+                            )
+                            .await?
+                        {
+                            let issued_here = feed == p
+                                || serde_json::from_str::<serde_json::Value>(&i.body)
+                                    .is_ok_and(|o| o["issuer"].as_str() == Some(p.as_str()));
+                            if issued_here {
+                                self.scrub_item(
+                                    Table::Vouchers,
+                                    &i.pk,
+                                    &i.sk,
+                                    &person,
+                                    &token,
+                                    Link::Needs(&[]),
+                                )
+                                .await?;
+                            }
+                        }
                     }
                     if let Some(em) = &email_str {
                         let index = format!("VFIND#{p}#EMAIL#{}", sha(em));
