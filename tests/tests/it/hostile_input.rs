@@ -660,6 +660,10 @@ fn path_templates() -> Vec<(&'static str, &'static str)> {
         ("PUT", "/club-tiers/{seg}"),
         ("GET", "/roster-imports?limit={q}"),
         ("POST", "/roster-imports/{seg}/approve"),
+        ("GET", "/erasures/{seg}"),
+        ("GET", "/crm/runs?limit={q}"),
+        ("GET", "/guests/{seg}"),
+        ("DELETE", "/guests/{seg}"),
     ]
 }
 
