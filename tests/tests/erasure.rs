@@ -843,6 +843,53 @@ async fn retention_anonymises_old_contacts_when_set() {
     }
 }
 
+/// A group order naming more people than one transaction takes (each
+/// member's email gets an index entry): it is placed all the same, and an
+/// erasure of one member reaches it.
+async fn large_group_order(b: Backend) {
+    let (_dump, items) = Dump::open(b).await;
+    let h = hub(items).await;
+    let r = h
+        .call("PUT", "/products/club", None, Some(json!({"kind": "membership", "name": "Wine club", "currency": "EUR", "units": [{"id": "member", "name": "Member", "price": {"amount": 9900, "currency": "EUR"}}], "validity": {"count": 1, "unit": "months"}})))
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    const N: usize = 60;
+    let members: Vec<Value> = (0..N)
+        .map(|i| json!({"email": format!("member{i}@example.net"), "first_name": "Member", "last_name": format!("Number{i}")}))
+        .collect();
+    let r = h
+        .call("POST", "/orders", None, Some(json!({"uuid": "group-1", "contact": {"email": "office@example.net", "first_name": "Office", "last_name": "Buyer"},
+            "items": [{"product_id": "club", "unit_id": "member", "quantity": N, "members": members}],
+            "payment": {"mode": "charge_now", "parts": [{"method": "card", "amount": {"amount": 9900 * N as i64, "currency": "EUR"}}]}})))
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    let r = h
+        .call(
+            "POST",
+            "/erasures",
+            Some("erase-37"),
+            Some(json!({"email": "member37@example.net"})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.body);
+    assert_eq!(r.json()["erased"]["orders"], 1, "{}", r.body);
+    let o = h.call("GET", "/orders/group-1", None, None).await;
+    assert_eq!(o.status, StatusCode::OK, "{}", o.body);
+    assert!(
+        !o.body.contains("member37@") && !o.body.contains("Number37"),
+        "{}",
+        o.body
+    );
+    assert!(o.body.contains("member36@example.net"), "{}", o.body);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_group_order_larger_than_one_transaction_is_placed_and_erasable() {
+    for b in [Backend::Sqlite, Backend::Dynamodb] {
+        large_group_order(b).await;
+    }
+}
+
 /// Another person who shares a name keeps theirs: only records tied to the
 /// erased person (by email or their own keys) are rewritten by name.
 async fn namesakes(b: Backend) {

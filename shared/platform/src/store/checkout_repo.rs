@@ -26,7 +26,7 @@ use domain::idempotency::{IdempotencyPolicy, Lease, StoredResponse};
 use domain::voucher::ports::Rule;
 use domain::voucher::{Change, VoucherCode, VoucherError};
 
-use super::items::{Cond, Cursor, Item, Query, Table, Write};
+use super::items::{Cond, Cursor, Item, MAX_TRANSACTION_ITEMS, Query, Table, Write};
 use super::{Attempt, Store, decode, encode};
 
 const T: Table = Table::Commerce;
@@ -308,6 +308,9 @@ impl Store {
 #[derive(Default)]
 pub struct OrderTx {
     writes: Vec<Write>,
+    /// A new order's per-email index entries (for an erasure): in the
+    /// order's transaction when they fit, else put right after it.
+    index: Vec<Item>,
 }
 
 #[async_trait]
@@ -327,8 +330,7 @@ impl CheckoutStore for Store {
         tx.writes.insert(0, Write::put(T, item, cond(version)));
         if version.is_none() {
             // A new order is found by the emails it names (an erasure).
-            let index = self.person_order_writes(p, &order.order.id, &order.order);
-            tx.writes.extend(index);
+            tx.index = self.person_order_items(p, &order.order.id, &order.order);
         }
     }
 
@@ -403,6 +405,19 @@ impl CheckoutStore for Store {
     }
 
     async fn commit_order(&self, tx: OrderTx) -> Result<bool, StoreError> {
-        Ok(self.commit(tx.writes).await? == Attempt::Committed)
+        let OrderTx { mut writes, index } = tx;
+        if writes.len() + index.len() <= MAX_TRANSACTION_ITEMS {
+            writes.extend(index.into_iter().map(|i| Write::put(T, i, Cond::None)));
+            return Ok(self.commit(writes).await? == Attempt::Committed);
+        }
+        // A large group order: the index does not fit beside it. The order
+        // commits alone and its index follows (plain puts, safe to repeat).
+        if self.commit(writes).await? != Attempt::Committed {
+            return Ok(false);
+        }
+        if let Err(e) = self.items().batch_put(T, index).await {
+            tracing::warn!(error = %e, "an order's erasure index was not written; an erasure finds the order through its memberships only");
+        }
+        Ok(true)
     }
 }

@@ -191,27 +191,21 @@ impl Store {
         Ok(was)
     }
 
-    /// Index writes for a new order: one per email it names (the contact,
-    /// each ticket's member).
-    pub fn person_order_writes<T: Serialize>(
+    /// Index items for a new order (table `Commerce`): one per email it
+    /// names (the contact, each ticket's member).
+    pub fn person_order_items<T: Serialize>(
         &self,
         p: &PropertyId,
         order_id: &str,
         order: &T,
-    ) -> Vec<Write> {
+    ) -> Vec<Item> {
         let mut emails = BTreeSet::new();
         if let Ok(v) = serde_json::to_value(order) {
             collect_emails(&v, &mut emails);
         }
         emails
             .iter()
-            .map(|e| {
-                Write::put(
-                    Table::Commerce,
-                    Item::new(person_order_pk(p, e), order_id.to_owned(), "{}".into()),
-                    Cond::None,
-                )
-            })
+            .map(|e| Item::new(person_order_pk(p, e), order_id.to_owned(), "{}".into()))
             .collect()
     }
 
