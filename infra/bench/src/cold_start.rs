@@ -103,7 +103,7 @@ pub struct Function {
 }
 
 /// The environment Lambda gives every function, plus the store's.
-fn lambda_env(moto: &Moto, prefix: &str, api: &str) -> Vec<(&'static str, String)> {
+pub(crate) fn lambda_env(moto: &Moto, prefix: &str, api: &str) -> Vec<(&'static str, String)> {
     let mut env = moto.env(prefix);
     env.extend([
         ("AWS_LAMBDA_RUNTIME_API", api.to_owned()),

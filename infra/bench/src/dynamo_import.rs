@@ -22,22 +22,36 @@ async fn run_ours(moto: &Moto, file: &Path, rows: usize) -> Result<(f64, u64), S
 
 /// Rows per second of `peers/import_roster_boto3.py` on the same file.
 fn run_peer(python: &str, moto: &Moto, file: &Path, rows: usize) -> Result<f64, String> {
+    let prefix = format!("peer{}", uuid::Uuid::new_v4().simple());
+    let (secs, _) = run_peer_at(python, moto, &moto.endpoint, &prefix, file)?;
+    Ok(rows as f64 / secs)
+}
+
+/// Runs the boto3 peer against `endpoint` (moto, or a proxy in front of it)
+/// into a fresh table `<prefix>-roster`: its seconds and the members it wrote.
+pub(crate) fn run_peer_at(
+    python: &str,
+    moto: &Moto,
+    endpoint: &str,
+    prefix: &str,
+    file: &Path,
+) -> Result<(f64, u64), String> {
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("peers/import_roster_boto3.py");
-    let table = format!("peer{}-roster", uuid::Uuid::new_v4().simple());
+    let table = format!("{prefix}-roster");
     let out = std::process::Command::new(python)
         .arg(script)
-        .args([moto.endpoint.as_str(), &table])
+        .args([endpoint, &table])
         .arg(file)
         .arg("castle")
         .envs(moto.env(""))
         .output()
         .map_err(|e| format!("{python}: {e}"))?;
-    let secs: Option<f64> = String::from_utf8_lossy(&out.stdout)
-        .split_whitespace()
-        .next()
-        .and_then(|s| s.parse().ok());
-    match secs {
-        Some(s) if out.status.success() => Ok(rows as f64 / s),
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let mut words = stdout.split_whitespace();
+    let secs: Option<f64> = words.next().and_then(|s| s.parse().ok());
+    let members: Option<u64> = words.next().and_then(|s| s.parse().ok());
+    match (secs, members) {
+        (Some(s), Some(m)) if out.status.success() => Ok((s, m)),
         _ => Err(format!(
             "boto3 peer failed: {}",
             String::from_utf8_lossy(&out.stderr)

@@ -37,6 +37,10 @@ use platform::store::sqlite::SqliteItems;
 
 mod cold_start;
 mod dynamo_import;
+mod dynamo_latency;
+mod first_import;
+mod lambda_rss;
+mod latency_proxy;
 mod moto;
 mod runtime_api;
 
@@ -356,12 +360,23 @@ async fn vouchers(dir: &Path, n: usize) -> (Vec<f64>, Vec<f64>, u64, u64) {
     (status_us, redeem_us, status_requests, redeem_requests)
 }
 
-const CASES: [&str; 6] = [
+const CASES: [&str; 9] = [
     "parse",
     "sqlite-import",
     "rss",
+    "first-import",
     "router",
     "dynamo-import",
+    "dynamo-latency",
+    "lambda-rss",
+    "cold-start",
+];
+
+/// The cases that start a moto server.
+const MOTO_CASES: [&str; 4] = [
+    "dynamo-import",
+    "dynamo-latency",
+    "lambda-rss",
     "cold-start",
 ];
 
@@ -371,6 +386,14 @@ pub(crate) struct Options {
     ops: usize,
     dynamo_rows: usize,
     cold_runs: usize,
+    /// The round trip the proxy in front of moto adds to every request.
+    rtt_ms: u64,
+    /// Shares of `BatchWriteItem` items left unprocessed and of requests
+    /// throttled by that proxy in the faults run.
+    unprocessed_share: f64,
+    throttled_share: f64,
+    /// Rows the `ams-import` function imports into DynamoDB on moto.
+    lambda_dynamo_rows: usize,
     only: Vec<String>,
     python: String,
 }
@@ -383,7 +406,7 @@ fn arg_text(name: &str) -> Option<String> {
         .cloned()
 }
 
-fn arg(name: &str, default: usize) -> usize {
+fn arg<T: std::str::FromStr>(name: &str, default: T) -> T {
     arg_text(name)
         .and_then(|v| v.parse().ok())
         .unwrap_or(default)
@@ -422,6 +445,10 @@ impl Options {
             ops: arg("--ops", 1000),
             dynamo_rows: arg("--dynamo-rows", 20_000).max(1),
             cold_runs: arg("--cold-runs", 10).max(1),
+            rtt_ms: arg("--rtt-ms", 10),
+            unprocessed_share: arg("--unprocessed-share", 0.1_f64).clamp(0.0, 0.9),
+            throttled_share: arg("--throttled-share", 0.02_f64).clamp(0.0, 0.5),
+            lambda_dynamo_rows: arg("--lambda-dynamo-rows", 100_000).max(1),
             only,
             python: python(),
         }
@@ -567,6 +594,12 @@ async fn moto_cases(opts: &Options, dir: &Path, table: &mut Vec<Row>) {
     if opts.wants("dynamo-import") {
         table.push(dynamo_import::case(opts, &moto, dir).await);
     }
+    if opts.wants("dynamo-latency") {
+        table.extend(dynamo_latency::cases(opts, &moto, dir).await);
+    }
+    if opts.wants("lambda-rss") {
+        table.extend(lambda_rss::cases(opts, &moto, dir).await);
+    }
     if opts.wants("cold-start") {
         table.extend(cold_start::cases(opts, &moto, dir).await);
     }
@@ -583,10 +616,13 @@ async fn main() {
     {
         roster_cases(&opts, dir.path(), &mut table).await;
     }
+    if opts.wants("first-import") {
+        table.push(first_import::case(&opts, dir.path()));
+    }
     if opts.wants("router") {
         router_cases(&opts, dir.path(), &mut table).await;
     }
-    if opts.wants("dynamo-import") || opts.wants("cold-start") {
+    if MOTO_CASES.iter().any(|c| opts.wants(c)) {
         moto_cases(&opts, dir.path(), &mut table).await;
     }
     println!("| case | GuestHub (median, min–max) | peer | ratio |\n|---|---|---|---|");

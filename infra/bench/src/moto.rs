@@ -71,18 +71,7 @@ impl Moto {
     /// (not created yet). Built from explicit settings rather than the
     /// environment, which the harness leaves alone.
     pub fn items(&self, prefix: &str) -> Arc<DynamoItems> {
-        let conf = aws_sdk_dynamodb::Config::builder()
-            .behavior_version(BehaviorVersion::latest())
-            .endpoint_url(&self.endpoint)
-            .region(Region::new(REGION))
-            .credentials_provider(Credentials::new(
-                ACCESS_KEY, SECRET_KEY, None, None, "bench",
-            ))
-            .build();
-        Arc::new(DynamoItems::new(
-            aws_sdk_dynamodb::Client::from_conf(conf),
-            prefix,
-        ))
+        items_at(&self.endpoint, prefix)
     }
 
     /// Environment for a child process that talks to this server.
@@ -98,6 +87,23 @@ impl Moto {
             ("AWS_EC2_METADATA_DISABLED", "true".into()),
         ]
     }
+}
+
+/// A DynamoDB backend on `endpoint` (moto, or a proxy in front of it) with
+/// its tables under `prefix`.
+pub fn items_at(endpoint: &str, prefix: &str) -> Arc<DynamoItems> {
+    let conf = aws_sdk_dynamodb::Config::builder()
+        .behavior_version(BehaviorVersion::latest())
+        .endpoint_url(endpoint)
+        .region(Region::new(REGION))
+        .credentials_provider(Credentials::new(
+            ACCESS_KEY, SECRET_KEY, None, None, "bench",
+        ))
+        .build();
+    Arc::new(DynamoItems::new(
+        aws_sdk_dynamodb::Client::from_conf(conf),
+        prefix,
+    ))
 }
 
 impl Drop for Moto {

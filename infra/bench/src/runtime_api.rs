@@ -32,6 +32,8 @@ struct Shared {
     /// The one invocation to hand out: (request id, event).
     event: Mutex<Option<(String, String)>>,
     polled: Mutex<Option<Instant>>,
+    /// The invocation's time limit, as Lambda's deadline header gives it.
+    limit: Duration,
     answer: Mutex<Option<oneshot::Sender<Answer>>>,
 }
 
@@ -52,10 +54,16 @@ pub struct Emulator {
 impl Emulator {
     /// Serves on a free 127.0.0.1 port, with `event` as its one invocation.
     pub async fn start(event: String) -> Self {
+        Self::with_limit(event, Duration::from_secs(30)).await
+    }
+
+    /// As [`Emulator::start`], with the invocation's time limit.
+    pub async fn with_limit(event: String, limit: Duration) -> Self {
         let (tx, rx) = oneshot::channel();
         let shared = Arc::new(Shared {
             event: Mutex::new(Some((uuid::Uuid::new_v4().to_string(), event))),
             polled: Mutex::new(None),
+            limit,
             answer: Mutex::new(Some(tx)),
         });
         let app = Router::new()
@@ -98,7 +106,7 @@ async fn next(State(s): State<Arc<Shared>>) -> Response {
     let Some((id, event)) = s.event.lock().unwrap().take() else {
         return std::future::pending().await;
     };
-    let deadline = SystemTime::now() + Duration::from_secs(30);
+    let deadline = SystemTime::now() + s.limit;
     let deadline_ms = deadline.duration_since(UNIX_EPOCH).unwrap().as_millis();
     (
         [

@@ -13,7 +13,9 @@ use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::config::interceptors::BeforeTransmitInterceptorContextRef;
 use aws_sdk_dynamodb::config::{ConfigBag, Intercept, RuntimeComponents};
 use aws_sdk_dynamodb::error::BoxError;
+use aws_sdk_dynamodb::error::ProvideErrorMetadata;
 use aws_sdk_dynamodb::error::{DisplayErrorContext, SdkError};
+use aws_sdk_dynamodb::operation::batch_write_item::BatchWriteItemError;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, AttributeValue, BillingMode, ConditionCheck, Delete, DeleteRequest,
@@ -66,6 +68,17 @@ impl Intercept for RequestCount {
 pub struct DynamoItems {
     client: Client,
     prefix: String,
+}
+
+/// DynamoDB's "slow down" answers.
+fn is_throttled<R>(e: &SdkError<BatchWriteItemError, R>) -> bool {
+    e.as_service_error().is_some_and(|s| {
+        matches!(
+            s,
+            BatchWriteItemError::ProvisionedThroughputExceededException(_)
+                | BatchWriteItemError::RequestLimitExceeded(_)
+        ) || s.code() == Some("ThrottlingException")
+    })
 }
 
 fn unavailable<E: std::error::Error + 'static>(e: E) -> StoreError {
@@ -363,7 +376,8 @@ impl DynamoItems {
     }
 
     /// One `BatchWriteItem`, re-sent with back-off until nothing is left
-    /// unprocessed.
+    /// unprocessed. A batch still throttled after the SDK's own retries is
+    /// sent again the same way: a throttled table is busy, not broken.
     async fn write_batch(
         &self,
         name: &str,
@@ -371,17 +385,20 @@ impl DynamoItems {
     ) -> Result<(), StoreError> {
         let mut attempt = 0u32;
         while !pending.is_empty() {
-            let out = self
+            let sent = self
                 .client
                 .batch_write_item()
-                .request_items(name, pending)
+                .request_items(name, pending.clone())
                 .send()
-                .await
-                .map_err(unavailable)?;
-            pending = out
-                .unprocessed_items
-                .and_then(|mut m| m.remove(name))
-                .unwrap_or_default();
+                .await;
+            pending = match sent {
+                Ok(out) => out
+                    .unprocessed_items
+                    .and_then(|mut m| m.remove(name))
+                    .unwrap_or_default(),
+                Err(e) if is_throttled(&e) => pending,
+                Err(e) => return Err(unavailable(e)),
+            };
             if !pending.is_empty() {
                 attempt += 1;
                 if attempt > 8 {
