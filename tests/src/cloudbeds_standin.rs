@@ -3,7 +3,9 @@
 //! Follows the published shapes: `x-api-key`, GET parameters in the query,
 //! POST/PUT bodies form-urlencoded (arrays as `name[i][field]`), answers
 //! `{"success": bool, "data": ..}`, `pageNumber`/`pageSize` ≤ 100 with
-//! `count`/`total`. Faults can be queued per method (429, 500, a timeout
+//! `count`/`total`; `getReservations` filters by modification time,
+//! check-in/out dates and status, and `getGuestsByFilter` answers guests
+//! by status, name, email, dates and modification time. Faults can be queued per method (429, 500, a timeout
 //! before or after applying), and a reservation can be modified while a
 //! window is being paged; each request can be delayed a random latency
 //! before it arrives. It measures what the tests assert: arrival times,
@@ -22,7 +24,7 @@ use chrono::{DateTime, NaiveDate, NaiveDateTime, Timelike, Utc};
 use http::{HeaderMap, Method, StatusCode};
 use serde_json::{Value, json};
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct SGuest {
     pub first_name: String,
     pub last_name: String,
@@ -32,6 +34,12 @@ pub struct SGuest {
     pub document_number: String,
     pub custom: BTreeMap<String, String>,
     pub opt_in: bool,
+    /// Address and document fields (`getGuest` / `putGuest` names, e.g.
+    /// `city`, `documentType`), "" when unset.
+    pub details: BTreeMap<String, String>,
+    /// Set when the guest record itself changed (putGuest, or a test);
+    /// `getGuestsByFilter` reports the later of it and its reservations'.
+    pub modified: Option<DateTime<Utc>>,
 }
 
 #[derive(Debug, Clone)]
@@ -153,6 +161,7 @@ impl Standin {
                         .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
                         .collect(),
                     opt_in: n.is_multiple_of(2),
+                    ..Default::default()
                 },
             );
             s.reservations.push(SReservation {
@@ -309,6 +318,7 @@ fn route(s: &mut StandinState, method: &Method, name: &str, f: &[(String, String
             ok(json!({"fieldID": id, "name": n, "shortcode": c}))
         }
         ("GET", "getReservations") => reservations(s, f),
+        ("GET", "getGuestsByFilter") => guests_by_filter(s, f),
         ("GET", "getReservation") => {
             let Some(r) = get(f, "reservationID")
                 .and_then(|id| s.reservations.iter().find(|r| r.id == id))
@@ -333,6 +343,16 @@ fn route(s: &mut StandinState, method: &Method, name: &str, f: &[(String, String
                 "firstName": g.first_name, "lastName": g.last_name, "email": g.email,
                 "phone": g.phone, "cellPhone": "", "birthDate": g.birth_date.map(|d| d.to_string()),
                 "documentNumber": g.document_number,
+                "address1": g.details.get("address1").cloned().unwrap_or_default(),
+                "address2": g.details.get("address2").cloned().unwrap_or_default(),
+                "city": g.details.get("city").cloned().unwrap_or_default(),
+                "state": g.details.get("state").cloned().unwrap_or_default(),
+                "zip": g.details.get("zip").cloned().unwrap_or_default(),
+                "country": g.details.get("country").cloned().unwrap_or_default(),
+                "documentType": g.details.get("documentType").cloned().unwrap_or_else(|| "na".into()),
+                "documentIssuingCountry": g.details.get("documentIssuingCountry").cloned().unwrap_or_default(),
+                "documentIssueDate": g.details.get("documentIssueDate").cloned(),
+                "documentExpirationDate": g.details.get("documentExpirationDate").cloned(),
                 "customFields": g.custom.iter().map(|(k, v)| json!({"customFieldName": k, "customFieldValue": v})).collect::<Vec<_>>(),
                 "isAnonymized": false, "guestOptIn": g.opt_in, "isMerged": false, "newGuestID": ""
             }))
@@ -381,7 +401,11 @@ fn route(s: &mut StandinState, method: &Method, name: &str, f: &[(String, String
                     "guestPhone" => g.phone = v.clone(),
                     "guestBirthDate" => g.birth_date = NaiveDate::parse_from_str(v, "%Y-%m-%d").ok(),
                     "guestDocumentNumber" => g.document_number = v.clone(),
-                    _ => {}
+                    other => {
+                        if let Some(field) = put_detail(other) {
+                            g.details.insert(field.to_owned(), v.clone());
+                        }
+                    }
                 }
             }
             for i in 0.. {
@@ -396,6 +420,7 @@ fn route(s: &mut StandinState, method: &Method, name: &str, f: &[(String, String
             }
             // Cloudbeds stamps the reservations' modification time.
             let now = Utc::now();
+            g.modified = Some(now);
             for r in s.reservations.iter_mut().filter(|r| r.guest_id == gid) {
                 r.modified = now;
             }
@@ -418,13 +443,20 @@ fn reservations(s: &mut StandinState, f: &[(String, String)]) -> Response {
     }
     let from = get(f, "modifiedFrom").and_then(ts);
     let to = get(f, "modifiedTo").and_then(ts);
+    let Ok(dates) = DateFilter::of(f) else {
+        return fail(StatusCode::OK, "dates are YYYY-MM-DD");
+    };
+    let status = get(f, "status");
     let mut hits: Vec<&SReservation> = s
         .reservations
         .iter()
         .filter(|r| {
             // Cloudbeds keeps whole seconds.
             let m = r.modified.with_nanosecond(0).unwrap_or(r.modified);
-            from.is_none_or(|t| m >= t) && to.is_none_or(|t| m <= t)
+            from.is_none_or(|t| m >= t)
+                && to.is_none_or(|t| m <= t)
+                && dates.admits(r)
+                && status.is_none_or(|st| st == r.status)
         })
         .collect();
     hits.sort_by(|a, b| a.id.cmp(&b.id));
@@ -441,7 +473,8 @@ fn reservations(s: &mut StandinState, f: &[(String, String)]) -> Response {
                 "dateModified": r.modified.format("%Y-%m-%d %H:%M:%S").to_string(),
                 "guestID": r.guest_id, "guestName": g.map(|g| format!("{} {}", g.first_name, g.last_name)),
                 "startDate": r.start.to_string(), "endDate": r.end.to_string(),
-                "guestList": { r.guest_id.clone(): {"guestID": r.guest_id, "guestFirstName": g.map(|g| g.first_name.clone()), "isMainGuest": true} }
+                "guestList": { r.guest_id.clone(): {"guestID": r.guest_id, "guestFirstName": g.map(|g| g.first_name.clone()),
+                    "guestLastName": g.map(|g| g.last_name.clone()), "guestEmail": g.map(|g| g.email.clone()), "isMainGuest": true} }
             })
         })
         .collect();
@@ -455,6 +488,144 @@ fn reservations(s: &mut StandinState, f: &[(String, String)]) -> Response {
             r.modified = Utc::now() + chrono::Duration::hours(1);
         }
     }
+    axum::Json(json!({"success": true, "data": data, "count": count, "total": total}))
+        .into_response()
+}
+
+/// `putGuest`'s address and document parameters → `getGuest`'s names.
+fn put_detail(param: &str) -> Option<&'static str> {
+    Some(match param {
+        "guestAddress1" => "address1",
+        "guestAddress2" => "address2",
+        "guestCity" => "city",
+        "guestState" => "state",
+        "guestZip" => "zip",
+        "guestCountry" => "country",
+        "guestDocumentType" => "documentType",
+        "guestDocumentIssuingCountry" => "documentIssuingCountry",
+        "guestDocumentIssueDate" => "documentIssueDate",
+        "guestDocumentExpirationDate" => "documentExpirationDate",
+        _ => return None,
+    })
+}
+
+/// `checkInFrom/checkInTo` and `checkOutFrom/checkOutTo` (inclusive dates).
+struct DateFilter {
+    check_in: (Option<NaiveDate>, Option<NaiveDate>),
+    check_out: (Option<NaiveDate>, Option<NaiveDate>),
+}
+
+impl DateFilter {
+    fn of(f: &[(String, String)]) -> Result<Self, ()> {
+        let d = |k: &str| -> Result<Option<NaiveDate>, ()> {
+            match get(f, k) {
+                None | Some("") => Ok(None),
+                Some(v) => NaiveDate::parse_from_str(v, "%Y-%m-%d")
+                    .map(Some)
+                    .map_err(|_| ()),
+            }
+        };
+        Ok(Self {
+            check_in: (d("checkInFrom")?, d("checkInTo")?),
+            check_out: (d("checkOutFrom")?, d("checkOutTo")?),
+        })
+    }
+
+    fn admits(&self, r: &SReservation) -> bool {
+        let within = |(from, to): (Option<NaiveDate>, Option<NaiveDate>), d: NaiveDate| {
+            from.is_none_or(|f| d >= f) && to.is_none_or(|t| d <= t)
+        };
+        within(self.check_in, r.start) && within(self.check_out, r.end)
+    }
+}
+
+/// A reservation's status as `getGuestsByFilter` names its guests'.
+fn guest_status(reservation_status: &str) -> &'static str {
+    match reservation_status {
+        "checked_in" => "in_house",
+        "checked_out" => "checked_out",
+        "canceled" | "no_show" => "cancelled",
+        _ => "not_checked_in",
+    }
+}
+
+/// `getGuestsByFilter`: `status` required (not_checked_in, in_house,
+/// checked_out, cancelled), optional `propertyIDs`, `guestName` (part of
+/// "first last", case-insensitive), `guestEmail`, `reservationID`,
+/// check-in/out dates, `resultsFrom`/`resultsTo` (modification time),
+/// `pageNumber`/`pageSize` (≤ 100). One row per guest and reservation,
+/// ordered by modification time; `count` and `total` as getReservations.
+fn guests_by_filter(s: &mut StandinState, f: &[(String, String)]) -> Response {
+    let Some(status) = get(f, "status") else {
+        return fail(StatusCode::OK, "status is required");
+    };
+    if !["not_checked_in", "in_house", "checked_out", "cancelled"].contains(&status) {
+        return fail(StatusCode::OK, "invalid status");
+    }
+    if let Some(ids) = get(f, "propertyIDs")
+        && !ids.split(',').any(|i| i.trim() == s.property_id)
+    {
+        return fail(StatusCode::OK, "Invalid propertyIDs");
+    }
+    let page: usize = get(f, "pageNumber")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1);
+    let size: usize = get(f, "pageSize")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(100);
+    if size == 0 || size > 100 || page == 0 {
+        return fail(StatusCode::OK, "pageSize must be 1-100");
+    }
+    let Ok(dates) = DateFilter::of(f) else {
+        return fail(StatusCode::OK, "dates are YYYY-MM-DD");
+    };
+    let from = get(f, "resultsFrom").and_then(ts);
+    let to = get(f, "resultsTo").and_then(ts);
+    let name = get(f, "guestName").map(str::to_lowercase);
+    let email = get(f, "guestEmail").map(str::to_lowercase);
+    let reservation = get(f, "reservationID");
+    let mut rows: Vec<(DateTime<Utc>, Value)> = Vec::new();
+    for r in &s.reservations {
+        let Some(g) = s.guests.get(&r.guest_id) else {
+            continue;
+        };
+        let modified = g.modified.map_or(r.modified, |m| m.max(r.modified));
+        let m = modified.with_nanosecond(0).unwrap_or(modified);
+        let full = format!("{} {}", g.first_name, g.last_name);
+        let keep = guest_status(&r.status) == status
+            && dates.admits(r)
+            && from.is_none_or(|t| m >= t)
+            && to.is_none_or(|t| m <= t)
+            && name
+                .as_ref()
+                .is_none_or(|n| full.to_lowercase().contains(n))
+            && email.as_ref().is_none_or(|e| g.email.to_lowercase() == *e)
+            && reservation.is_none_or(|id| id == r.id);
+        if keep {
+            rows.push((
+                m,
+                json!({
+                    "propertyID": s.property_id, "reservationID": r.id, "guestID": r.guest_id,
+                    "guestName": full, "guestEmail": g.email, "isMainGuest": true,
+                    "dateCreated": "2025-01-01 00:00:00",
+                    "dateModified": m.format("%Y-%m-%d %H:%M:%S").to_string(),
+                    "status": status, "startDate": r.start.to_string(), "endDate": r.end.to_string(),
+                }),
+            ));
+        }
+    }
+    rows.sort_by(|a, b| {
+        a.0.cmp(&b.0)
+            .then_with(|| a.1["guestID"].as_str().cmp(&b.1["guestID"].as_str()))
+    });
+    let total = rows.len();
+    let data: Vec<Value> = rows
+        .into_iter()
+        .skip((page - 1) * size)
+        .take(size)
+        .map(|(_, v)| v)
+        .collect();
+    let count = data.len();
     axum::Json(json!({"success": true, "data": data, "count": count, "total": total}))
         .into_response()
 }

@@ -622,7 +622,7 @@ async fn guest_names_only_to_the_partner_that_needs_them() {
 }
 
 /// The personal fields a schema's answers may carry, by property name.
-const PERSONAL: [&str; 9] = [
+const PERSONAL: [&str; 11] = [
     "email",
     "first_name",
     "last_name",
@@ -632,6 +632,8 @@ const PERSONAL: [&str; 9] = [
     "buyer",
     "contact",
     "document_number",
+    "address",
+    "document",
 ];
 
 fn personal_fields(

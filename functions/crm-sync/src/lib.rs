@@ -2,8 +2,10 @@
 //!
 //! Layout:
 //! - [`sync_property`]: one property's run — custom fields, pull
-//!   (reservations modified since the cursor, page by page), webhook
-//!   refetches, push (profiles, notes, screening write-back, erasures).
+//!   (reservations modified since the cursor, page by page), guests
+//!   (`getGuestsByFilter`: guests modified without their reservation
+//!   changing, each status), webhook refetches, push (profiles, notes,
+//!   screening write-back, erasures).
 //! - [`sync_all`]: every connected property, each isolated from the
 //!   others' failures.
 //! - [`keys`]: where a connection's API key comes from (env var or SSM).
@@ -19,14 +21,15 @@ use std::time::Duration;
 
 use chrono::{DateTime, Timelike, Utc};
 use domain::guest::ports::{
-    CrmClient, CrmError, GuestStore, GuestUpdate, RemoteGuest, RemoteReservation, ScreeningProvider,
+    CrmClient, CrmError, GuestFilter, GuestStatus, GuestStore, GuestUpdate, RemoteGuest,
+    RemoteReservation, ScreeningProvider,
 };
 use domain::guest::runs::{self, ConflictResolved, ConflictSide, SyncCounts, SyncRun, SyncTrigger};
 use domain::guest::screening::{ScreeningSubject, record_outcome};
 use domain::guest::sync::{self, SyncedFields, Winner};
 use domain::guest::{
-    CrmConnection, Guest, GuestId, Note, NoteSource, RefetchTarget, SCREENING_FIELD,
-    ScreeningStatus, ScreeningWriteBack, Stay, StayStatus,
+    Address, CrmConnection, Document, Guest, GuestId, Note, NoteSource, RefetchTarget,
+    SCREENING_FIELD, ScreeningStatus, ScreeningWriteBack, Stay, StayStatus,
 };
 use domain::loyalty::ports::LoyaltyStore;
 use domain::loyalty::service::Departure;
@@ -273,7 +276,7 @@ pub async fn sync_property(
         }
     };
     run.stop = held.stop().clone();
-    let steps: [&str; 4] = ["custom fields", "pull", "refetch", "push"];
+    let steps: [&str; 5] = ["custom fields", "pull", "guests", "refetch", "push"];
     for step in steps {
         if run.stop.is_cancelled() {
             run.summary.stopped = true;
@@ -282,6 +285,7 @@ pub async fn sync_property(
         let r = match step {
             "custom fields" => run.ensure_fields().await,
             "pull" => run.pull().await,
+            "guests" => run.pull_guests().await,
             "refetch" => run.refetch().await,
             _ => run.push().await,
         };
@@ -435,6 +439,52 @@ impl Run<'_> {
         }
     }
 
+    /// 2b. Guests modified since the last run whose reservations did not
+    /// change (an email or address edited in Cloudbeds), found with
+    /// `getGuestsByFilter` for each status; details from `getGuest` (custom
+    /// fields, `guestOptIn`). A guest the pull applied is not fetched again.
+    async fn pull_guests(&mut self) -> Result<(), StepError> {
+        let mut cursor = self.store.sync_cursor(self.p()).await?;
+        let to = self.now() - self.opts.settle;
+        let to = to.with_nanosecond(0).unwrap_or(to);
+        let size = self.opts.page_size.clamp(1, 100);
+        for status in GuestStatus::ALL {
+            let mut page = 1;
+            loop {
+                self.safe_point()?;
+                let filter = GuestFilter {
+                    status,
+                    modified_from: cursor.guests_from,
+                    modified_to: Some(to),
+                    name: None,
+                    email: None,
+                    page,
+                    page_size: size,
+                };
+                let found = self.crm.guests_by_filter(&filter).await?;
+                for g in &found.guests {
+                    if self.seen.contains(&g.guest_id) {
+                        continue;
+                    }
+                    self.safe_point()?;
+                    let remote = self.crm.guest(&g.guest_id).await?;
+                    self.seen.insert(g.guest_id.clone());
+                    let modified = g.modified_at.unwrap_or(to);
+                    self.apply_guest(&remote, modified, false).await?;
+                }
+                if found.guests.len() < size as usize || page.saturating_mul(size) >= found.total {
+                    break;
+                }
+                page += 1;
+            }
+        }
+        // Applying is idempotent: a run stopped above reads the window again.
+        cursor = self.store.sync_cursor(self.p()).await?;
+        cursor.guests_from = Some(to);
+        self.store.save_sync_cursor(self.p(), &cursor).await?;
+        Ok(())
+    }
+
     async fn apply_reservation(&mut self, r: &RemoteReservation) -> Result<(), StepError> {
         let mut main = None;
         for (i, gid) in r.guest_ids.iter().enumerate() {
@@ -560,6 +610,8 @@ impl Run<'_> {
             phone: r.phone.clone(),
             birth_date: r.birth_date,
             document_number: r.document_number.clone().filter(|d| !d.trim().is_empty()),
+            document: r.document.clone(),
+            address: r.address.clone(),
             preferences: prefs,
         }
     }
@@ -637,6 +689,8 @@ impl Run<'_> {
                     local.birth_date = remote.birth_date.or(local.birth_date);
                     local.document_number =
                         remote.document_number.clone().or(local.document_number);
+                    local.document = merge_document(&remote.document, &local.document);
+                    local.address = merge_address(&remote.address, &local.address);
                     local.preferences = remote.preferences.clone();
                     local.updated_at = local.updated_at.max(modified);
                 }
@@ -823,6 +877,8 @@ impl Run<'_> {
                 phone: g.phone.clone(),
                 birth_date: g.birth_date,
                 document_number: g.document_number.clone(),
+                document: g.document.clone(),
+                address: g.address.clone(),
                 custom_fields: self.mapped_fields(&g),
             };
             self.crm.put_guest(&cb, &update).await?;
@@ -1010,9 +1066,37 @@ pub async fn sync_all(
 /// The note left on a guest in Cloudbeds when GuestHub erased them.
 pub const ERASURE_NOTE: &str = "Personal data erased at the guest's request (GuestHub).";
 
+/// Cloudbeds' parts of the address where it has them, ours where it has
+/// none (and the push then sends ours).
+fn merge_address(remote: &Address, local: &Address) -> Address {
+    let pick = |r: &Option<String>, l: &Option<String>| r.clone().or_else(|| l.clone());
+    Address {
+        address1: pick(&remote.address1, &local.address1),
+        address2: pick(&remote.address2, &local.address2),
+        city: pick(&remote.city, &local.city),
+        state: pick(&remote.state, &local.state),
+        zip: pick(&remote.zip, &local.zip),
+        country: pick(&remote.country, &local.country),
+    }
+}
+
+fn merge_document(remote: &Document, local: &Document) -> Document {
+    Document {
+        kind: remote.kind.clone().or_else(|| local.kind.clone()),
+        issuing_country: remote
+            .issuing_country
+            .clone()
+            .or_else(|| local.issuing_country.clone()),
+        issue_date: remote.issue_date.or(local.issue_date),
+        expiration_date: remote.expiration_date.or(local.expiration_date),
+    }
+}
+
 /// What overwrites an erased guest in Cloudbeds: placeholders that name
-/// nobody (an address that cannot be delivered to, no phone digits that
-/// reach anyone, a placeholder birth date).
+/// nobody (an email address that cannot be delivered to, a postal address
+/// of placeholders, no phone digits that reach anyone, placeholder birth
+/// and document dates, document type "none"). The country is left as it
+/// is: Cloudbeds takes only real country codes, and a country names nobody.
 pub fn erased_update(
     cloudbeds_guest_id: &str,
     custom_fields: Vec<(String, String)>,
@@ -1024,6 +1108,20 @@ pub fn erased_update(
         phone: Some("0".into()),
         birth_date: chrono::NaiveDate::from_ymd_opt(1900, 1, 1),
         document_number: Some("ERASED".into()),
+        document: Document {
+            kind: Some("na".into()),
+            issuing_country: None,
+            issue_date: chrono::NaiveDate::from_ymd_opt(1900, 1, 1),
+            expiration_date: chrono::NaiveDate::from_ymd_opt(1900, 1, 2),
+        },
+        address: Address {
+            address1: Some("Erased".into()),
+            address2: Some("Erased".into()),
+            city: Some("Erased".into()),
+            state: Some("Erased".into()),
+            zip: Some("00000".into()),
+            country: None,
+        },
         custom_fields,
     }
 }

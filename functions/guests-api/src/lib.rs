@@ -9,10 +9,13 @@
 //! - `screening`: the watchlist route and the immediate screening of
 //!   profiles edited here.
 //! - `runs`: the CRM sync's history.
+//! - `frontdesk`: the day's arrivals and departures from Cloudbeds, with
+//!   GuestHub's screening status.
 //! - `webhook`: Cloudbeds deliveries (no Bearer; a secret path token).
 //! - `loyalty`: NetCarrots enrolments, member search, departures.
 
 mod erasures;
+mod frontdesk;
 mod loyalty;
 mod profiles;
 mod runs;
@@ -51,6 +54,8 @@ pub fn routes() -> OpenApiRouter<Store> {
         .routes(scoped(routes!(erasures::get_erasure), Scope::Guests))
         .routes(scoped(routes!(screening::put_watchlist), Scope::Guests))
         .routes(scoped(routes!(runs::list_runs), Scope::Guests))
+        .routes(scoped(routes!(frontdesk::arrivals), Scope::Guests))
+        .routes(scoped(routes!(frontdesk::departures), Scope::Guests))
         .routes(scoped(routes!(loyalty::enrol), Scope::Loyalty))
         .routes(scoped(routes!(loyalty::search_members), Scope::Loyalty))
         .routes(scoped(routes!(loyalty::export_state), Scope::Loyalty))

@@ -8,8 +8,10 @@ use axum::response::Response;
 use chrono::{DateTime, NaiveDate, Utc};
 use domain::guest::GuestError;
 use domain::guest::ports::GuestStore;
+use domain::guest::search::{GuestQuery, search_limit};
 use domain::guest::{
-    Guest, GuestId, Note, NoteSource, ScreeningState, check_birth_date, validate_preferences,
+    Address, Document, Guest, GuestId, Note, NoteSource, ScreeningState, check_birth_date,
+    check_document_dates, parse_country, validate_preferences,
 };
 use domain::{Email, StoreError, ValidationError};
 use http::{HeaderMap, StatusCode};
@@ -32,6 +34,11 @@ pub struct GuestView {
     pub phone: Option<String>,
     #[schema(value_type = Option<String>, format = Date)]
     pub birth_date: Option<NaiveDate>,
+    /// Identity document number.
+    pub document_number: Option<String>,
+    /// The identity document's type, issuing country and dates.
+    pub document: Document,
+    pub address: Address,
     pub preferences: BTreeMap<String, String>,
     pub opt_in: bool,
     pub screening: ScreeningState,
@@ -53,6 +60,9 @@ impl From<&Guest> for GuestView {
             last_name: g.last_name.clone(),
             phone: g.phone.clone(),
             birth_date: g.birth_date,
+            document_number: g.document_number.clone(),
+            document: g.document.clone(),
+            address: g.address.clone(),
             preferences: g.preferences.clone(),
             opt_in: g.opt_in,
             screening: g.screening.clone(),
@@ -68,6 +78,147 @@ impl From<&Guest> for GuestView {
 #[derive(Serialize, ToSchema)]
 pub struct GuestList {
     pub guests: Vec<GuestView>,
+    /// A search (`q`) with more matches: pass it as `after` for the next
+    /// page. Absent on the last page and for an email lookup.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next: Option<String>,
+}
+
+/// A postal address in a request: an absent part stays as it is, `""`
+/// clears it.
+#[derive(Deserialize, ToSchema, Default)]
+#[serde(deny_unknown_fields)]
+pub struct AddressInput {
+    pub address1: Option<String>,
+    pub address2: Option<String>,
+    pub city: Option<String>,
+    pub state: Option<String>,
+    pub zip: Option<String>,
+    /// ISO 3166-1 alpha-2 (`AT`).
+    pub country: Option<String>,
+}
+
+/// An identity document in a request: an absent field stays as it is,
+/// `""` clears a text field.
+#[derive(Deserialize, ToSchema, Default)]
+#[serde(deny_unknown_fields)]
+pub struct DocumentInput {
+    /// Cloudbeds' document type (`passport`, `dni`, `driver_licence`, ...).
+    #[serde(rename = "type")]
+    pub kind: Option<String>,
+    /// ISO 3166-1 alpha-2.
+    pub issuing_country: Option<String>,
+    #[schema(value_type = Option<String>, format = Date)]
+    pub issue_date: Option<NaiveDate>,
+    #[schema(value_type = Option<String>, format = Date)]
+    pub expiration_date: Option<NaiveDate>,
+}
+
+/// Address, document number and document of a request, checked once.
+struct Identity {
+    address: Option<AddressInput>,
+    document_number: Option<Option<String>>,
+    document: Option<DocumentInput>,
+}
+
+impl Identity {
+    fn parse(
+        address: Option<AddressInput>,
+        document_number: Option<&str>,
+        document: Option<DocumentInput>,
+    ) -> Result<Self, ValidationError> {
+        let address = match address {
+            Some(a) => {
+                let t = |f: &'static str,
+                         v: Option<String>|
+                 -> Result<Option<String>, ValidationError> {
+                    v.map(|v| text(f, &v).map(|t| t.unwrap_or_default()))
+                        .transpose()
+                };
+                let country = a
+                    .country
+                    .map(|c| parse_country("address.country", &c).map(|c| c.unwrap_or_default()))
+                    .transpose()?;
+                Some(AddressInput {
+                    address1: t("address.address1", a.address1)?,
+                    address2: t("address.address2", a.address2)?,
+                    city: t("address.city", a.city)?,
+                    state: t("address.state", a.state)?,
+                    zip: t("address.zip", a.zip)?,
+                    country,
+                })
+            }
+            None => None,
+        };
+        let document_number = document_number
+            .map(|v| short("document_number", v, 64))
+            .transpose()?;
+        let document = match document {
+            Some(d) => Some(DocumentInput {
+                kind: d
+                    .kind
+                    .map(|v| short("document.type", &v, 40).map(|t| t.unwrap_or_default()))
+                    .transpose()?,
+                issuing_country: d
+                    .issuing_country
+                    .map(|c| {
+                        parse_country("document.issuing_country", &c).map(|c| c.unwrap_or_default())
+                    })
+                    .transpose()?,
+                issue_date: d.issue_date,
+                expiration_date: d.expiration_date,
+            }),
+            None => None,
+        };
+        Ok(Self {
+            address,
+            document_number,
+            document,
+        })
+    }
+
+    /// Applies to `g` ("" clears) and checks the document's dates.
+    fn apply(&self, g: &mut Guest, today: NaiveDate) -> Result<(), ValidationError> {
+        let set = |slot: &mut Option<String>, v: &Option<String>| {
+            if let Some(v) = v {
+                *slot = (!v.is_empty()).then(|| v.clone());
+            }
+        };
+        if let Some(a) = &self.address {
+            set(&mut g.address.address1, &a.address1);
+            set(&mut g.address.address2, &a.address2);
+            set(&mut g.address.city, &a.city);
+            set(&mut g.address.state, &a.state);
+            set(&mut g.address.zip, &a.zip);
+            set(&mut g.address.country, &a.country);
+        }
+        if let Some(n) = &self.document_number {
+            g.document_number = n.clone();
+        }
+        if let Some(d) = &self.document {
+            set(&mut g.document.kind, &d.kind);
+            set(&mut g.document.issuing_country, &d.issuing_country);
+            if d.issue_date.is_some() {
+                g.document.issue_date = d.issue_date;
+            }
+            if d.expiration_date.is_some() {
+                g.document.expiration_date = d.expiration_date;
+            }
+        }
+        check_document_dates(&g.document, today)
+    }
+}
+
+/// A short one-line text field: trimmed, `""` means none.
+fn short(field: &'static str, v: &str, max: usize) -> Result<Option<String>, ValidationError> {
+    let t = text(field, v)?;
+    if t.as_ref().is_some_and(|t| t.chars().count() > max) {
+        return Err(ValidationError::new(
+            field,
+            format!("is longer than {max} characters"),
+        ));
+    }
+    Ok(t)
 }
 
 #[derive(Serialize, ToSchema)]
@@ -86,6 +237,10 @@ pub struct GuestUpsert {
     pub phone: Option<String>,
     #[schema(value_type = Option<String>, format = Date)]
     pub birth_date: Option<NaiveDate>,
+    /// Identity document number (`""` clears it).
+    pub document_number: Option<String>,
+    pub document: Option<DocumentInput>,
+    pub address: Option<AddressInput>,
     /// Merged into the guest's preferences.
     #[serde(default)]
     pub preferences: BTreeMap<String, String>,
@@ -103,6 +258,10 @@ pub struct GuestPatch {
     pub phone: Option<String>,
     #[schema(value_type = Option<String>, format = Date)]
     pub birth_date: Option<NaiveDate>,
+    /// Identity document number (`""` clears it).
+    pub document_number: Option<String>,
+    pub document: Option<DocumentInput>,
+    pub address: Option<AddressInput>,
     #[serde(default)]
     pub preferences: BTreeMap<String, Option<String>>,
     pub opt_in: Option<bool>,
@@ -118,8 +277,16 @@ pub struct NoteInput {
 #[derive(Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct EmailQuery {
-    /// The guest's email (trimmed, case-insensitive).
+    /// The guest's email (trimmed, case-insensitive): the one guest with it.
     pub email: Option<String>,
+    /// Search (instead of `email`): guests whose first name, last name,
+    /// full name, email or phone starts with this, ignoring case and
+    /// accents (at least 2 characters); ordered by guest id, paged.
+    pub q: Option<String>,
+    /// Guests per page of a search, 1-100 (default 20).
+    pub limit: Option<usize>,
+    /// A search's `next` from the previous page.
+    pub after: Option<String>,
 }
 
 /// Text fields (names, phone, author): trimmed, `""` means none, bounded,
@@ -194,6 +361,11 @@ pub async fn upsert_guest(
     if let Some(d) = input.birth_date {
         check_birth_date(d, today(&store, &caller))?;
     }
+    let identity = Identity::parse(
+        input.address,
+        input.document_number.as_deref(),
+        input.document,
+    )?;
     let run = Idempotent::new(&store, &caller, "guests", &path, &body.canonical);
     run.run(&headers, |_lease| async {
         let p = &caller.property.id;
@@ -226,6 +398,7 @@ pub async fn upsert_guest(
             if input.birth_date.is_some() {
                 g.birth_date = input.birth_date;
             }
+            identity.apply(&mut g, today(&store, &caller))?;
             g.preferences
                 .extend(input.preferences.iter().map(|(k, v)| (k.clone(), v.clone())));
             validate_preferences(&g.preferences)?;
@@ -251,15 +424,16 @@ pub async fn upsert_guest(
     .await
 }
 
-/// Find guests by email.
+/// Find guests: by exact email (`email`), or search by the start of a
+/// name, email or phone (`q`, paged).
 #[utoipa::path(
     get,
     path = "/v1/properties/{property}/guests",
     tag = "guests",
     params(("property" = String, Path, description = "Property id"), EmailQuery),
     responses(
-        (status = 200, description = "Matching guests (0 or 1)", body = GuestList),
-        (status = 400, description = "No or invalid email", body = platform::http::error::ErrorBody),
+        (status = 200, description = "Matching guests (by email: 0 or 1; by `q`: one page, ordered by id)", body = GuestList),
+        (status = 400, description = "Neither or both of `email` and `q`, or an invalid one", body = platform::http::error::ErrorBody),
     ),
     security(("partner_key" = []))
 )]
@@ -268,14 +442,53 @@ pub async fn find_guests(
     caller: Caller,
     ApiQuery(q): ApiQuery<EmailQuery>,
 ) -> Result<Json<GuestList>, ApiError> {
-    let raw = q
-        .email
-        .ok_or_else(|| ValidationError::new("email", "is required"))?;
-    let email = Email::parse(&raw)?;
-    let found = store.guest_by_email(&caller.property.id, &email).await?;
-    Ok(Json(GuestList {
-        guests: found.iter().map(GuestView::from).collect(),
-    }))
+    let p = &caller.property.id;
+    let Some(search) = q.q else {
+        if q.limit.is_some() || q.after.is_some() {
+            return Err(ValidationError::new("q", "limit and after page a search (q)").into());
+        }
+        let raw = q
+            .email
+            .ok_or_else(|| ValidationError::new("email", "is required (or search with q)"))?;
+        let email = Email::parse(&raw)?;
+        let found = store.guest_by_email(p, &email).await?;
+        return Ok(Json(GuestList {
+            guests: found.iter().map(GuestView::from).collect(),
+            next: None,
+        }));
+    };
+    if q.email.is_some() {
+        return Err(ValidationError::new("q", "give either email or q, not both").into());
+    }
+    let query = GuestQuery::parse(&search)?;
+    let limit = search_limit(q.limit)?;
+    let after = q
+        .after
+        .as_deref()
+        .map(|a| {
+            GuestId::parse(a).map_err(|_| ValidationError::new("after", "is not a page cursor"))
+        })
+        .transpose()?;
+    let ids = store.find_guest_ids(p, &query.prefixes()).await?;
+    let mut guests = Vec::new();
+    let mut next = None;
+    for id in ids
+        .iter()
+        .filter(|id| after.as_ref().is_none_or(|a| *id > a))
+    {
+        if guests.len() == limit {
+            next = guests.last().map(|g: &GuestView| g.id.to_string());
+            break;
+        }
+        // The keys are written with the profile; read it strongly and
+        // check it still matches.
+        if let Some(g) = store.guest(p, id).await?
+            && query.matches(&g)
+        {
+            guests.push(GuestView::from(&g));
+        }
+    }
+    Ok(Json(GuestList { guests, next }))
 }
 
 /// Read a guest.
@@ -347,6 +560,11 @@ pub async fn patch_guest(
     if let Some(d) = patch.birth_date {
         check_birth_date(d, today(&store, &caller))?;
     }
+    let identity = Identity::parse(
+        patch.address,
+        patch.document_number.as_deref(),
+        patch.document,
+    )?;
     let mut g = load(&store, &caller, &id).await?;
     if g.erased {
         return Err(GuestError::Erased.into());
@@ -366,6 +584,7 @@ pub async fn patch_guest(
     if patch.birth_date.is_some() {
         g.birth_date = patch.birth_date;
     }
+    identity.apply(&mut g, today(&store, &caller))?;
     for (k, v) in patch.preferences {
         match v {
             Some(v) => g.preferences.insert(k, v),

@@ -20,9 +20,11 @@ use std::time::Duration;
 use async_trait::async_trait;
 use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
 use domain::guest::ports::{
-    CrmClient, CrmError, GuestUpdate, RemoteCustomField, RemoteGuest, RemoteNote,
-    RemoteReservation, RemoteRevenue, ReservationPage,
+    CrmClient, CrmError, DateKind, FilteredGuest, GuestFilter, GuestPage, GuestUpdate,
+    RemoteCustomField, RemoteGuest, RemoteNote, RemoteReservation, RemoteRevenue, ReservationDates,
+    ReservationGuest, ReservationPage,
 };
+use domain::guest::{Address, CrmConnection, Document};
 use http::{HeaderValue, Method, StatusCode};
 use serde_json::Value;
 use tokio::sync::Mutex;
@@ -391,14 +393,30 @@ fn list(v: &Value) -> Result<&Vec<Value>, CrmError> {
 fn parse_reservation(r: &Value) -> Result<RemoteReservation, CrmError> {
     let bad = |f: &str| CrmError::Malformed(format!("reservation without {f}"));
     let mut guest_ids: Vec<String> = text(r, "guestID").into_iter().collect();
+    let mut guests: Vec<ReservationGuest> = Vec::new();
     if let Some(Value::Object(m)) = r.get("guestList") {
         for (id, g) in m {
             let id = text(g, "guestID").unwrap_or_else(|| id.clone());
+            let detail = ReservationGuest {
+                guest_id: id.clone(),
+                first_name: text(g, "guestFirstName"),
+                last_name: text(g, "guestLastName"),
+                email: text(g, "guestEmail"),
+                main: flag(g, "isMainGuest"),
+            };
             if !guest_ids.contains(&id) {
                 guest_ids.push(id);
             }
+            guests.push(detail);
         }
     }
+    // The same order as `guest_ids` (the main guest first).
+    guests.sort_by_key(|g| {
+        guest_ids
+            .iter()
+            .position(|i| *i == g.guest_id)
+            .unwrap_or(usize::MAX)
+    });
     Ok(RemoteReservation {
         reservation_id: text(r, "reservationID").ok_or_else(|| bad("reservationID"))?,
         status: text(r, "status").unwrap_or_default(),
@@ -409,7 +427,59 @@ fn parse_reservation(r: &Value) -> Result<RemoteReservation, CrmError> {
             .and_then(parse_timestamp)
             .ok_or_else(|| bad("dateModified"))?,
         guest_ids,
+        guests,
     })
+}
+
+fn total_of(v: &Value, fallback: usize) -> u32 {
+    v.get("total")
+        .and_then(|t| t.as_u64().or_else(|| t.as_str()?.parse().ok()))
+        .unwrap_or(fallback as u64) as u32
+}
+
+/// The address and document fields of a `getGuest` answer.
+fn address_of(g: &Value) -> Address {
+    Address {
+        address1: text(g, "address1").or_else(|| text(g, "address")),
+        address2: text(g, "address2"),
+        city: text(g, "city"),
+        state: text(g, "state"),
+        zip: text(g, "zip"),
+        country: text(g, "country"),
+    }
+}
+
+fn document_of(g: &Value) -> Document {
+    Document {
+        // Cloudbeds answers "na" for "no document type".
+        kind: text(g, "documentType").filter(|t| t != "na"),
+        issuing_country: text(g, "documentIssuingCountry"),
+        issue_date: date(g, "documentIssueDate"),
+        expiration_date: date(g, "documentExpirationDate"),
+    }
+}
+
+/// A client for one connection, its key read where the connection says
+/// (`secrets::read`), with Cloudbeds' own limits. For calls made while a
+/// partner waits (today's arrivals): a few attempts, short timeouts.
+pub async fn client_for_connection(conn: &CrmConnection) -> Result<CloudbedsClient, CrmError> {
+    let key = crate::secrets::read(
+        &conn.api_key_env,
+        conn.api_key_ssm_parameter.as_deref(),
+        "the Cloudbeds key",
+    )
+    .await
+    .map_err(|e| CrmError::Unavailable(format!("api key: {e}")))?;
+    let mut cfg = CloudbedsConfig::new(
+        &conn.base_url,
+        &conn.cloudbeds_property_id,
+        ApiKey::new(key.trim()),
+    );
+    cfg.max_attempts = 3;
+    cfg.backoff_base = Duration::from_millis(200);
+    cfg.backoff_max = Duration::from_secs(2);
+    cfg.timeout = Duration::from_secs(8);
+    CloudbedsClient::new(cfg)
 }
 
 #[async_trait]
@@ -471,14 +541,80 @@ impl CrmClient for CloudbedsClient {
             .iter()
             .map(parse_reservation)
             .collect::<Result<Vec<_>, _>>()?;
-        let total = v
-            .get("total")
-            .and_then(|t| t.as_u64().or_else(|| t.as_str()?.parse().ok()))
-            .unwrap_or(reservations.len() as u64) as u32;
+        let total = total_of(&v, reservations.len());
         Ok(ReservationPage {
             reservations,
             total,
         })
+    }
+
+    async fn reservations_by_dates(
+        &self,
+        q: &ReservationDates,
+    ) -> Result<ReservationPage, CrmError> {
+        let (from, to) = match q.by {
+            DateKind::CheckIn => ("checkInFrom", "checkInTo"),
+            DateKind::CheckOut => ("checkOutFrom", "checkOutTo"),
+        };
+        let day = |d: chrono::NaiveDate| d.format("%Y-%m-%d").to_string();
+        let mut params = vec![
+            (from.to_owned(), day(q.from)),
+            (to.to_owned(), day(q.to)),
+            ("includeGuestsDetails".to_owned(), "true".to_owned()),
+            ("pageNumber".to_owned(), q.page.max(1).to_string()),
+            ("pageSize".to_owned(), q.page_size.clamp(1, 100).to_string()),
+        ];
+        if let Some(s) = &q.status {
+            params.push(("status".to_owned(), s.clone()));
+        }
+        let v = self
+            .call(Method::GET, "getReservations", params, Repeat::Safe)
+            .await?;
+        let reservations = list(&v)?
+            .iter()
+            .map(parse_reservation)
+            .collect::<Result<Vec<_>, _>>()?;
+        let total = total_of(&v, reservations.len());
+        Ok(ReservationPage {
+            reservations,
+            total,
+        })
+    }
+
+    async fn guests_by_filter(&self, f: &GuestFilter) -> Result<GuestPage, CrmError> {
+        let mut params = vec![
+            ("propertyIDs".to_owned(), self.cfg.property_id.clone()),
+            ("status".to_owned(), f.status.as_str().to_owned()),
+            ("pageNumber".to_owned(), f.page.max(1).to_string()),
+            ("pageSize".to_owned(), f.page_size.clamp(1, 100).to_string()),
+        ];
+        if let Some(t) = f.modified_from {
+            params.push(("resultsFrom".to_owned(), format_timestamp(t)));
+        }
+        if let Some(t) = f.modified_to {
+            params.push(("resultsTo".to_owned(), format_timestamp(t)));
+        }
+        if let Some(n) = &f.name {
+            params.push(("guestName".to_owned(), n.clone()));
+        }
+        if let Some(e) = &f.email {
+            params.push(("guestEmail".to_owned(), e.clone()));
+        }
+        let v = self
+            .call(Method::GET, "getGuestsByFilter", params, Repeat::Safe)
+            .await?;
+        let guests: Vec<FilteredGuest> = list(&v)?
+            .iter()
+            .filter_map(|g| {
+                Some(FilteredGuest {
+                    guest_id: text(g, "guestID")?,
+                    reservation_id: text(g, "reservationID"),
+                    modified_at: text(g, "dateModified").as_deref().and_then(parse_timestamp),
+                })
+            })
+            .collect();
+        let total = total_of(&v, guests.len());
+        Ok(GuestPage { guests, total })
     }
 
     async fn reservation_revenue(&self, reservation_id: &str) -> Result<RemoteRevenue, CrmError> {
@@ -544,6 +680,8 @@ impl CrmClient for CloudbedsClient {
             phone: text(g, "phone").or_else(|| text(g, "cellPhone")),
             birth_date: date(g, "birthDate"),
             document_number: text(g, "documentNumber"),
+            document: document_of(g),
+            address: address_of(g),
             custom_fields,
             opt_in: flag(g, "guestOptIn"),
             anonymized: flag(g, "isAnonymized"),
@@ -575,14 +713,28 @@ impl CrmClient for CloudbedsClient {
             ("guestEmail", &u.email),
             ("guestPhone", &u.phone),
             ("guestDocumentNumber", &u.document_number),
+            ("guestDocumentType", &u.document.kind),
+            ("guestDocumentIssuingCountry", &u.document.issuing_country),
+            ("guestAddress1", &u.address.address1),
+            ("guestAddress2", &u.address.address2),
+            ("guestCity", &u.address.city),
+            ("guestState", &u.address.state),
+            ("guestZip", &u.address.zip),
+            ("guestCountry", &u.address.country),
         ];
         for (k, v) in fields {
             if let Some(v) = v {
                 p.push((k.to_owned(), v.clone()));
             }
         }
-        if let Some(d) = u.birth_date {
-            p.push(("guestBirthDate".into(), d.format("%Y-%m-%d").to_string()));
+        for (k, d) in [
+            ("guestBirthDate", u.birth_date),
+            ("guestDocumentIssueDate", u.document.issue_date),
+            ("guestDocumentExpirationDate", u.document.expiration_date),
+        ] {
+            if let Some(d) = d {
+                p.push((k.into(), d.format("%Y-%m-%d").to_string()));
+            }
         }
         for (i, (name, value)) in u.custom_fields.iter().enumerate() {
             p.push((

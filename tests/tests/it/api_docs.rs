@@ -467,6 +467,8 @@ fn every_domain_refusal_maps_to_a_listed_code() {
         G::WebhookNotFound,
         G::WebhookNotJson,
         G::WebhookEventUnnamed,
+        G::CrmNotConnected,
+        G::CrmUnavailable("x".into()),
     ];
     let loyalty = [L::NumberTaken, L::DepartureNotFound];
     let answers = vouchers
@@ -513,6 +515,8 @@ fn every_refusal_is_in_the_lists(
         | G::WebhookNotFound
         | G::WebhookNotJson
         | G::WebhookEventUnnamed
+        | G::CrmNotConnected
+        | G::CrmUnavailable(_)
         | G::Store(_) => {}
     }
     match l {

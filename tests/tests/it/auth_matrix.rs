@@ -188,6 +188,12 @@ const ROUTE_SCOPES: &[(&str, &str, &str)] = &[
     ("GET", "/v1/properties/{property}/erasures/{id}", "guests"),
     ("GET", "/v1/properties/{property}/guests", "guests"),
     ("POST", "/v1/properties/{property}/guests", "guests"),
+    ("GET", "/v1/properties/{property}/guests/arrivals", "guests"),
+    (
+        "GET",
+        "/v1/properties/{property}/guests/departures",
+        "guests",
+    ),
     ("GET", "/v1/properties/{property}/guests/{id}", "guests"),
     ("DELETE", "/v1/properties/{property}/guests/{id}", "guests"),
     ("PATCH", "/v1/properties/{property}/guests/{id}", "guests"),

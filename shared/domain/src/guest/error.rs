@@ -25,11 +25,21 @@ pub enum GuestError {
     WebhookNotJson,
     #[error("the event has no `event` name")]
     WebhookEventUnnamed,
+    /// The property has no Cloudbeds connection (`crm connect`).
+    #[error("this property is not connected to Cloudbeds")]
+    CrmNotConnected,
+    /// Cloudbeds could not be read (down, refused the key, odd answer).
+    #[error("Cloudbeds could not be read: {0}")]
+    CrmUnavailable(String),
     #[error(transparent)]
     Store(#[from] StoreError),
 }
 
 impl GuestError {
+    pub fn crm(e: super::ports::CrmError) -> Self {
+        GuestError::CrmUnavailable(e.to_string())
+    }
+
     /// A save that changed the email and lost on its condition: the email
     /// is another guest's (a plain race stays a store conflict).
     pub fn saving(e: StoreError, changed_email: bool) -> Self {

@@ -11,6 +11,7 @@ pub mod error;
 pub mod ports;
 pub mod runs;
 pub mod screening;
+pub mod search;
 pub mod sync;
 
 use std::collections::BTreeMap;
@@ -113,6 +114,102 @@ pub fn validate_preferences(p: &BTreeMap<String, String>) -> Result<(), Validati
     Ok(())
 }
 
+/// A guest's postal address, as Cloudbeds holds it (`address1`, `address2`,
+/// `city`, `state`, `zip`, `country`). Every part is optional.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct Address {
+    pub address1: Option<String>,
+    pub address2: Option<String>,
+    pub city: Option<String>,
+    pub state: Option<String>,
+    pub zip: Option<String>,
+    /// ISO 3166-1 alpha-2 (`AT`).
+    pub country: Option<String>,
+}
+
+impl Address {
+    pub fn is_empty(&self) -> bool {
+        self == &Self::default()
+    }
+
+    /// (name, value) of each part, in Cloudbeds' order.
+    pub fn parts(&self) -> [(&'static str, &Option<String>); 6] {
+        [
+            ("address1", &self.address1),
+            ("address2", &self.address2),
+            ("city", &self.city),
+            ("state", &self.state),
+            ("zip", &self.zip),
+            ("country", &self.country),
+        ]
+    }
+}
+
+/// An identity document's fields besides its number (kept on
+/// [`Guest::document_number`]), as Cloudbeds holds them.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct Document {
+    /// Cloudbeds' `documentType` (`passport`, `dni`, `driver_licence`, ...).
+    #[serde(rename = "type")]
+    pub kind: Option<String>,
+    /// ISO 3166-1 alpha-2.
+    pub issuing_country: Option<String>,
+    #[schema(value_type = Option<String>, format = Date)]
+    pub issue_date: Option<NaiveDate>,
+    #[schema(value_type = Option<String>, format = Date)]
+    pub expiration_date: Option<NaiveDate>,
+}
+
+impl Document {
+    pub fn is_empty(&self) -> bool {
+        self == &Self::default()
+    }
+}
+
+/// A country as ISO 3166-1 alpha-2, upper-cased (`at` → `AT`).
+pub fn parse_country(field: &'static str, raw: &str) -> Result<Option<String>, ValidationError> {
+    let t = raw.trim();
+    if t.is_empty() {
+        return Ok(None);
+    }
+    if t.len() == 2 && t.bytes().all(|b| b.is_ascii_alphabetic()) {
+        Ok(Some(t.to_ascii_uppercase()))
+    } else {
+        Err(ValidationError::new(
+            field,
+            "is not a two-letter country code (ISO 3166-1 alpha-2)",
+        ))
+    }
+}
+
+/// A document's dates: issued in the past (at most `today`), expiring after
+/// it was issued.
+pub fn check_document_dates(d: &Document, today: NaiveDate) -> Result<(), ValidationError> {
+    if let Some(i) = d.issue_date {
+        if i > today {
+            return Err(ValidationError::new(
+                "document.issue_date",
+                "must not be in the future",
+            ));
+        }
+        if i < EARLIEST_BIRTH_DATE {
+            return Err(ValidationError::new(
+                "document.issue_date",
+                "must not be before 1900-01-01",
+            ));
+        }
+    }
+    if let (Some(i), Some(e)) = (d.issue_date, d.expiration_date)
+        && e <= i
+    {
+        return Err(ValidationError::new(
+            "document.expiration_date",
+            "must be after the issue date",
+        ));
+    }
+    Ok(())
+}
+
 /// What ties a guest to its Cloudbeds record and what was last agreed.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct CrmLink {
@@ -145,6 +242,12 @@ pub struct Guest {
     pub birth_date: Option<NaiveDate>,
     /// Identity document number (screening by document).
     pub document_number: Option<String>,
+    /// The identity document's other fields (type, issuing country, dates).
+    #[serde(default)]
+    pub document: Document,
+    /// Postal address.
+    #[serde(default)]
+    pub address: Address,
     /// Named preferences (`room`, `smoking`, `dietary`, `wine`, ...).
     pub preferences: BTreeMap<String, String>,
     /// Marketing consent as Cloudbeds' `guestOptIn` or set here.
@@ -176,6 +279,8 @@ impl Guest {
             phone: None,
             birth_date: None,
             document_number: None,
+            document: Document::default(),
+            address: Address::default(),
             preferences: BTreeMap::new(),
             opt_in: false,
             screening: ScreeningState::default(),
@@ -197,6 +302,8 @@ impl Guest {
         self.phone = None;
         self.birth_date = None;
         self.document_number = None;
+        self.document = Document::default();
+        self.address = Address::default();
         self.preferences.clear();
         self.opt_in = false;
         self.screening = ScreeningState::default();
@@ -372,6 +479,10 @@ pub struct SyncCursor {
     #[serde(default)]
     pub created_fields: Vec<String>,
     pub last_run_at: Option<DateTime<Utc>>,
+    /// Where the guests pull (`getGuestsByFilter`, guests modified without
+    /// a reservation changing) goes on from.
+    #[serde(default)]
+    pub guests_from: Option<DateTime<Utc>>,
 }
 
 impl Default for SyncCursor {
@@ -383,6 +494,7 @@ impl Default for SyncCursor {
             window_total: None,
             created_fields: Vec::new(),
             last_run_at: None,
+            guests_from: None,
         }
     }
 }

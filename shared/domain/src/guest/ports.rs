@@ -11,7 +11,9 @@ use thiserror::Error;
 use super::runs::SyncRun;
 use super::screening::Watchlist;
 pub use super::screening::{ScreeningError, ScreeningProvider};
-use super::{CrmConnection, Guest, GuestId, Note, RefetchTarget, Stay, SyncCursor};
+use super::{
+    Address, CrmConnection, Document, Guest, GuestId, Note, RefetchTarget, Stay, SyncCursor,
+};
 use crate::{Email, PropertyId, StoreError};
 
 #[async_trait]
@@ -134,6 +136,117 @@ pub struct RemoteReservation {
     pub modified_at: DateTime<Utc>,
     /// The guests on it (`guestList`, the main guest first).
     pub guest_ids: Vec<String>,
+    /// Their details as `includeGuestsDetails=true` lists them, same order.
+    pub guests: Vec<ReservationGuest>,
+}
+
+/// A guest of a reservation as `getReservations` lists it with
+/// `includeGuestsDetails=true`.
+#[derive(Clone, PartialEq, Eq, Default)]
+pub struct ReservationGuest {
+    pub guest_id: String,
+    pub first_name: Option<String>,
+    pub last_name: Option<String>,
+    pub email: Option<String>,
+    pub main: bool,
+}
+
+impl std::fmt::Debug for ReservationGuest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "ReservationGuest({})", self.guest_id)
+    }
+}
+
+/// Which reservations `getReservations` returns by their dates: arrivals
+/// (`checkInFrom`/`checkInTo`) or departures (`checkOutFrom`/`checkOutTo`)
+/// within `[from, to]`, optionally of one status.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReservationDates {
+    pub by: DateKind,
+    pub from: NaiveDate,
+    pub to: NaiveDate,
+    /// Cloudbeds' status name (`confirmed`, `checked_in`, ...).
+    pub status: Option<String>,
+    pub page: u32,
+    pub page_size: u32,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DateKind {
+    CheckIn,
+    CheckOut,
+}
+
+/// A guest's status as `getGuestsByFilter` takes it (required there).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GuestStatus {
+    NotCheckedIn,
+    InHouse,
+    CheckedOut,
+    Cancelled,
+}
+
+impl GuestStatus {
+    pub const ALL: [GuestStatus; 4] = [
+        GuestStatus::NotCheckedIn,
+        GuestStatus::InHouse,
+        GuestStatus::CheckedOut,
+        GuestStatus::Cancelled,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            GuestStatus::NotCheckedIn => "not_checked_in",
+            GuestStatus::InHouse => "in_house",
+            GuestStatus::CheckedOut => "checked_out",
+            GuestStatus::Cancelled => "cancelled",
+        }
+    }
+}
+
+/// A `getGuestsByFilter` query: a status, and optionally a modification
+/// window and a guest's name or email.
+#[derive(Clone, PartialEq, Eq)]
+pub struct GuestFilter {
+    pub status: GuestStatus,
+    pub modified_from: Option<DateTime<Utc>>,
+    pub modified_to: Option<DateTime<Utc>>,
+    pub name: Option<String>,
+    pub email: Option<String>,
+    pub page: u32,
+    pub page_size: u32,
+}
+
+impl std::fmt::Debug for GuestFilter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "GuestFilter({}, page {})",
+            self.status.as_str(),
+            self.page
+        )
+    }
+}
+
+/// One guest of a `getGuestsByFilter` page.
+#[derive(Clone, PartialEq, Eq)]
+pub struct FilteredGuest {
+    pub guest_id: String,
+    pub reservation_id: Option<String>,
+    pub modified_at: Option<DateTime<Utc>>,
+}
+
+impl std::fmt::Debug for FilteredGuest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "FilteredGuest({})", self.guest_id)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GuestPage {
+    pub guests: Vec<FilteredGuest>,
+    /// Cloudbeds' `total` for the whole filter.
+    pub total: u32,
 }
 
 /// A reservation's revenue as `getReservation` answers it (decimal text in
@@ -156,6 +269,8 @@ pub struct RemoteGuest {
     pub phone: Option<String>,
     pub birth_date: Option<NaiveDate>,
     pub document_number: Option<String>,
+    pub document: Document,
+    pub address: Address,
     /// `customFields` by name.
     pub custom_fields: BTreeMap<String, String>,
     pub opt_in: bool,
@@ -186,6 +301,9 @@ pub struct GuestUpdate {
     /// Also overwritten with a placeholder on erasure.
     pub birth_date: Option<NaiveDate>,
     pub document_number: Option<String>,
+    /// Only the parts that are set are sent.
+    pub document: Document,
+    pub address: Address,
     /// (custom field name, value)
     pub custom_fields: Vec<(String, String)>,
 }
@@ -212,6 +330,14 @@ pub trait CrmClient: Send + Sync {
         page: u32,
         page_size: u32,
     ) -> Result<ReservationPage, CrmError>;
+    /// `getReservations` by check-in or check-out dates, with the guests'
+    /// details.
+    async fn reservations_by_dates(
+        &self,
+        q: &ReservationDates,
+    ) -> Result<ReservationPage, CrmError>;
+    /// `getGuestsByFilter`: one page of guests.
+    async fn guests_by_filter(&self, f: &GuestFilter) -> Result<GuestPage, CrmError>;
     /// `getReservation`: the revenue of one reservation (for loyalty).
     async fn reservation_revenue(&self, reservation_id: &str) -> Result<RemoteRevenue, CrmError>;
     /// `getGuest` by guest id.

@@ -108,6 +108,29 @@ pub fn differing_fields(a: &SyncedFields, b: &SyncedFields) -> Vec<String> {
     if a.birth_date != b.birth_date {
         out.push("birth_date".to_owned());
     }
+    for ((name, x), (_, y)) in a.address.parts().into_iter().zip(b.address.parts()) {
+        if norm(x) != norm(y) {
+            out.push(format!("address.{name}"));
+        }
+    }
+    for (name, x, y) in [
+        ("document.type", &a.document.kind, &b.document.kind),
+        (
+            "document.issuing_country",
+            &a.document.issuing_country,
+            &b.document.issuing_country,
+        ),
+    ] {
+        if norm(x) != norm(y) {
+            out.push(name.to_owned());
+        }
+    }
+    if a.document.issue_date != b.document.issue_date {
+        out.push("document.issue_date".to_owned());
+    }
+    if a.document.expiration_date != b.document.expiration_date {
+        out.push("document.expiration_date".to_owned());
+    }
     let keys: std::collections::BTreeSet<&String> =
         a.preferences.keys().chain(b.preferences.keys()).collect();
     for k in keys {

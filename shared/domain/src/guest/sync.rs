@@ -1,7 +1,8 @@
 //! The pure rules of the two-way Cloudbeds sync.
 //!
 //! **Conflicts: the later modification wins**, per guest, over the synced
-//! fields (names, phone, email, birth date, document number, preferences). "Later" compares two UTC
+//! fields (names, phone, email, birth date, address, the identity document's
+//! type, number, issuing country and dates, preferences). "Later" compares two UTC
 //! instants: Cloudbeds' `dateModified` of the reservation the guest record
 //! came with (Cloudbeds sends it without zone; its API works in UTC, and
 //! the client parses it as UTC), and our `Guest::updated_at`, which an edit
@@ -24,7 +25,7 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, NaiveDate, Utc};
 use sha2::{Digest, Sha256};
 
-use super::{Guest, ScreeningState};
+use super::{Address, Document, Guest, ScreeningState};
 
 /// SHA-256 over length-prefixed parts (no ambiguity between "a|b" splits).
 pub fn hash_parts(parts: &[&str]) -> String {
@@ -46,6 +47,8 @@ pub struct SyncedFields {
     pub birth_date: Option<NaiveDate>,
     /// Identity document number.
     pub document_number: Option<String>,
+    pub document: Document,
+    pub address: Address,
     pub preferences: BTreeMap<String, String>,
 }
 
@@ -68,6 +71,8 @@ impl SyncedFields {
             phone: g.phone.clone(),
             birth_date: g.birth_date,
             document_number: g.document_number.clone(),
+            document: g.document.clone(),
+            address: g.address.clone(),
             preferences: g.preferences.clone(),
         }
     }
@@ -95,6 +100,40 @@ impl SyncedFields {
         }
         if !clean(&self.document_number).is_empty() {
             parts.extend(["\u{0}document_number", clean(&self.document_number)]);
+        }
+        let dates: Vec<(&str, String)> = [
+            ("\u{0}document.issue_date", self.document.issue_date),
+            (
+                "\u{0}document.expiration_date",
+                self.document.expiration_date,
+            ),
+        ]
+        .into_iter()
+        .filter_map(|(k, d)| Some((k, d?.to_string())))
+        .collect();
+        for (k, v) in &dates {
+            parts.extend([*k, v.as_str()]);
+        }
+        for (k, v) in [
+            ("\u{0}document.type", &self.document.kind),
+            (
+                "\u{0}document.issuing_country",
+                &self.document.issuing_country,
+            ),
+        ] {
+            if !clean(v).is_empty() {
+                parts.extend([k, clean(v)]);
+            }
+        }
+        let address: Vec<(String, &str)> = self
+            .address
+            .parts()
+            .into_iter()
+            .filter(|(_, v)| !clean(v).is_empty())
+            .map(|(k, v)| (format!("\u{0}address.{k}"), clean(v)))
+            .collect();
+        for (k, v) in &address {
+            parts.extend([k.as_str(), *v]);
         }
         hash_parts(&parts)
     }
@@ -222,5 +261,32 @@ mod tests {
         let with_birth = profile_hash(&g);
         g.document_number = Some("P1234567".into());
         assert_ne!(profile_hash(&g), with_birth);
+    }
+
+    #[test]
+    fn address_and_document_fields_are_synced_fields() {
+        let now = Utc::now();
+        let mut g = guest(now);
+        let mut seen = vec![profile_hash(&g)];
+        g.address.city = Some("Wien".into());
+        seen.push(profile_hash(&g));
+        g.address.zip = Some("1010".into());
+        seen.push(profile_hash(&g));
+        g.document.kind = Some("passport".into());
+        seen.push(profile_hash(&g));
+        g.document.issuing_country = Some("AT".into());
+        seen.push(profile_hash(&g));
+        g.document.expiration_date = NaiveDate::from_ymd_opt(2030, 1, 1);
+        seen.push(profile_hash(&g));
+        let n = seen.len();
+        seen.sort();
+        seen.dedup();
+        assert_eq!(seen.len(), n, "each field changes the hash");
+        // The same value in another field is another profile.
+        let mut a = guest(now);
+        a.address.city = Some("Graz".into());
+        let mut b = guest(now);
+        b.address.state = Some("Graz".into());
+        assert_ne!(profile_hash(&a), profile_hash(&b));
     }
 }

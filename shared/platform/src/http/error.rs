@@ -203,6 +203,8 @@ impl From<domain::guest::GuestError> for ApiError {
             E::WebhookNotFound => ApiError::not_found("webhook_not_found", e.to_string()),
             E::WebhookNotJson => ApiError::bad_request("malformed_json", e.to_string()),
             E::WebhookEventUnnamed => ApiError::bad_request("invalid_event", e.to_string()),
+            E::CrmNotConnected => ApiError::rule("crm_not_connected", e.to_string()),
+            E::CrmUnavailable(_) => ApiError::unavailable(e),
             E::Store(e) => e.into(),
         }
     }
@@ -784,6 +786,12 @@ pub const CODES: &[ErrorCode] = &[
         &[400],
         "The webhook event has no `event` name.",
         FIX,
+    ),
+    c(
+        "crm_not_connected",
+        &[422],
+        "The property is not connected to Cloudbeds.",
+        "Connect it (`guesthub crm connect`), then ask again.",
     ),
     // The hub
     c(

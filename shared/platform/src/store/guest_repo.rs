@@ -6,6 +6,7 @@
 //! | guest profile | `GUEST#<p>#<guest_id>` | `PROFILE` | `GUESTSYNC#<p>` / `<guest_id>` only while the sync has work for it (sparse) |
 //! | note | `GUEST#<p>#<guest_id>` | `NOTE#<note_id>` (UUID v7) | — |
 //! | stay | `GUEST#<p>#<guest_id>` | `STAY#<reservation_id>` | `STAYS#<p>` / `<departure>#<reservation_id>` |
+//! | search key → guest | `GUESTFIND#<p>` | `<folded name, email or phone digits>\u{1f}<guest_id>` | — |
 //! | email → guest | `GUESTEMAIL#<p>#<sha256(email)>` | `EMAIL` | — |
 //! | Cloudbeds guest → guest | `GUESTCRM#<p>#<cloudbeds_guest_id>` | `CRM` | — |
 //! | watchlist | `WATCHLIST#<p>` | `WATCHLIST` | — |
@@ -17,7 +18,10 @@
 //! | sync run | `CRMRUNS#<p>` | `<run id, UUID v7>` | — (TTL 90 days) |
 //! | webhook token → property | `CRMHOOK#<sha256(token)>` | `HOOK` | — |
 //!
-//! Emails appear in keys only hashed. The email and Cloudbeds-id lookups
+//! Emails appear in keys only hashed, except in the search keys
+//! (`domain::guest::search`: prefixes need the folded text), which are
+//! written and removed in the same transaction as the profile, so an
+//! erased profile leaves none. The email and Cloudbeds-id lookups
 //! are written in the same transaction as the profile, conditionally, so
 //! two guests never share an address or a Cloudbeds id.
 
@@ -25,7 +29,7 @@ use async_trait::async_trait;
 use domain::guest::ports::GuestStore;
 use domain::guest::runs::{RUN_RETENTION_DAYS, SyncRun};
 use domain::guest::screening::Watchlist;
-use domain::guest::{CrmConnection, Guest, GuestId, Note, RefetchTarget, Stay, SyncCursor};
+use domain::guest::{CrmConnection, Guest, GuestId, Note, RefetchTarget, Stay, SyncCursor, search};
 use domain::{Email, PropertyId, StoreError};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -48,6 +52,14 @@ fn guest_pk(p: &PropertyId, g: &GuestId) -> String {
 fn email_pk(p: &PropertyId, e: &Email) -> String {
     format!("GUESTEMAIL#{p}#{}", sha(e.as_str()))
 }
+
+fn find_pk(p: &PropertyId) -> String {
+    format!("GUESTFIND#{p}")
+}
+
+/// Separates a search key from the guest id in the sort key (never in a
+/// key: control characters are not part of a query or a folded name).
+const FIND_SEP: char = '\u{1f}';
 
 fn crm_pk(p: &PropertyId, cloudbeds_id: &str) -> String {
     format!("GUESTCRM#{p}#{cloudbeds_id}")
@@ -132,6 +144,49 @@ impl Store {
         }
     }
 
+    /// The writes that move a guest's search keys from `before` to `next`
+    /// (puts are unconditional: the same key written again is the same).
+    fn move_search_keys(writes: &mut Vec<Write>, before: Option<&Guest>, next: &Guest) {
+        let old = before.map(search::keys_of).unwrap_or_default();
+        let new = search::keys_of(next);
+        let pk = find_pk(&next.property);
+        let sk = |k: &str| format!("{k}{FIND_SEP}{}", next.id);
+        for k in old.iter().filter(|k| !new.contains(k)) {
+            writes.push(Write::Delete {
+                table: T,
+                pk: pk.clone(),
+                sk: sk(k),
+                cond: Cond::None,
+            });
+        }
+        // Every key is (re)written, so a profile saved before the search
+        // keys existed gets them with its next save.
+        for k in &new {
+            let item = pointer_item(pk.clone(), &sk(k), &next.id);
+            writes.push(Write::put(T, item, Cond::None));
+        }
+    }
+
+    /// Ids of the guests whose search keys start with one of `prefixes`,
+    /// each once, in id order.
+    pub async fn find_guest_ids(
+        &self,
+        p: &PropertyId,
+        prefixes: &[String],
+    ) -> Result<Vec<GuestId>, StoreError> {
+        let mut ids = std::collections::BTreeSet::new();
+        for prefix in prefixes {
+            let items = self
+                .query_all(Query::partition(T, find_pk(p)).prefix(prefix.clone()))
+                .await?;
+            for i in items {
+                let ptr: Pointer = decode(&i)?;
+                ids.insert(ptr.guest);
+            }
+        }
+        Ok(ids.into_iter().collect())
+    }
+
     /// A transaction whose failed condition is `StoreError::Conflict`.
     pub(super) async fn run(&self, writes: Vec<Write>) -> Result<(), StoreError> {
         match self.items().transact(writes, self.now_ts()).await {
@@ -179,6 +234,7 @@ impl GuestStore for Store {
             .as_deref()
             .map(|c| crm_pk(&g.property, c));
         Self::move_pointer(&mut writes, None, crm, "CRM", &g.id);
+        Self::move_search_keys(&mut writes, None, &g);
         self.run(writes).await?;
         Ok(g)
     }
@@ -213,6 +269,7 @@ impl GuestStore for Store {
             "CRM",
             &g.id,
         );
+        Self::move_search_keys(&mut writes, Some(&before), &next);
         self.run(writes).await?;
         Ok(next)
     }
