@@ -9,6 +9,7 @@ mod api_docs;
 mod architecture;
 mod auth_matrix;
 mod checkout;
+mod club;
 mod conformance;
 mod crm_sync;
 mod guests;
