@@ -16,5 +16,9 @@ async fn main() -> Result<(), lambda_http::Error> {
             s3,
         }));
     }
+    // Held uploads are announced on the club alert topic, as held drops are.
+    if let Some(alert) = ams_import::alert::HeldAlert::from_env().await {
+        router = router.layer(axum::Extension(alert));
+    }
     lambda_http::run(router).await
 }

@@ -116,9 +116,9 @@ fn upload_name(headers: &HeaderMap, filename: Option<&str>) -> Result<String, Ap
         content(
             (String = "text/csv"),
             (String = "text/tab-separated-values"),
-            (Vec<u8> = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"),
-            (Vec<u8> = "application/vnd.ms-excel"),
-            (Vec<u8> = "application/octet-stream"),
+            (String = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"),
+            (String = "application/vnd.ms-excel"),
+            (String = "application/octet-stream"),
         ),
         description = "the club file as the AMS exported it (at most 100 MiB here; in AWS use `upload-url` above 10 MB)"
     ),
@@ -130,7 +130,7 @@ fn upload_name(headers: &HeaderMap, filename: Option<&str>) -> Result<String, Ap
         (status = 409, body = platform::http::error::ErrorBody),
         (status = 413, body = platform::http::error::ErrorBody),
         (status = 415, body = platform::http::error::ErrorBody),
-        (status = 422, body = platform::http::error::ErrorBody),
+        (status = 422, body = platform::http::error::ErrorBody, description = "test_mode_mismatch (a sandbox key)"),
     ),
     security(("partner_key" = [])),
     tag = "club"
@@ -138,6 +138,7 @@ fn upload_name(headers: &HeaderMap, filename: Option<&str>) -> Result<String, Ap
 pub async fn upload(
     State(store): State<Store>,
     caller: Caller,
+    alert: Option<Extension<ams_import::alert::HeldAlert>>,
     ApiQuery(q): ApiQuery<UploadQuery>,
     headers: HeaderMap,
     body: Body,
@@ -200,6 +201,9 @@ pub async fn upload(
         .await
         .map_err(StoreError::from)?;
     tracing::info!(import = %report.id, status = ?report.status, bytes = len, "uploaded club file imported");
+    if let Some(Extension(alert)) = alert {
+        alert.announce(&report).await;
+    }
     Ok((StatusCode::ACCEPTED, Json(report)))
 }
 

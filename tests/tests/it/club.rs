@@ -558,3 +558,115 @@ async fn presigned_upload_on_moto() {
     );
     assert_eq!(c.recognised("new@example.com").await["member"], true);
 }
+
+/// AWS: a held import is published to the club alert topic (SNS on moto,
+/// delivered to an HTTP subscriber here); an applied one is not.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn held_import_is_published_on_moto() {
+    use std::sync::{Arc, Mutex};
+    let endpoint = tests::moto_endpoint();
+    let c = club(Backend::Dynamodb).await;
+    // The subscriber: every POST body it gets.
+    let got: Arc<Mutex<Vec<String>>> = Arc::default();
+    let seen = got.clone();
+    let subscriber = axum::Router::new().route(
+        "/alerts",
+        axum::routing::post(move |body: String| {
+            let seen = seen.clone();
+            async move {
+                seen.lock().unwrap().push(body);
+                "ok"
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, subscriber).await });
+    let conf = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .endpoint_url(&endpoint)
+        .load()
+        .await;
+    let sns = aws_sdk_sns::Client::new(&conf);
+    let topic = sns
+        .create_topic()
+        .name(format!("club-alerts-{}", uuid::Uuid::new_v4().simple()))
+        .send()
+        .await
+        .unwrap()
+        .topic_arn()
+        .unwrap()
+        .to_owned();
+    sns.subscribe()
+        .topic_arn(&topic)
+        .protocol("http")
+        .endpoint(format!("http://{addr}/alerts"))
+        .send()
+        .await
+        .unwrap();
+    let alert = ams_import::alert::HeldAlert {
+        topic_arn: topic,
+        sns,
+    };
+    let s3 = ams_import::s3::client(Some(&endpoint)).await;
+    let bucket = format!("drop-{}", uuid::Uuid::new_v4().simple());
+    s3.create_bucket().bucket(&bucket).send().await.unwrap();
+    let fixture = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/s3_put_event.json"),
+    )
+    .unwrap();
+    let mut reports = Vec::new();
+    for (name, body) in [
+        ("members_20300101.csv", FIRST),
+        ("members_20300102.csv", "MemberID,Email,ClubDescr\r\n"),
+    ] {
+        let key = format!("ams/castle/{name}");
+        let put = s3
+            .put_object()
+            .bucket(&bucket)
+            .key(&key)
+            .body(body.as_bytes().to_vec().into())
+            .send()
+            .await
+            .unwrap();
+        let event = fixture
+            .replace("BUCKET", &bucket)
+            .replace("ETAG", put.e_tag().unwrap().trim_matches('"'))
+            .replace("ams/castle/Members+Export.csv", &key);
+        let event: aws_lambda_events::event::s3::S3Event = serde_json::from_str(&event).unwrap();
+        reports.extend(
+            ams_import::s3::handle_event_alerting(&c.t.store, &s3, Some(&alert), event)
+                .await
+                .unwrap(),
+        );
+    }
+    assert_eq!(
+        reports.iter().map(|r| r.status).collect::<Vec<_>>(),
+        [ImportStatus::Applied, ImportStatus::Held]
+    );
+    let held = &reports[1];
+    let mut notes = Vec::new();
+    for _ in 0..100 {
+        notes = got
+            .lock()
+            .unwrap()
+            .iter()
+            .filter_map(|b| serde_json::from_str::<Value>(b).ok())
+            .filter(|v| v["Type"] == "Notification")
+            .collect::<Vec<_>>();
+        if !notes.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(notes.len(), 1, "one alert, for the held file: {notes:?}");
+    let message = notes[0]["Message"].as_str().unwrap();
+    assert!(message.contains("members_20300102.csv"), "{message}");
+    assert!(message.contains(&held.id), "{message}");
+    assert!(
+        message.contains(held.reason.as_deref().unwrap()),
+        "{message}"
+    );
+    assert_eq!(notes[0]["Subject"], "GuestHub: club file held for castle");
+    // No personal data in it.
+    assert!(!message.contains("@example.com"), "{message}");
+}
