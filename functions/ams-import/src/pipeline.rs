@@ -469,6 +469,15 @@ async fn record(
 }
 
 fn log_outcome(r: &ImportReport) {
+    tracing::info!(
+        import = %r.id,
+        status = ?r.status,
+        rows = r.rows,
+        members = r.members,
+        rejected = r.rejected_rows,
+        ms = r.duration_ms,
+        "roster import finished"
+    );
     // A held file waits for a person: said where the hub's log is read
     // (the served hub's console locally, CloudWatch in AWS).
     if r.status == ImportStatus::Held {
@@ -481,17 +490,7 @@ fn log_outcome(r: &ImportReport) {
             r.property,
             r.id
         );
-        return;
     }
-    tracing::info!(
-        import = %r.id,
-        status = ?r.status,
-        rows = r.rows,
-        members = r.members,
-        rejected = r.rejected_rows,
-        ms = r.duration_ms,
-        "roster import finished"
-    );
 }
 
 /// Deletes generations retired a while ago; failures only delay cleanup.
