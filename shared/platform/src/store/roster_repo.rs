@@ -6,6 +6,7 @@
 //! | generation registry | `ROSTER#<p>` | `GEN#<generation>` | building / held / active / retired (+ when) |
 //! | delivery marker | `ROSTER#<p>` | `SRC#<identity>` | written with the outcome: a repeat delivery finds it |
 //! | tier setting | `ROSTER#<p>` | `TIER#<normalised tier>` | enabled for discounts |
+//! | club mode | `ROSTER#<p>` | `CLUBMODE` | `live` (also when absent) or `trial` |
 //! | member entry | `GEN#<p>#<generation>` | `<email> <tier>` | member id, join date; no names or addresses |
 //! | import report | `IMPORTS#<p>` | `<import id (UUID v7)>` | newest first by a descending query |
 //!
