@@ -1,6 +1,7 @@
 //! The `ams-import` Lambda (S3 ObjectCreated): wiring only.
 
-use ams_import::s3::{client, handle_event};
+use ams_import::alert::HeldAlert;
+use ams_import::s3::{client, handle_event_alerting};
 use aws_lambda_events::event::s3::S3Event;
 use lambda_runtime::{Diagnostic, LambdaEvent, service_fn};
 
@@ -10,10 +11,11 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     let config = platform::config::Config::from_env()?;
     let store = config.open_store().await?;
     let s3 = client(None).await;
+    let alert = HeldAlert::from_env().await;
     lambda_runtime::run(service_fn(|event: LambdaEvent<S3Event>| {
-        let (store, s3) = (store.clone(), s3.clone());
+        let (store, s3, alert) = (store.clone(), s3.clone(), alert.clone());
         async move {
-            handle_event(&store, &s3, event.payload)
+            handle_event_alerting(&store, &s3, alert.as_ref(), event.payload)
                 .await
                 .map(|_| ())
                 .map_err(|e| Diagnostic {

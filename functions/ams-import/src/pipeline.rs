@@ -98,6 +98,19 @@ pub enum ImportError {
     Read(std::io::Error),
 }
 
+/// For a caller that answers with store errors (an upload route): a file
+/// that could not be read to its end is a failure a retry can fix.
+impl From<ImportError> for StoreError {
+    fn from(e: ImportError) -> Self {
+        match e {
+            ImportError::Store(e) => e,
+            ImportError::Read(e) => {
+                StoreError::Unavailable(format!("the file could not be read: {e}"))
+            }
+        }
+    }
+}
+
 /// What reading the file yielded.
 #[derive(Default)]
 struct Parsed {
@@ -465,6 +478,19 @@ fn log_outcome(r: &ImportReport) {
         ms = r.duration_ms,
         "roster import finished"
     );
+    // A held file waits for a person: said where the hub's log is read
+    // (the served hub's console locally, CloudWatch in AWS).
+    if r.status == ImportStatus::Held {
+        tracing::warn!(
+            import = %r.id,
+            property = %r.property,
+            file = %r.file,
+            reason = r.reason.as_deref().unwrap_or("held"),
+            "club file HELD: the roster was not replaced; approve the import (POST /v1/properties/{}/roster-imports/{}/approve) or send a corrected file",
+            r.property,
+            r.id
+        );
+    }
 }
 
 /// Deletes generations retired a while ago; failures only delay cleanup.

@@ -14,6 +14,7 @@ use domain::roster::import::{ImportReport, ImportSource};
 use platform::Store;
 use tokio_util::io::SyncIoBridge;
 
+use crate::alert::HeldAlert;
 pub use crate::pipeline::parse_key;
 use crate::pipeline::{ImportError, ImportRequest, Input, import};
 
@@ -78,9 +79,23 @@ pub async fn handle_event(
     s3: &Client,
     event: S3Event,
 ) -> Result<Vec<ImportReport>, RetryableImportError> {
+    handle_event_alerting(store, s3, None, event).await
+}
+
+/// [`handle_event`], announcing each held import on `alert` (the Lambda's
+/// SNS topic).
+pub async fn handle_event_alerting(
+    store: &Store,
+    s3: &Client,
+    alert: Option<&HeldAlert>,
+    event: S3Event,
+) -> Result<Vec<ImportReport>, RetryableImportError> {
     let mut reports = Vec::new();
     for record in event.records {
         if let Some(r) = handle_record(store, s3, &record).await? {
+            if let Some(alert) = alert {
+                alert.announce(&r).await;
+            }
             reports.push(r);
         }
     }

@@ -8,7 +8,7 @@ use domain::Email;
 use domain::checkout::CheckoutError;
 use domain::roster::import::ImportReport;
 use domain::roster::service::{self, TierView};
-use domain::roster::store::RosterStore;
+use domain::roster::store::{ClubMode, RosterStore};
 use platform::Store;
 use platform::http::{ApiError, ApiJson, ApiQuery, Caller};
 use serde::{Deserialize, Serialize};
@@ -25,13 +25,25 @@ pub struct MemberView {
     pub tiers: Vec<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub since: Option<NaiveDate>,
+    /// `trial` while the club's member features are off (everyone answers
+    /// as a non-member, except with `?preview=true`); absent when live.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub club_mode: Option<ClubMode>,
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct MemberQuery {
+    /// `true`: answer from the roster applied last even in trial mode
+    /// (what recognition will say once live; never used for a discount).
+    pub preview: Option<bool>,
 }
 
 /// Is this email a club member of the property (active roster)?
 #[utoipa::path(
     get,
     path = "/v1/properties/{property}/club-members/{email}",
-    params(("property" = String, Path), ("email" = String, Path, description = "matched trimmed and case-insensitively")),
+    params(("property" = String, Path), ("email" = String, Path, description = "matched trimmed and case-insensitively"), MemberQuery),
     responses(
         (status = 200, body = MemberView, description = "`member: false` for non-members"),
         (status = 400, body = platform::http::error::ErrorBody),
@@ -46,23 +58,83 @@ pub async fn member(
     State(store): State<Store>,
     caller: Caller,
     Path(path): Path<(String, String)>,
+    ApiQuery(q): ApiQuery<MemberQuery>,
 ) -> Result<Json<MemberView>, ApiError> {
     let email = Email::parse(&path.1)?;
-    let found = store.lookup_member(&caller.live_property(), &email).await?;
-    Ok(Json(match found {
+    let p = caller.live_property();
+    let found = if q.preview.unwrap_or(false) {
+        service::preview(&store, &p, &email).await?
+    } else {
+        service::recognise(&store, &p, &email).await?
+    };
+    let club_mode = (found.mode == ClubMode::Trial).then_some(ClubMode::Trial);
+    Ok(Json(match found.member {
         Some(m) => MemberView {
             member: true,
             member_id: m.member_id,
             tiers: m.tiers,
             since: m.since,
+            club_mode,
         },
         None => MemberView {
             member: false,
             member_id: None,
             tiers: Vec::new(),
             since: None,
+            club_mode,
         },
     }))
+}
+
+/// `GET`/`PUT /club-settings`.
+#[derive(Debug, Deserialize, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ClubSettings {
+    /// `trial`: files are imported and reported, but nobody is recognised
+    /// as a member and no club discount is given; `live`: member features on.
+    pub mode: ClubMode,
+}
+
+/// The club's settings (`mode`: `live` unless set).
+#[utoipa::path(
+    get,
+    path = "/v1/properties/{property}/club-settings",
+    params(("property" = String, Path)),
+    responses((status = 200, body = ClubSettings), (status = 401, body = platform::http::error::ErrorBody), (status = 403, body = platform::http::error::ErrorBody)),
+    security(("partner_key" = [])),
+    tag = "club"
+)]
+pub async fn settings(
+    State(store): State<Store>,
+    caller: Caller,
+) -> Result<Json<ClubSettings>, ApiError> {
+    Ok(Json(ClubSettings {
+        mode: store.club_mode(&caller.live_property()).await?,
+    }))
+}
+
+/// Sets the club's mode. Switching `trial` → `live` makes the roster
+/// applied last count at once (one write); `live` → `trial` stops
+/// recognition and club discounts.
+#[utoipa::path(
+    put,
+    path = "/v1/properties/{property}/club-settings",
+    params(("property" = String, Path)),
+    request_body = ClubSettings,
+    responses((status = 200, body = ClubSettings), (status = 400, body = platform::http::error::ErrorBody), (status = 403, body = platform::http::error::ErrorBody), (status = 422, body = platform::http::error::ErrorBody)),
+    security(("partner_key" = [])),
+    tag = "club"
+)]
+pub async fn set_settings(
+    State(store): State<Store>,
+    caller: Caller,
+    body: ApiJson<ClubSettings>,
+) -> Result<Json<ClubSettings>, ApiError> {
+    caller.require_live()?;
+    let mode = body.value.mode;
+    store.set_club_mode(&caller.live_property(), mode).await?;
+    tracing::info!(?mode, "club mode set");
+    Ok(Json(ClubSettings { mode }))
 }
 
 #[derive(Debug, Serialize, ToSchema)]

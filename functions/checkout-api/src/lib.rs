@@ -4,6 +4,8 @@
 //! Layout:
 //! - [`club`]: `club-members/{email}`, `club-tiers`, `roster-imports` — thin
 //!   handlers over the roster store port.
+//! - [`uploads`]: `POST /roster-imports` (the file as the body, through the
+//!   ams-import pipeline) and `roster-imports/upload-url` (presigned S3 PUT).
 //! - [`catalogue`]: products. [`orders`]: orders, payments, cancellation —
 //!   each one store transaction with its seats, memberships and gift-card
 //!   ledger writes. [`memberships`]: lookup, search and member activity.
@@ -12,6 +14,7 @@ pub mod catalogue;
 pub mod club;
 pub mod memberships;
 pub mod orders;
+pub mod uploads;
 
 use axum::Router;
 use domain::Scope;
@@ -28,6 +31,12 @@ pub fn routes() -> OpenApiRouter<Store> {
         .routes(scoped(routes!(club::set_tier), Scope::ClubAdmin))
         .routes(scoped(routes!(club::imports), Scope::ClubRead))
         .routes(scoped(routes!(club::approve), Scope::ClubAdmin))
+        .routes(scoped(
+            routes!(club::settings, club::set_settings),
+            Scope::ClubAdmin,
+        ))
+        .routes(scoped(routes!(uploads::upload), Scope::ClubAdmin))
+        .routes(scoped(routes!(uploads::upload_url), Scope::ClubAdmin))
         .routes(scoped(
             routes!(catalogue::put_product, catalogue::get_product),
             Scope::Checkout,

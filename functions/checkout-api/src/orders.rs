@@ -26,8 +26,7 @@ use domain::checkout::ports::CheckoutStore;
 use domain::checkout::pricing::{Buyer, LineRequest, Redeeming, price};
 use domain::idempotency::fingerprint;
 use domain::roster::discount::Membership as ClubMembership;
-use domain::roster::service::enabled_tiers;
-use domain::roster::store::RosterStore;
+use domain::roster::service::{enabled_tiers, recognise};
 use domain::time::local_date;
 use domain::voucher::ports::VoucherStore;
 use domain::voucher::rules::{self, Actor, RedeemRequest, ReverseRequest};
@@ -258,7 +257,7 @@ async fn plan(store: &Store, caller: &Caller, req: &OrderRequest) -> Result<Plan
     };
     let mut buyer = Buyer::default();
     if let Some(email) = contact.email.as_deref().and_then(|e| Email::parse(e).ok())
-        && let Some(found) = store.lookup_member(live, &email).await?
+        && let Some(found) = recognise(store, live, &email).await?.member
     {
         buyer.club = ClubMembership {
             member: true,

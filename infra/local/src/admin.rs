@@ -30,6 +30,16 @@ pub async fn add_property(
     }
 }
 
+/// Sets a property's club mode (`property add … --club-trial`).
+pub async fn set_club_mode(
+    store: &Store,
+    property: &PropertyId,
+    mode: domain::roster::store::ClubMode,
+) -> anyhow::Result<()> {
+    use domain::roster::store::RosterStore;
+    Ok(store.set_club_mode(property, mode).await?)
+}
+
 /// Lets `property` accept vouchers issued by `issuer` (portal systems).
 pub async fn accept_issuer(
     store: &Store,

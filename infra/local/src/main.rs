@@ -136,9 +136,10 @@ enum Command {
         #[command(subcommand)]
         command: GuestCommand,
     },
-    /// The club roster's suppression list (erased people).
+    /// The club: status (mode, roster, held imports) and the roster's
+    /// suppression list (erased people).
     #[command(
-        after_help = "Example:\n  guesthub club unsuppress hotel-wien --email ana@example.com"
+        after_help = "Example:\n  guesthub club status hotel-wien\n  guesthub club unsuppress hotel-wien --email ana@example.com"
     )]
     Club {
         #[command(subcommand)]
@@ -186,6 +187,10 @@ enum GuestCommand {
 
 #[derive(Subcommand)]
 enum ClubCommand {
+    /// The club's mode, active roster, last import and held imports (with
+    /// their reasons).
+    #[command(after_help = "Example:\n  guesthub --output json club status hotel-wien")]
+    Status { property: String },
     /// Let later club files list this (erased) email again.
     #[command(
         after_help = "Example:\n  guesthub club unsuppress hotel-wien --email ana@example.com"
@@ -307,6 +312,11 @@ enum PropertyCommand {
         /// ISO 4217 code, e.g. EUR.
         #[arg(long)]
         currency: String,
+        /// Start the club in trial mode: club files are imported and
+        /// reported, but nobody is recognised as a member and no club
+        /// discount is given until `PUT /club-settings {"mode":"live"}`.
+        #[arg(long)]
+        club_trial: bool,
     },
     /// Let a property accept vouchers issued by another (portal systems).
     #[command(
@@ -538,15 +548,28 @@ async fn run_admin(cli: &Cli, store: &platform::Store) -> anyhow::Result<()> {
                 name,
                 time_zone,
                 currency,
+                club_trial,
             } => {
                 let p = admin::add_property(store, id, name, time_zone, currency).await?;
+                if *club_trial {
+                    admin::set_club_mode(store, &p.id, domain::roster::store::ClubMode::Trial)
+                        .await?;
+                }
                 if json {
-                    print_json(&json!({ "property": p }));
+                    print_json(&json!({ "property": p, "club_trial": club_trial }));
                     return Ok(());
                 }
                 println!(
-                    "added property {} ({}, {}, {})",
-                    p.id, p.name, p.time_zone, p.currency
+                    "added property {} ({}, {}, {}){}",
+                    p.id,
+                    p.name,
+                    p.time_zone,
+                    p.currency,
+                    if *club_trial {
+                        ", club in trial mode"
+                    } else {
+                        ""
+                    }
                 );
             }
             PropertyCommand::Accept {
@@ -879,6 +902,16 @@ async fn run_admin(cli: &Cli, store: &platform::Store) -> anyhow::Result<()> {
             if !r.pending.is_empty() {
                 println!("pending: {}", r.pending.join(", "));
             }
+        }
+        Command::Club {
+            command: ClubCommand::Status { property },
+        } => {
+            let status = guesthub::roster::club_status(store, property).await?;
+            if json {
+                print_json(&json!({ "club": status }));
+                return Ok(());
+            }
+            print!("{}", guesthub::roster::status_text(&status));
         }
         Command::Club {
             command: ClubCommand::Unsuppress { property, email },

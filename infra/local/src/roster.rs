@@ -17,8 +17,10 @@ use domain::PropertyId;
 use domain::ports::PropertyStore;
 use domain::roster::file_kind;
 use domain::roster::import::{ImportReport, ImportSource, ImportStatus};
+use domain::roster::store::{ClubMode, RosterStore};
 use indicatif::{ProgressBar, ProgressStyle};
 use platform::Store;
+use serde::Serialize;
 
 /// How often the drop folder is looked at.
 const POLL: Duration = Duration::from_secs(2);
@@ -127,6 +129,125 @@ pub fn summary(r: &ImportReport) -> String {
         ));
     }
     s
+}
+
+/// `guesthub club status`: what a club manager needs to know at a glance.
+#[derive(Debug, Serialize)]
+pub struct ClubStatus {
+    pub property: String,
+    pub mode: ClubMode,
+    /// The roster recognition uses once live (`None`: no file applied yet).
+    pub active: Option<ActiveView>,
+    pub last_import: Option<ImportBrief>,
+    /// Recent imports waiting for approval, newest first.
+    pub held: Vec<ImportBrief>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct ActiveView {
+    pub generation: String,
+    pub import_id: String,
+    pub applied_at: DateTime<Utc>,
+    pub members: u64,
+}
+
+#[derive(Debug, Serialize)]
+pub struct ImportBrief {
+    pub id: String,
+    pub file: String,
+    pub status: ImportStatus,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    pub started_at: DateTime<Utc>,
+    pub members: u64,
+}
+
+impl From<&ImportReport> for ImportBrief {
+    fn from(r: &ImportReport) -> Self {
+        Self {
+            id: r.id.clone(),
+            file: r.file.clone(),
+            status: r.status,
+            reason: r.reason.clone(),
+            started_at: r.started_at,
+            members: r.members,
+        }
+    }
+}
+
+/// How many recent imports `club status` looks through for held ones.
+const STATUS_IMPORTS: usize = 50;
+
+pub async fn club_status(store: &Store, property: &str) -> anyhow::Result<ClubStatus> {
+    let id = PropertyId::parse_live(property)?;
+    store
+        .property(&id)
+        .await?
+        .with_context(|| format!("no property {id}"))?;
+    let reports = store.import_reports(&id, STATUS_IMPORTS).await?;
+    Ok(ClubStatus {
+        property: id.to_string(),
+        mode: store.club_mode(&id).await?,
+        active: store.active_roster(&id).await?.map(|(a, _)| ActiveView {
+            generation: a.generation,
+            import_id: a.import_id,
+            applied_at: a.applied_at,
+            members: a.members,
+        }),
+        last_import: reports.first().map(ImportBrief::from),
+        held: reports
+            .iter()
+            .filter(|r| r.status == ImportStatus::Held)
+            .map(ImportBrief::from)
+            .collect(),
+    })
+}
+
+/// `club status` as text.
+pub fn status_text(s: &ClubStatus) -> String {
+    let mode = match s.mode {
+        ClubMode::Live => "live (members recognised, club discounts on)",
+        ClubMode::Trial => "trial (files imported; nobody recognised, no club discounts)",
+    };
+    let mut out = format!("club of {}: {mode}\n", s.property);
+    match &s.active {
+        Some(a) => out.push_str(&format!(
+            "active roster: {} members, import {} applied {}\n",
+            a.members,
+            a.import_id,
+            a.applied_at.format("%Y-%m-%d %H:%M UTC")
+        )),
+        None => out.push_str("active roster: none yet\n"),
+    }
+    match &s.last_import {
+        Some(r) => out.push_str(&format!(
+            "last import: {} of {} at {}: {:?}{}\n",
+            r.id,
+            r.file,
+            r.started_at.format("%Y-%m-%d %H:%M UTC"),
+            r.status,
+            r.reason
+                .as_deref()
+                .map(|x| format!(" ({x})"))
+                .unwrap_or_default()
+        )),
+        None => out.push_str("last import: none\n"),
+    }
+    if s.held.is_empty() {
+        out.push_str("held imports: none\n");
+    }
+    for r in &s.held {
+        out.push_str(&format!(
+            "HELD {} of {} at {}: {} — approve with POST /v1/properties/{}/roster-imports/{}/approve\n",
+            r.id,
+            r.file,
+            r.started_at.format("%Y-%m-%d %H:%M UTC"),
+            r.reason.as_deref().unwrap_or("held"),
+            s.property,
+            r.id
+        ));
+    }
+    out
 }
 
 /// One file seen in the drop folder, and whether it has stopped changing.

@@ -1414,3 +1414,97 @@ fn every_subcommand_help_has_an_example() {
     // Every command and subcommand was walked.
     assert!(seen >= 24, "walked only {seen} commands");
 }
+
+/// A property added with `--club-trial` starts in trial; a held drop is a
+/// WARN line in the served hub's log and shows in `club status` (text and
+/// JSON) with its reason.
+#[test]
+fn club_trial_status_and_held_file_in_the_log() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let out = ok(&guesthub(
+        d,
+        &[
+            "property",
+            "add",
+            "castle",
+            "--name",
+            "Castle",
+            "--time-zone",
+            "Europe/Vienna",
+            "--currency",
+            "EUR",
+            "--club-trial",
+        ],
+    ));
+    assert!(out.contains("club in trial mode"), "{out}");
+    let club = d.join("members.csv");
+    std::fs::write(
+        &club,
+        "MemberID,Email,ClubDescr,ClubStatus\r\nM1,ana@example.com,Gold,Active\r\nM2,bo@example.com,Gold,Active\r\n",
+    )
+    .unwrap();
+    ok(&guesthub(
+        d,
+        &["import", club.to_str().unwrap(), "--property", "castle"],
+    ));
+    let out = ok(&guesthub(d, &["club", "status", "castle"]));
+    assert!(out.contains("club of castle: trial"), "{out}");
+    assert!(out.contains("active roster: 2 members"), "{out}");
+    assert!(out.contains("held imports: none"), "{out}");
+
+    // The served hub's log says when a dropped file is held.
+    let port = free_port();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_guesthub"))
+        .arg("--data-dir")
+        .arg(d)
+        .args(["serve", "--addr", &format!("127.0.0.1:{port}")])
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel::<String>();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let drop = d.join("drop/ams/castle");
+    std::fs::create_dir_all(&drop).unwrap();
+    std::fs::write(drop.join("members.csv"), "MemberID,Email,ClubDescr\r\n").unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut warned = None;
+    while warned.is_none() && Instant::now() < deadline {
+        if let Ok(line) = rx.recv_timeout(Duration::from_millis(500))
+            && line.contains("club file HELD")
+        {
+            warned = Some(line);
+        }
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    let line = warned.expect("a WARN line for the held file");
+    assert!(line.contains("WARN"), "{line}");
+    assert!(
+        line.contains("castle") && line.contains("members.csv"),
+        "{line}"
+    );
+    assert!(!line.contains("@example.com"), "{line}");
+
+    let v: serde_json::Value = serde_json::from_str(&ok(&guesthub(
+        d,
+        &["--output", "json", "club", "status", "castle"],
+    )))
+    .unwrap();
+    let c = &v["club"];
+    assert_eq!(c["mode"], "trial", "{v}");
+    assert_eq!(c["active"]["members"], 2, "{v}");
+    assert_eq!(c["held"].as_array().unwrap().len(), 1, "{v}");
+    assert_eq!(c["held"][0]["file"], "members.csv", "{v}");
+    assert!(c["held"][0]["reason"].is_string(), "{v}");
+    assert_eq!(c["last_import"]["id"], c["held"][0]["id"], "{v}");
+    let out = ok(&guesthub(d, &["club", "status", "castle"]));
+    assert!(out.contains("HELD "), "{out}");
+}

@@ -177,6 +177,16 @@ const ROUTE_SCOPES: &[(&str, &str, &str)] = &[
         "/v1/properties/{property}/club-members/{email}",
         "club:read",
     ),
+    (
+        "GET",
+        "/v1/properties/{property}/club-settings",
+        "club:admin",
+    ),
+    (
+        "PUT",
+        "/v1/properties/{property}/club-settings",
+        "club:admin",
+    ),
     ("GET", "/v1/properties/{property}/club-tiers", "club:read"),
     (
         "PUT",
@@ -266,6 +276,16 @@ const ROUTE_SCOPES: &[(&str, &str, &str)] = &[
         "GET",
         "/v1/properties/{property}/roster-imports",
         "club:read",
+    ),
+    (
+        "POST",
+        "/v1/properties/{property}/roster-imports",
+        "club:admin",
+    ),
+    (
+        "POST",
+        "/v1/properties/{property}/roster-imports/upload-url",
+        "club:admin",
     ),
     (
         "POST",

@@ -10,6 +10,7 @@ mod architecture;
 mod auth_matrix;
 mod checkout;
 mod cloudbeds_guests;
+mod club;
 mod conformance;
 mod crm_sync;
 mod guests;

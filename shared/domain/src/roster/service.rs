@@ -9,8 +9,8 @@ use utoipa::ToSchema;
 
 use super::discount::normalise_tier;
 use super::import::{ImportReport, ImportStatus};
-use super::store::{Flip, RosterStore};
-use crate::{PropertyId, StoreError};
+use super::store::{ClubMode, Flip, MemberRecord, RosterStore};
+use crate::{Email, PropertyId, StoreError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum RosterError {
@@ -20,8 +20,57 @@ pub enum RosterError {
     NotHeld(ImportStatus),
     #[error("a newer file was applied since; this import can no longer be approved")]
     Superseded,
+    /// An upload whose type is not a club file's (`Content-Type`, or
+    /// `application/octet-stream` without a `?filename=` that names one).
+    #[error(
+        "send a club file as text/csv, text/tab-separated-values, an XLSX/XLS type, or application/octet-stream with ?filename=<name>.<csv|txt|tsv|xlsx|xls>"
+    )]
+    UploadType,
+    #[error("the file is over the upload limit of {limit_bytes} bytes")]
+    UploadTooLarge { limit_bytes: u64 },
+    #[error("the upload ended before its declared length; nothing was imported")]
+    UploadCutOff,
+    #[error("no drop bucket is configured here; POST the file to /roster-imports instead")]
+    NoDropBucket,
     #[error(transparent)]
     Store(#[from] StoreError),
+}
+
+/// What recognising a person finds: the club's mode and, in `live`, the
+/// person's roster entries.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Recognition {
+    pub mode: ClubMode,
+    pub member: Option<MemberRecord>,
+}
+
+/// The one place the roster is consulted for recognition and club
+/// discounts: in `trial` everyone answers as a non-member, whatever the
+/// roster says.
+pub async fn recognise(
+    store: &impl RosterStore,
+    p: &PropertyId,
+    email: &Email,
+) -> Result<Recognition, StoreError> {
+    let mode = store.club_mode(p).await?;
+    let member = match mode {
+        ClubMode::Live => store.lookup_member(p, email).await?,
+        ClubMode::Trial => None,
+    };
+    Ok(Recognition { mode, member })
+}
+
+/// What recognition would answer once live (`?preview=true`): the roster
+/// applied last, whatever the mode. Never used for a discount.
+pub async fn preview(
+    store: &impl RosterStore,
+    p: &PropertyId,
+    email: &Email,
+) -> Result<Recognition, StoreError> {
+    Ok(Recognition {
+        mode: store.club_mode(p).await?,
+        member: store.lookup_member(p, email).await?,
+    })
 }
 
 /// Applies a held import's generation. Re-reads on a lost race.

@@ -31,6 +31,18 @@ pub struct MemberRecord {
     pub since: Option<NaiveDate>,
 }
 
+/// Whether the club's member features are on. In `trial` the files are
+/// imported, judged and applied as usual, but recognition and club
+/// discounts answer as for a non-member (see `service::recognise`);
+/// switching to `live` makes the roster applied last count at once.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ClubMode {
+    #[default]
+    Live,
+    Trial,
+}
+
 /// The pointer flip that applies an import.
 #[derive(Debug, Clone)]
 pub struct Flip {
@@ -141,6 +153,9 @@ pub trait RosterStore: Send + Sync {
         p: &PropertyId,
     ) -> Result<BTreeMap<String, TierSetting>, StoreError>;
     async fn set_tier(&self, p: &PropertyId, tier: &str, enabled: bool) -> Result<(), StoreError>;
+    /// The club's mode (`live` when never set).
+    async fn club_mode(&self, p: &PropertyId) -> Result<ClubMode, StoreError>;
+    async fn set_club_mode(&self, p: &PropertyId, mode: ClubMode) -> Result<(), StoreError>;
     /// Deletes a generation's members and registry entry.
     async fn drop_generation(&self, p: &PropertyId, generation: &str) -> Result<(), StoreError>;
     /// Deletes generations retired before `retired_before` and builds

@@ -307,6 +307,19 @@ impl From<domain::roster::service::RosterError> for ApiError {
             R::ImportNotFound => ApiError::not_found("import_not_found", e.to_string()),
             R::NotHeld(_) => ApiError::rule("import_not_held", e.to_string()),
             R::Superseded => ApiError::conflict("import_superseded", e.to_string()),
+            R::UploadType => ApiError::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported_media_type",
+                e.to_string(),
+            ),
+            R::UploadTooLarge { limit_bytes } => ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "body_too_large",
+                e.to_string(),
+            )
+            .with_details(json!({ "limit_bytes": limit_bytes })),
+            R::UploadCutOff => ApiError::bad_request("unreadable_body", e.to_string()),
+            R::NoDropBucket => ApiError::rule("upload_url_unavailable", e.to_string()),
             R::Store(s) => s.into(),
         }
     }
@@ -405,8 +418,8 @@ pub const CODES: &[ErrorCode] = &[
     c(
         "unsupported_media_type",
         &[415],
-        "A JSON route was called without `Content-Type: application/json`.",
-        "Send `Content-Type: application/json`.",
+        "A JSON route was called without `Content-Type: application/json`, or a club file was uploaded with a type that is not a club file's.",
+        "Send `Content-Type: application/json` (a club file upload: `text/csv`, `text/tab-separated-values`, an XLSX/XLS type, or `application/octet-stream` with `?filename=`).",
     ),
     c(
         "body_too_large",
@@ -627,6 +640,12 @@ pub const CODES: &[ErrorCode] = &[
         &[422],
         "The import is not held for approval (it was applied or rejected).",
         "Nothing to approve; list the imports to see its state.",
+    ),
+    c(
+        "upload_url_unavailable",
+        &[422],
+        "No drop bucket is configured where this hub runs (the local runner), so there is no presigned upload URL.",
+        "POST the file to `/roster-imports` instead.",
     ),
     c(
         "import_superseded",

@@ -6,6 +6,7 @@
 //! | generation registry | `ROSTER#<p>` | `GEN#<generation>` | building / held / active / retired (+ when) |
 //! | delivery marker | `ROSTER#<p>` | `SRC#<identity>` | written with the outcome: a repeat delivery finds it |
 //! | tier setting | `ROSTER#<p>` | `TIER#<normalised tier>` | enabled for discounts |
+//! | club mode | `ROSTER#<p>` | `CLUBMODE` | `live` (also when absent) or `trial` |
 //! | member entry | `GEN#<p>#<generation>` | `<email> <tier>` | member id, join date; no names or addresses |
 //! | import report | `IMPORTS#<p>` | `<import id (UUID v7)>` | newest first by a descending query |
 //!
@@ -20,7 +21,9 @@ use async_trait::async_trait;
 use chrono::{DateTime, NaiveDate, Utc};
 use domain::roster::discount::normalise_tier;
 use domain::roster::import::{ImportReport, ImportStatus};
-use domain::roster::store::{Flip, GenerationMember, MemberRecord, RosterStore, TierSetting};
+use domain::roster::store::{
+    ClubMode, Flip, GenerationMember, MemberRecord, RosterStore, TierSetting,
+};
 use domain::{Email, PropertyId, StoreError};
 use serde::{Deserialize, Serialize};
 
@@ -330,6 +333,25 @@ impl RosterStore for Store {
             format!("TIER#{}", normalise_tier(tier)),
             encode(&setting),
         );
+        self.items()
+            .transact(vec![Write::put(T, item, Cond::None)], self.now_ts())
+            .await
+            .map_err(tx_err)
+    }
+
+    async fn club_mode(&self, p: &PropertyId) -> Result<ClubMode, StoreError> {
+        match self
+            .items()
+            .get(T, &roster_pk(p), "CLUBMODE", self.now_ts())
+            .await?
+        {
+            Some(i) => decode(&i),
+            None => Ok(ClubMode::Live),
+        }
+    }
+
+    async fn set_club_mode(&self, p: &PropertyId, mode: ClubMode) -> Result<(), StoreError> {
+        let item = Item::new(roster_pk(p), "CLUBMODE".to_owned(), encode(&mode));
         self.items()
             .transact(vec![Write::put(T, item, Cond::None)], self.now_ts())
             .await
