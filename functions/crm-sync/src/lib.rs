@@ -22,10 +22,11 @@ use domain::guest::ports::{
     CrmClient, CrmError, GuestStore, GuestUpdate, RemoteGuest, RemoteReservation, ScreeningProvider,
 };
 use domain::guest::runs::{self, ConflictResolved, ConflictSide, SyncCounts, SyncRun, SyncTrigger};
-use domain::guest::screening::{ScreeningSubject, record_outcome};
+use domain::guest::screening::{self, ScreeningOutcome, ScreeningSubject, record_outcome};
 use domain::guest::sync::{self, SyncedFields, Winner};
 use domain::guest::{
-    CrmConnection, Guest, GuestId, Note, NoteSource, RefetchTarget, SCREENING_FIELD,
+    CrmConnection, Guest, GuestId, Note, NoteSource, RefetchTarget, SCREENING_RESULT_FIELD,
+    SCREENING_STATUS_FIELD,
     ScreeningStatus, ScreeningWriteBack, Stay, StayStatus,
 };
 use domain::loyalty::ports::LoyaltyStore;
@@ -352,7 +353,9 @@ impl Run<'_> {
             .map(|m| (m.name.clone(), m.shortcode.clone()))
             .collect();
         if self.conn.screening_write_back == ScreeningWriteBack::CustomField {
-            wanted.push((SCREENING_FIELD.0.into(), SCREENING_FIELD.1.into()));
+            for (name, shortcode) in [SCREENING_STATUS_FIELD, SCREENING_RESULT_FIELD] {
+                wanted.push((name.into(), shortcode.into()));
+            }
         }
         let existing = self.crm.custom_fields().await?;
         let mut cursor = self.store.sync_cursor(self.p()).await?;
@@ -649,7 +652,7 @@ impl Run<'_> {
             }
             local.crm.remote_modified_at = Some(modified);
             local.opt_in = r.opt_in;
-            self.screen_if_needed(&mut local, force_screen).await?;
+            self.mark_for_screening(&mut local, force_screen);
             let saved = if is_new {
                 // Another guest may hold this address: keep the new one
                 // without it rather than failing the page.
@@ -678,29 +681,43 @@ impl Run<'_> {
         ))
     }
 
-    async fn screen_if_needed(&mut self, g: &mut Guest, force: bool) -> Result<(), StepError> {
+    /// Queues a check when the screened data changed (or a webhook asked):
+    /// the push step writes `in_progress` back and then runs it.
+    fn mark_for_screening(&self, g: &mut Guest, force: bool) {
+        let hash = ScreeningSubject::of(g).hash();
+        let stale = g.screening.subject_hash.as_deref() != Some(hash.as_str());
+        if force || stale {
+            screening::queue_check(g);
+        }
+    }
+
+    /// Asks the provider about a queued guest. A provider that answers
+    /// later leaves the guest in progress with the check's id; one that
+    /// cannot answer (after its own retries) makes the outcome `error`.
+    async fn run_check(&mut self, g: &mut Guest) {
         let subject = ScreeningSubject::of(g);
         let hash = subject.hash();
-        let stale = g.screening.subject_hash.as_deref() != Some(hash.as_str());
-        let queued = g.screening.status == Some(ScreeningStatus::InProgress);
-        if !(force || stale || queued) {
-            return Ok(());
-        }
-        match self.screening.screen(&subject).await {
-            Ok(outcome) => {
-                record_outcome(g, &outcome, hash, self.now());
-                self.summary.screened += 1;
-                if outcome.status == ScreeningStatus::Flagged {
-                    self.summary.flagged += 1;
+        let check_id = format!("{}.{}", g.id, uuid::Uuid::new_v4().simple());
+        let outcome = match self.screening.screen(&check_id, &subject).await {
+            Ok(o) if o.status == ScreeningStatus::InProgress => {
+                g.screening.check_id = Some(check_id);
+                g.screening.subject_hash = Some(hash);
+                return;
+            }
+            Ok(o) => o,
+            Err(e) => {
+                self.summary.errors.push(format!("screening: {e}"));
+                ScreeningOutcome {
+                    status: ScreeningStatus::Error,
+                    reason: Some("provider_unavailable".into()),
                 }
             }
-            Err(e) => {
-                // Stays in progress; the next run tries again.
-                g.screening.status = Some(ScreeningStatus::InProgress);
-                self.summary.errors.push(format!("screening: {e}"));
-            }
+        };
+        record_outcome(g, &outcome, hash, self.now());
+        self.summary.screened += 1;
+        if outcome.status == ScreeningStatus::Flagged {
+            self.summary.flagged += 1;
         }
-        Ok(())
     }
 
     /// Cloudbeds notes not known here are added; local notes matching a
@@ -796,7 +813,9 @@ impl Run<'_> {
     async fn push_guest(&mut self, mut g: Guest) -> Result<(), StepError> {
         let Some(cb) = g.crm.cloudbeds_guest_id.clone() else {
             // Not in Cloudbeds (created here): only screening applies.
-            self.screen_if_needed(&mut g, false).await?;
+            if screening::check_due(&g) {
+                self.run_check(&mut g).await;
+            }
             self.store.save_guest(&g).await?;
             return Ok(());
         };
@@ -813,7 +832,12 @@ impl Run<'_> {
             self.summary.erasures_sent += 1;
             return Ok(());
         }
-        self.screen_if_needed(&mut g, false).await?;
+        if screening::check_due(&g) {
+            // The check starts: Cloudbeds hears `in_progress` first.
+            g = self.write_screening(g, &cb).await?;
+            self.run_check(&mut g).await;
+            g = self.store.save_guest(&g).await?;
+        }
         let hash = sync::profile_hash(&g);
         if g.crm.synced_hash.as_deref() != Some(hash.as_str()) {
             let update = GuestUpdate {
@@ -831,44 +855,63 @@ impl Run<'_> {
             // Saved at once: a later failure must not make us push again.
             g = self.store.save_guest(&g).await?;
         }
-        let outcome_hash = sync::screening_hash(&g.screening);
-        let decided = matches!(
-            g.screening.status,
-            Some(ScreeningStatus::Passed | ScreeningStatus::Flagged)
-        );
-        if decided && g.crm.screening_written_hash.as_deref() != Some(outcome_hash.as_str()) {
-            let text = sync::screening_note_text(&g.screening);
-            match self.conn.screening_write_back {
-                ScreeningWriteBack::Note => {
-                    let note = Note {
-                        id: uuid::Uuid::now_v7().to_string(),
-                        guest: g.id.clone(),
-                        text,
-                        author: Some("GuestHub screening".into()),
-                        source: NoteSource::Screening,
-                        created_at: self.now(),
-                        cloudbeds_note_id: None,
-                    };
-                    self.store.add_note(self.p(), &note).await?;
-                    g.crm.notes_pending = true;
-                }
-                ScreeningWriteBack::CustomField => {
-                    let update = GuestUpdate {
-                        custom_fields: vec![(SCREENING_FIELD.0.into(), text)],
-                        ..Default::default()
-                    };
-                    self.crm.put_guest(&cb, &update).await?;
-                }
-            }
-            g.crm.screening_written_hash = Some(outcome_hash);
-            g = self.store.save_guest(&g).await?;
-        }
+        g = self.write_screening(g, &cb).await?;
         if g.crm.notes_pending {
             self.push_notes(&g, &cb).await?;
             g.crm.notes_pending = false;
             self.store.save_guest(&g).await?;
         }
         Ok(())
+    }
+
+    /// Writes the guest's screening status back as the connection chooses,
+    /// once per status: a guest note (posted now) or the two screening
+    /// custom fields (`putGuest`). Returns the guest as saved.
+    async fn write_screening(&mut self, mut g: Guest, cb: &str) -> Result<Guest, StepError> {
+        let Some(status) = g.screening.status else {
+            return Ok(g);
+        };
+        let outcome_hash = sync::screening_hash(&g.screening);
+        if g.crm.screening_written_hash.as_deref() == Some(outcome_hash.as_str()) {
+            return Ok(g);
+        }
+        match self.conn.screening_write_back {
+            ScreeningWriteBack::Note => {
+                let note = Note {
+                    id: uuid::Uuid::now_v7().to_string(),
+                    guest: g.id.clone(),
+                    text: sync::screening_note_text(&g.screening),
+                    author: Some("GuestHub screening".into()),
+                    source: NoteSource::Screening,
+                    created_at: self.now(),
+                    cloudbeds_note_id: None,
+                };
+                self.store.add_note(self.p(), &note).await?;
+                // Recorded with the note: a failed post is retried from the
+                // stored note, never by writing a second one.
+                g.crm.notes_pending = true;
+                g.crm.screening_written_hash = Some(outcome_hash);
+                g = self.store.save_guest(&g).await?;
+                self.push_notes(&g, cb).await?;
+                g.crm.notes_pending = false;
+                return Ok(self.store.save_guest(&g).await?);
+            }
+            ScreeningWriteBack::CustomField => {
+                let update = GuestUpdate {
+                    custom_fields: vec![
+                        (SCREENING_STATUS_FIELD.0.into(), status.as_str().into()),
+                        (
+                            SCREENING_RESULT_FIELD.0.into(),
+                            sync::screening_result_text(&g.screening),
+                        ),
+                    ],
+                    ..Default::default()
+                };
+                self.crm.put_guest(cb, &update).await?;
+            }
+        }
+        g.crm.screening_written_hash = Some(outcome_hash);
+        Ok(self.store.save_guest(&g).await?)
     }
 
     /// Posts the notes Cloudbeds lacks. Before posting, Cloudbeds' notes

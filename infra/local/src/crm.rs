@@ -50,7 +50,7 @@ pub async fn connect(
     ssm_parameter: Option<&str>,
     base_url: Option<&str>,
     mappings: &[String],
-    screening_custom_field: bool,
+    screening_writeback: &str,
 ) -> anyhow::Result<Connected> {
     let id = PropertyId::parse(property)?;
     store
@@ -89,11 +89,7 @@ pub async fn connect(
         api_key_ssm_parameter: ssm_parameter.map(str::to_owned),
         base_url: base_url.to_owned(),
         field_map,
-        screening_write_back: if screening_custom_field {
-            ScreeningWriteBack::CustomField
-        } else {
-            ScreeningWriteBack::Note
-        },
+        screening_write_back: ScreeningWriteBack::parse(screening_writeback)?,
         webhook_token_hash: guests_api::webhook_token_hash(&token),
         connected_at: store.clock().now(),
     };

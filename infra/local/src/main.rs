@@ -220,8 +220,13 @@ enum CrmCommand {
         /// smoking, dietary, wine.
         #[arg(long = "map")]
         mappings: Vec<String>,
-        /// Write screening outcomes to a custom field instead of a note.
-        #[arg(long)]
+        /// How screening statuses go back to Cloudbeds: `note` (a guest note
+        /// per status) or `fields` (the custom fields "GuestHub screening
+        /// status" and "GuestHub screening result").
+        #[arg(long, value_parser = ["note", "fields"], default_value = "note")]
+        screening_writeback: String,
+        /// The same as `--screening-writeback fields` (kept for scripts).
+        #[arg(long, hide = true)]
         screening_custom_field: bool,
     },
     /// Run the sync now for one property or every connected one. A property
@@ -707,6 +712,7 @@ async fn run_admin(cli: &Cli, store: &platform::Store) -> anyhow::Result<()> {
                 ssm_parameter,
                 base_url,
                 mappings,
+                screening_writeback,
                 screening_custom_field,
             } => {
                 let c = guesthub::crm::connect(
@@ -717,7 +723,11 @@ async fn run_admin(cli: &Cli, store: &platform::Store) -> anyhow::Result<()> {
                     ssm_parameter.as_deref(),
                     base_url.as_deref(),
                     mappings,
-                    *screening_custom_field,
+                    if *screening_custom_field {
+                        "fields"
+                    } else {
+                        screening_writeback
+                    },
                 )
                 .await?;
                 let conn = &c.connection;

@@ -213,7 +213,7 @@ impl Guest {
             return self.crm.cloudbeds_guest_id.is_some() && !self.crm.erasure_sent;
         }
         let linked = self.crm.cloudbeds_guest_id.is_some();
-        self.screening.status == Some(ScreeningStatus::InProgress)
+        screening::check_due(self)
             || (linked && self.crm.notes_pending)
             || (linked && self.crm.synced_hash.as_deref() != Some(&sync::profile_hash(self)))
             || (linked
@@ -313,17 +313,40 @@ pub struct FieldMapping {
     pub shortcode: String,
 }
 
-/// How a screening outcome is written back to Cloudbeds.
+/// How screening statuses are written back to Cloudbeds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ScreeningWriteBack {
+    /// A guest note per status (`postGuestNote`).
     #[default]
     Note,
+    /// The two screening custom fields ([`SCREENING_STATUS_FIELD`],
+    /// [`SCREENING_RESULT_FIELD`]), created once, filled with `putGuest`.
+    /// Shown as `fields` on the command line.
     CustomField,
 }
 
-/// The custom field screening outcomes go to in `custom_field` mode.
-pub const SCREENING_FIELD: (&str, &str) = ("GuestHub screening", "guesthub_screening");
+impl ScreeningWriteBack {
+    /// `note` or `fields`, as `crm connect --screening-writeback` takes it.
+    pub fn parse(raw: &str) -> Result<Self, ValidationError> {
+        match raw {
+            "note" => Ok(Self::Note),
+            "fields" => Ok(Self::CustomField),
+            _ => Err(ValidationError::new(
+                "screening_writeback",
+                "is note or fields",
+            )),
+        }
+    }
+}
+
+/// The custom field holding the screening status in `fields` mode
+/// (`in_progress`, `passed`, `flagged`, `error`): (name, shortcode).
+pub const SCREENING_STATUS_FIELD: (&str, &str) =
+    ("GuestHub screening status", "guesthub_screening_status");
+/// The custom field holding the screening result in `fields` mode.
+pub const SCREENING_RESULT_FIELD: (&str, &str) =
+    ("GuestHub screening result", "guesthub_screening_result");
 
 /// A property's Cloudbeds connection. Holds where the key is, never the key.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
