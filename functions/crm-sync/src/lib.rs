@@ -7,11 +7,13 @@
 //! - [`sync_all`]: every connected property, each isolated from the
 //!   others' failures.
 //! - [`keys`]: where a connection's API key comes from (env var or SSM).
+//! - [`queue`]: the SQS event handler: webhook work, acted on in seconds.
 //!
 //! The conflict and no-duplicate rules are pure and live in
 //! `domain::guest::sync`.
 
 pub mod keys;
+pub mod queue;
 
 use std::collections::{BTreeMap, HashSet};
 use std::fmt;
@@ -26,8 +28,7 @@ use domain::guest::screening::{self, ScreeningOutcome, ScreeningSubject, record_
 use domain::guest::sync::{self, SyncedFields, Winner};
 use domain::guest::{
     CrmConnection, Guest, GuestId, Note, NoteSource, RefetchTarget, SCREENING_RESULT_FIELD,
-    SCREENING_STATUS_FIELD,
-    ScreeningStatus, ScreeningWriteBack, Stay, StayStatus,
+    SCREENING_STATUS_FIELD, ScreeningStatus, ScreeningWriteBack, Stay, StayStatus,
 };
 use domain::loyalty::ports::LoyaltyStore;
 use domain::loyalty::service::Departure;
@@ -274,8 +275,14 @@ pub async fn sync_property(
         }
     };
     run.stop = held.stop().clone();
-    let steps: [&str; 4] = ["custom fields", "pull", "refetch", "push"];
-    for step in steps {
+    // A webhook's run does what the webhooks asked and writes back; the
+    // schedule's run also pulls the window (the safety net).
+    let steps: &[&str] = if opts.trigger == SyncTrigger::Webhook {
+        &["custom fields", "refetch", "push"]
+    } else {
+        &["custom fields", "pull", "refetch", "push"]
+    };
+    for &step in steps {
         if run.stop.is_cancelled() {
             run.summary.stopped = true;
             break;
@@ -772,9 +779,14 @@ impl Run<'_> {
                     let now = self.now();
                     self.apply_guest(&remote, now, true).await?;
                 }
-                // The pull's window already covered it: a changed
-                // reservation's dateModified lies inside the window.
-                RefetchTarget::Reservation(_) => {}
+                // The pull's window covers it: a changed reservation's
+                // dateModified lies inside the window.
+                RefetchTarget::Reservation(_) if self.opts.trigger != SyncTrigger::Webhook => {}
+                // A webhook's run does not pull: fetch it (and its guests).
+                RefetchTarget::Reservation(id) => {
+                    let r = self.crm.reservation(id).await?;
+                    self.apply_reservation(&r).await?;
+                }
             }
             self.store.clear_refetch(self.p(), &t, mark).await?;
         }

@@ -220,3 +220,64 @@ pub fn run_line(r: &domain::guest::runs::SyncRun) -> String {
     }
     line
 }
+
+/// How long the queue worker waits before trying a busy property again.
+const QUEUE_RETRY: Duration = Duration::from_millis(500);
+
+/// The served hub's in-process sync queue and its worker (the stand-in for
+/// the SQS queue `crm-sync` consumes in AWS): each request runs the
+/// property's webhook work at once (trigger `webhook`, under the
+/// property's lease and rate limit); requests for the same property that
+/// wait together share a run; a property held by another run is tried
+/// again shortly. Ends at `stop`. The schedule stays the safety net.
+pub fn spawn_queue_worker(
+    store: Store,
+    keys: std::sync::Arc<dyn crm_sync::KeySource>,
+    stop: platform::jobs::Stop,
+) -> (guests_api::SharedQueue, tokio::task::JoinHandle<()>) {
+    let (queue, mut rx) = platform::queue::InProcessQueue::new();
+    let retry = queue.clone();
+    let worker = tokio::spawn(async move {
+        loop {
+            let first = tokio::select! {
+                r = rx.recv() => match r { Some(r) => r, None => break },
+                () = stop.cancelled() => break,
+            };
+            let mut wanted = vec![first];
+            while let Ok(r) = rx.try_recv() {
+                if !wanted.contains(&r) {
+                    wanted.push(r);
+                }
+            }
+            for req in wanted {
+                let opts = crm_sync::SyncOptions {
+                    stop: stop.clone(),
+                    by: run_by("serve (webhook)"),
+                    ..Default::default()
+                };
+                let again = match crm_sync::queue::run_request(&store, &req, keys.as_ref(), &opts)
+                    .await
+                {
+                    Ok(Some(s)) => {
+                        tracing::info!(property = %s.property, errors = s.errors.len(), busy = s.skipped_busy, "webhook sync done");
+                        crm_sync::queue::retry_wanted(&s)
+                    }
+                    Ok(None) => false,
+                    Err(e) => {
+                        tracing::warn!(property = %req.property, error = %e, "webhook sync failed");
+                        true
+                    }
+                };
+                if again && !stop.is_cancelled() {
+                    let retry = retry.clone();
+                    tokio::spawn(async move {
+                        tokio::time::sleep(QUEUE_RETRY).await;
+                        let _ = domain::guest::ports::SyncQueue::enqueue(&retry, &req).await;
+                    });
+                }
+            }
+        }
+        tracing::info!("sync queue worker stopped");
+    });
+    (std::sync::Arc::new(queue), worker)
+}

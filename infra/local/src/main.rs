@@ -1005,7 +1005,13 @@ async fn serve(cli: &Cli, store: platform::Store, addr: SocketAddr) -> anyhow::R
         &cli.data_dir,
         std::time::Duration::from_secs(cli.drop_retention_days * 86_400),
     );
-    let router = app::router(store, DEFAULT_MAX_BODY_BYTES);
+    // Cloudbeds webhooks are acted on at once, in process.
+    let (queue, queue_worker) = guesthub::crm::spawn_queue_worker(
+        store.clone(),
+        std::sync::Arc::new(crm_sync::EnvKeys),
+        stop.clone(),
+    );
+    let router = app::router_with(store, DEFAULT_MAX_BODY_BYTES, Some(queue));
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .with_context(|| format!("binding {addr}"))?;
@@ -1030,7 +1036,10 @@ async fn serve(cli: &Cli, store: platform::Store, addr: SocketAddr) -> anyhow::R
     .await?;
     stop.cancel();
     scheduler::drain(
-        [scheduler, loyalty].into_iter().flatten().collect(),
+        [scheduler, loyalty, Some(queue_worker)]
+            .into_iter()
+            .flatten()
+            .collect(),
         JOB_STOP_GRACE,
     )
     .await;

@@ -481,6 +481,14 @@ impl CrmClient for CloudbedsClient {
         })
     }
 
+    async fn reservation(&self, reservation_id: &str) -> Result<RemoteReservation, CrmError> {
+        let q = vec![("reservationID".to_owned(), reservation_id.to_owned())];
+        let v = self
+            .call(Method::GET, "getReservation", q, Repeat::Safe)
+            .await?;
+        parse_reservation(data(&v))
+    }
+
     async fn reservation_revenue(&self, reservation_id: &str) -> Result<RemoteRevenue, CrmError> {
         let q = vec![("reservationID".to_owned(), reservation_id.to_owned())];
         let v = self

@@ -17,6 +17,7 @@ pub mod cloudbeds;
 pub mod config;
 pub mod http;
 pub mod jobs;
+pub mod queue;
 pub mod secrets;
 pub mod store;
 pub mod telemetry;
