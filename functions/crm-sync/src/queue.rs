@@ -12,7 +12,7 @@
 
 use std::collections::BTreeMap;
 
-use aws_lambda_events::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent};
+pub use aws_lambda_events::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent};
 use domain::guest::ports::{GuestStore, SyncRequest};
 use domain::guest::runs::SyncTrigger;
 use platform::Store;

@@ -10,6 +10,7 @@ mod architecture;
 mod auth_matrix;
 mod checkout;
 mod conformance;
+mod crm_queue;
 mod crm_sync;
 mod guests;
 mod hostile_input;
