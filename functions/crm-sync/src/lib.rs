@@ -39,6 +39,7 @@ use domain::{Currency, Email, Money, PropertyId, StoreError};
 use platform::Store;
 use platform::cloudbeds::{ApiKey, CloudbedsClient, CloudbedsConfig};
 use platform::jobs::{self, Stop};
+use platform::screening::HttpScreening;
 use serde::Serialize;
 
 /// Knobs of a run. Defaults fit Cloudbeds; tests speed them up.
@@ -1017,7 +1018,8 @@ impl KeySource for EnvKeys {
     }
 }
 
-/// Syncs one connected property with its real client and watchlist.
+/// Syncs one connected property with its real client and its screening
+/// provider (the HTTP service it names, else its watchlist).
 pub async fn sync_connection(
     store: &Store,
     conn: &CrmConnection,
@@ -1037,11 +1039,29 @@ pub async fn sync_connection(
         Ok(c) => c,
         Err(e) => return failed(e.to_string()),
     };
-    let watchlist = match store.watchlist(&conn.property).await {
-        Ok(w) => w,
-        Err(e) => return failed(format!("watchlist: {e}")),
+    let provider: Box<dyn ScreeningProvider> = match &conn.screening_service {
+        Some(svc) => {
+            let secret = match platform::secrets::read(
+                &svc.secret_env,
+                svc.secret_ssm_parameter.as_deref(),
+                "the screening secret",
+            )
+            .await
+            {
+                Ok(s) => s,
+                Err(e) => return failed(format!("screening secret: {e}")),
+            };
+            match HttpScreening::new(&svc.url, secret, conn.property.as_str()) {
+                Ok(p) => Box::new(p),
+                Err(e) => return failed(e.to_string()),
+            }
+        }
+        None => match store.watchlist(&conn.property).await {
+            Ok(w) => Box::new(w),
+            Err(e) => return failed(format!("watchlist: {e}")),
+        },
     };
-    sync_property(store, conn, &client, &watchlist, opts).await
+    sync_property(store, conn, &client, provider.as_ref(), opts).await
 }
 
 /// Every connected property (or only `only`), one after another; one

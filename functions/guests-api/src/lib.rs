@@ -10,8 +10,11 @@
 //!   profiles edited here.
 //! - `runs`: the CRM sync's history.
 //! - `webhook`: Cloudbeds deliveries (no Bearer; a secret path token).
+//! - `callbacks`: the HTTP screening provider's later answers (no Bearer;
+//!   HMAC-signed).
 //! - `loyalty`: NetCarrots enrolments, member search, departures.
 
+mod callbacks;
 mod erasures;
 mod loyalty;
 mod profiles;
@@ -59,6 +62,7 @@ pub fn routes() -> OpenApiRouter<Store> {
             Scope::Loyalty,
         ))
         .routes(routes!(webhook::cloudbeds_webhook))
+        .routes(routes!(callbacks::screening_callback))
 }
 
 /// The whole hub's OpenAPI document (`infra/openapi.json`).

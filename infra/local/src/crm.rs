@@ -7,7 +7,8 @@ use anyhow::{Context, bail};
 use domain::PropertyId;
 use domain::guest::ports::GuestStore;
 use domain::guest::{
-    CrmConnection, DEFAULT_CLOUDBEDS_BASE_URL, FieldMapping, ScreeningWriteBack, default_field_map,
+    CrmConnection, DEFAULT_CLOUDBEDS_BASE_URL, FieldMapping, ScreeningService, ScreeningWriteBack,
+    default_field_map,
 };
 use domain::ports::PropertyStore;
 use platform::Store;
@@ -51,6 +52,7 @@ pub async fn connect(
     base_url: Option<&str>,
     mappings: &[String],
     screening_writeback: &str,
+    screening_service: Option<ScreeningService>,
 ) -> anyhow::Result<Connected> {
     let id = PropertyId::parse(property)?;
     store
@@ -90,6 +92,7 @@ pub async fn connect(
         base_url: base_url.to_owned(),
         field_map,
         screening_write_back: ScreeningWriteBack::parse(screening_writeback)?,
+        screening_service: screening_service.map(check_service).transpose()?,
         webhook_token_hash: guests_api::webhook_token_hash(&token),
         connected_at: store.clock().now(),
     };
@@ -97,6 +100,22 @@ pub async fn connect(
     Ok(Connected {
         connection,
         webhook_token: token,
+    })
+}
+
+/// Checks `--screening-url` and where its secret is read from.
+fn check_service(s: ScreeningService) -> anyhow::Result<ScreeningService> {
+    if !(s.url.starts_with("https://") || s.url.starts_with("http://")) {
+        bail!("--screening-url must be an http(s) URL");
+    }
+    let Ok(env) = domain::EnvVarName::parse(&s.secret_env) else {
+        bail!(
+            "--screening-secret-env names an environment variable (A-Z, 0-9, _), not the secret itself"
+        );
+    };
+    Ok(ScreeningService {
+        secret_env: env.into(),
+        ..s
     })
 }
 

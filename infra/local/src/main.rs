@@ -228,6 +228,17 @@ enum CrmCommand {
         /// The same as `--screening-writeback fields` (kept for scripts).
         #[arg(long, hide = true)]
         screening_custom_field: bool,
+        /// Screen with this HTTP background-check service (signed JSON;
+        /// answers at once or by callback) instead of the watchlist.
+        #[arg(long, requires = "screening_secret_env")]
+        screening_url: Option<String>,
+        /// Name of the environment variable holding the service's signing
+        /// secret (never the secret).
+        #[arg(long, requires = "screening_url")]
+        screening_secret_env: Option<String>,
+        /// In AWS: SSM parameter (SecureString) holding that secret.
+        #[arg(long, requires = "screening_url")]
+        screening_secret_ssm_parameter: Option<String>,
     },
     /// Run the sync now for one property or every connected one. A property
     /// another run holds is skipped (who holds it, until when; exit 1)
@@ -714,6 +725,9 @@ async fn run_admin(cli: &Cli, store: &platform::Store) -> anyhow::Result<()> {
                 mappings,
                 screening_writeback,
                 screening_custom_field,
+                screening_url,
+                screening_secret_env,
+                screening_secret_ssm_parameter,
             } => {
                 let c = guesthub::crm::connect(
                     store,
@@ -728,6 +742,13 @@ async fn run_admin(cli: &Cli, store: &platform::Store) -> anyhow::Result<()> {
                     } else {
                         screening_writeback
                     },
+                    screening_url
+                        .as_ref()
+                        .map(|url| domain::guest::ScreeningService {
+                            url: url.clone(),
+                            secret_env: screening_secret_env.clone().unwrap_or_default(),
+                            secret_ssm_parameter: screening_secret_ssm_parameter.clone(),
+                        }),
                 )
                 .await?;
                 let conn = &c.connection;

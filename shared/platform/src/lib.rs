@@ -18,6 +18,7 @@ pub mod config;
 pub mod http;
 pub mod jobs;
 pub mod queue;
+pub mod screening;
 pub mod secrets;
 pub mod store;
 pub mod telemetry;

@@ -467,6 +467,10 @@ fn every_domain_refusal_maps_to_a_listed_code() {
         G::WebhookNotFound,
         G::WebhookNotJson,
         G::WebhookEventUnnamed,
+        G::ScreeningCheckNotFound,
+        G::ScreeningSignatureInvalid,
+        G::ScreeningCheckClosed,
+        G::ScreeningSecretUnavailable,
     ];
     let loyalty = [L::NumberTaken, L::DepartureNotFound];
     let answers = vouchers
@@ -513,6 +517,10 @@ fn every_refusal_is_in_the_lists(
         | G::WebhookNotFound
         | G::WebhookNotJson
         | G::WebhookEventUnnamed
+        | G::ScreeningCheckNotFound
+        | G::ScreeningSignatureInvalid
+        | G::ScreeningCheckClosed
+        | G::ScreeningSecretUnavailable
         | G::Store(_) => {}
     }
     match l {

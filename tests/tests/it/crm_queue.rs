@@ -57,6 +57,7 @@ async fn setup(b: Backend, rate: u32) -> Env {
         base_url: cb.base_url.clone(),
         field_map: default_field_map(),
         screening_write_back: ScreeningWriteBack::Note,
+        screening_service: None,
         webhook_token_hash: guests_api::webhook_token_hash(TOKEN),
         connected_at: Utc::now(),
     };
@@ -184,7 +185,10 @@ async fn sqs_path(b: Backend) {
     e.t.store
         .save_watchlist(
             &e.conn.property,
-            &serde_json::from_value(json!({"entries": [{"kind": "document", "document_number": "DOC00001"}]})).unwrap(),
+            &serde_json::from_value(
+                json!({"entries": [{"kind": "document", "document_number": "DOC00001"}]}),
+            )
+            .unwrap(),
         )
         .await
         .unwrap();
@@ -198,8 +202,9 @@ async fn sqs_path(b: Backend) {
     // A guest webhook and a reservation webhook: two messages.
     let r = call(&app, "POST", &hook, None, &[], Some(event("G0001"))).await;
     assert_eq!(r.status, 200, "{}", r.body);
-    let res = json!({"event": "reservation/created", "propertyID": "cb-1", "reservationID": "R0002"})
-        .to_string();
+    let res =
+        json!({"event": "reservation/created", "propertyID": "cb-1", "reservationID": "R0002"})
+            .to_string();
     let r = call(&app, "POST", &hook, None, &[], Some(res)).await;
     assert_eq!(r.status, 200, "{}", r.body);
     // A retried delivery is not queued again.
@@ -245,7 +250,10 @@ async fn sqs_path(b: Backend) {
     // Both targets were refetched, screened and written back.
     let notes = e.cb.with(|s| s.notes.clone());
     assert_eq!(
-        notes["G0001"].iter().map(|(_, t)| t.as_str()).collect::<Vec<_>>(),
+        notes["G0001"]
+            .iter()
+            .map(|(_, t)| t.as_str())
+            .collect::<Vec<_>>(),
         [
             "GuestHub screening: in_progress",
             "GuestHub screening: flagged (watchlist:document)"
@@ -253,18 +261,38 @@ async fn sqs_path(b: Backend) {
         "{notes:?}"
     );
     assert_eq!(
-        notes["G0002"].iter().map(|(_, t)| t.as_str()).collect::<Vec<_>>(),
-        ["GuestHub screening: in_progress", "GuestHub screening: passed"],
+        notes["G0002"]
+            .iter()
+            .map(|(_, t)| t.as_str())
+            .collect::<Vec<_>>(),
+        [
+            "GuestHub screening: in_progress",
+            "GuestHub screening: passed"
+        ],
         "{notes:?}"
     );
-    let g2 = e.t.store
-        .guest_by_cloudbeds_id(&e.conn.property, "G0002")
-        .await
-        .unwrap()
-        .unwrap();
+    let g2 =
+        e.t.store
+            .guest_by_cloudbeds_id(&e.conn.property, "G0002")
+            .await
+            .unwrap()
+            .unwrap();
     assert_eq!(g2.screening.status, Some(ScreeningStatus::Passed));
-    assert_eq!(e.t.store.stays(&e.conn.property, &g2.id).await.unwrap().len(), 1);
-    assert!(e.t.store.refetch_targets(&e.conn.property).await.unwrap().is_empty());
+    assert_eq!(
+        e.t.store
+            .stays(&e.conn.property, &g2.id)
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+    assert!(
+        e.t.store
+            .refetch_targets(&e.conn.property)
+            .await
+            .unwrap()
+            .is_empty()
+    );
     let runs = e.t.store.sync_runs(&e.conn.property, 5).await.unwrap();
     assert_eq!(runs.len(), 1);
     assert_eq!(runs[0].trigger, SyncTrigger::Webhook);
@@ -276,7 +304,12 @@ async fn sqs_path(b: Backend) {
     let stranger = stranger.unwrap();
     for receipt in 1..=2 {
         let h = if receipt == 1 {
-            handles.iter().find(|(id, _)| *id == stranger).unwrap().1.clone()
+            handles
+                .iter()
+                .find(|(id, _)| *id == stranger)
+                .unwrap()
+                .1
+                .clone()
         } else {
             let (ev, hs) = receive_as_lambda_event(&c, &url, &arn).await;
             assert_eq!(hs.len(), 1, "{ev}");
@@ -389,7 +422,10 @@ async fn served_hub_in_seconds(b: Backend) {
             if let Some(at) = hit {
                 break at;
             }
-            assert!(sent.elapsed() < Duration::from_secs(30), "no note for {gid}");
+            assert!(
+                sent.elapsed() < Duration::from_secs(30),
+                "no note for {gid}"
+            );
             tokio::time::sleep(Duration::from_millis(5)).await;
         };
         took.push(posted.duration_since(sent));
@@ -429,7 +465,10 @@ async fn fields_lifecycle(b: Backend) {
     e.t.store
         .save_watchlist(
             &e.conn.property,
-            &serde_json::from_value(json!({"entries": [{"kind": "document", "document_number": "DOC00001"}]})).unwrap(),
+            &serde_json::from_value(
+                json!({"entries": [{"kind": "document", "document_number": "DOC00001"}]}),
+            )
+            .unwrap(),
         )
         .await
         .unwrap();
@@ -452,21 +491,353 @@ async fn fields_lifecycle(b: Backend) {
             .iter()
             .filter(|(g, _)| g == "G0001")
             .filter_map(|(_, pairs)| {
-                let at = pairs.iter().position(|(_, v)| v == "GuestHub screening status")?;
+                let at = pairs
+                    .iter()
+                    .position(|(_, v)| v == "GuestHub screening status")?;
                 let key = pairs[at].0.replace("customFieldName", "customFieldValue");
-                pairs.iter().find(|(k, _)| *k == key).map(|(_, v)| v.clone())
+                pairs
+                    .iter()
+                    .find(|(k, _)| *k == key)
+                    .map(|(_, v)| v.clone())
             })
             .collect();
         // Each webhook: a check starts (in_progress), then its outcome.
-        assert_eq!(statuses, ["in_progress", "flagged", "in_progress", "flagged"]);
+        assert_eq!(
+            statuses,
+            ["in_progress", "flagged", "in_progress", "flagged"]
+        );
         let g = &s.guests["G0001"];
         assert_eq!(g.custom["GuestHub screening status"], "flagged");
         assert_eq!(g.custom["GuestHub screening result"], "watchlist:document");
-        assert!(s.notes.get("G0001").is_none_or(Vec::is_empty), "{:?}", s.notes);
+        assert!(
+            s.notes.get("G0001").is_none_or(Vec::is_empty),
+            "{:?}",
+            s.notes
+        );
     });
 }
 
+/// A background-check service on 127.0.0.1: checks GuestHub's signature,
+/// answers slowly, fails some requests (503), decides some checks at once
+/// and answers the others later by a signed callback to the hub.
+#[derive(Default)]
+struct Checker {
+    requests: u32,
+    bad_signatures: u32,
+    /// Requests answered 503 before any is served.
+    fail_first: u32,
+    hub: String,
+    callbacks: Vec<(String, u16)>,
+}
+
+const SCREENING_SECRET: &str = "tests"; // the value of CARGO_PKG_NAME
+
+async fn start_checker(state: Arc<std::sync::Mutex<Checker>>) -> String {
+    use axum::body::Bytes;
+    use axum::extract::State;
+    use http::{HeaderMap, StatusCode};
+    async fn check(
+        State(st): State<Arc<std::sync::Mutex<Checker>>>,
+        headers: HeaderMap,
+        body: Bytes,
+    ) -> (StatusCode, String) {
+        // Slow: every answer takes a while.
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let h = |n: &str| headers.get(n).and_then(|v| v.to_str().ok());
+        let signed = platform::screening::verify(
+            SCREENING_SECRET,
+            h("x-guesthub-timestamp"),
+            h("x-guesthub-signature"),
+            &body,
+            Utc::now(),
+        );
+        let hub = {
+            let mut s = st.lock().unwrap();
+            s.requests += 1;
+            if signed.is_err() {
+                s.bad_signatures += 1;
+                return (StatusCode::UNAUTHORIZED, String::new());
+            }
+            if s.fail_first > 0 {
+                s.fail_first -= 1;
+                return (StatusCode::SERVICE_UNAVAILABLE, String::new());
+            }
+            s.hub.clone()
+        };
+        let req: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        let check_id = req["check_id"].as_str().unwrap().to_owned();
+        let doc = req["subject"]["document_number"]
+            .as_str()
+            .unwrap_or("")
+            .to_owned();
+        match doc.as_str() {
+            // Decided at once.
+            "DOC00001" => (
+                StatusCode::OK,
+                json!({"status": "flagged", "reason": "sanctions list"}).to_string(),
+            ),
+            "DOC00002" => (StatusCode::OK, json!({"status": "passed"}).to_string()),
+            // Answered later, by callback.
+            _ => {
+                let path = req["callback_path"].as_str().unwrap().to_owned();
+                let verdict = if doc == "DOC00003" {
+                    "flagged"
+                } else {
+                    "passed"
+                };
+                tokio::spawn(async move {
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                    let body = json!({"check_id": check_id, "status": verdict, "reason": (verdict == "flagged").then_some("court record")}).to_string();
+                    let ts = Utc::now().timestamp().to_string();
+                    let sig = platform::screening::sign(SCREENING_SECRET, &ts, body.as_bytes());
+                    let http = reqwest::Client::new();
+                    let send = || {
+                        http.post(format!("{hub}{path}"))
+                            .header("content-type", "application/json")
+                            .header("x-guesthub-timestamp", &ts)
+                            .header("x-guesthub-signature", &sig)
+                            .body(body.clone())
+                            .send()
+                    };
+                    let first = send().await.unwrap().status().as_u16();
+                    // A replay of the same signed answer.
+                    let replay = send().await.unwrap().status().as_u16();
+                    let mut s = st.lock().unwrap();
+                    s.callbacks.push((check_id.clone(), first));
+                    s.callbacks.push((check_id, replay));
+                });
+                (StatusCode::ACCEPTED, String::new())
+            }
+        }
+    }
+    let app = axum::Router::new()
+        .route("/check", axum::routing::post(check))
+        .with_state(state);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    format!("http://{addr}/check")
+}
+
+/// The HTTP screening provider end to end, through the served hub: signed
+/// requests, a slow service failing some requests (retried with backoff),
+/// outcomes decided at once or by a signed callback (applied once; a
+/// replay, a bad signature and an old timestamp refused), each status
+/// written back to Cloudbeds.
+async fn http_provider(b: Backend) {
+    let mut e = setup(b, 25).await;
+    let checker = Arc::new(std::sync::Mutex::new(Checker {
+        fail_first: 2,
+        ..Default::default()
+    }));
+    let url = start_checker(checker.clone()).await;
+    e.conn.screening_service = Some(domain::guest::ScreeningService {
+        url,
+        secret_env: "CARGO_PKG_NAME".into(),
+        secret_ssm_parameter: None,
+    });
+    e.t.store.save_connection(&e.conn).await.unwrap();
+    for n in 1..=4 {
+        e.cb.add_guest_with_stay(n, &[], "confirmed", Utc::now());
+    }
+    let stop = platform::jobs::Stop::new();
+    let (queue, worker) =
+        guesthub::crm::spawn_queue_worker(e.t.store.clone(), Arc::new(FixedKey), stop.clone());
+    let router = guesthub::app::router_with(e.t.store.clone(), 64 * 1024, Some(queue));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    checker.lock().unwrap().hub = format!("http://{addr}");
+    let server = tokio::spawn(guesthub::server::serve(
+        listener,
+        router,
+        guesthub::server::Limits::default(),
+        stop.clone().cancelled_owned(),
+    ));
+    let http = reqwest::Client::new();
+    let hook = format!("http://{addr}/v1/webhooks/cloudbeds/{TOKEN}");
+    for n in 1..=4 {
+        let r = http
+            .post(&hook)
+            .header("content-type", "application/json")
+            .body(event(&format!("G{n:04}")))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+    }
+    let expected = [
+        ("G0001", "GuestHub screening: flagged (sanctions list)"),
+        ("G0002", "GuestHub screening: passed"),
+        ("G0003", "GuestHub screening: flagged (court record)"),
+        ("G0004", "GuestHub screening: passed"),
+    ];
+    let started = Instant::now();
+    loop {
+        let done = e.cb.with(|s| {
+            expected.iter().all(|(g, t)| {
+                s.notes
+                    .get(*g)
+                    .is_some_and(|n| n.iter().any(|(_, x)| x == t))
+            })
+        });
+        if done {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "{:?}",
+            e.cb.with(|s| s.notes.clone())
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // Each guest: in_progress first, then its outcome, each once.
+    let notes = e.cb.with(|s| s.notes.clone());
+    for (g, t) in expected {
+        let texts: Vec<&str> = notes[g].iter().map(|(_, x)| x.as_str()).collect();
+        assert_eq!(texts, ["GuestHub screening: in_progress", t], "{g}");
+    }
+    // The callbacks: the first applied, its replay refused.
+    let (callbacks, bad, requests) = {
+        let c = checker.lock().unwrap();
+        (c.callbacks.clone(), c.bad_signatures, c.requests)
+    };
+    assert_eq!(bad, 0);
+    assert!(requests >= 6, "{requests}: 4 checks and 2 failed attempts");
+    assert_eq!(
+        callbacks.iter().map(|(_, s)| *s).collect::<Vec<_>>(),
+        [200, 409, 200, 409],
+        "{callbacks:?}"
+    );
+    // Unsigned, wrongly signed, too old, or for an unknown check: refused.
+    let (check_id, _) = callbacks[0].clone();
+    let path = format!("http://{addr}/v1/screening-callbacks/castle/{check_id}");
+    let body = json!({"check_id": check_id, "status": "passed"}).to_string();
+    let post = |ts: String, sig: String, body: String, path: String| {
+        http.post(path)
+            .header("content-type", "application/json")
+            .header("x-guesthub-timestamp", ts)
+            .header("x-guesthub-signature", sig)
+            .body(body)
+            .send()
+    };
+    let now = Utc::now().timestamp().to_string();
+    let r = post(
+        now.clone(),
+        platform::screening::sign("wrong", &now, body.as_bytes()),
+        body.clone(),
+        path.clone(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status(), 401);
+    assert_eq!(
+        r.json::<serde_json::Value>().await.unwrap()["error"]["code"],
+        "invalid_signature"
+    );
+    let old = (Utc::now().timestamp() - 600).to_string();
+    let r = post(
+        old.clone(),
+        platform::screening::sign(SCREENING_SECRET, &old, body.as_bytes()),
+        body.clone(),
+        path.clone(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status(), 401);
+    let other = format!("http://{addr}/v1/screening-callbacks/castle/nosuchguest.abc");
+    let b2 = json!({"check_id": "nosuchguest.abc", "status": "passed"}).to_string();
+    let r = post(
+        now.clone(),
+        platform::screening::sign(SCREENING_SECRET, &now, b2.as_bytes()),
+        b2,
+        other,
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status(), 404);
+    // A body naming another check than the path: refused.
+    let b3 = json!({"check_id": "x.y", "status": "passed"}).to_string();
+    let r = post(
+        now.clone(),
+        platform::screening::sign(SCREENING_SECRET, &now, b3.as_bytes()),
+        b3,
+        path.clone(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status(), 400);
+    stop.cancel();
+    let _ = server.await;
+    let _ = worker.await;
+    let g3 =
+        e.t.store
+            .guest_by_cloudbeds_id(&e.conn.property, "G0003")
+            .await
+            .unwrap()
+            .unwrap();
+    assert_eq!(g3.screening.status, Some(ScreeningStatus::Flagged));
+    assert_eq!(g3.screening.reason.as_deref(), Some("court record"));
+    assert_eq!(g3.screening.check_id, None);
+}
+
+/// A provider that never answers well: after its retries the check is
+/// `error`, written back like any outcome.
+async fn http_provider_down(b: Backend) {
+    let mut e = setup(b, 25).await;
+    let checker = Arc::new(std::sync::Mutex::new(Checker {
+        fail_first: 100,
+        ..Default::default()
+    }));
+    let url = start_checker(checker.clone()).await;
+    e.conn.screening_service = Some(domain::guest::ScreeningService {
+        url,
+        secret_env: "CARGO_PKG_NAME".into(),
+        secret_ssm_parameter: None,
+    });
+    e.conn.screening_write_back = ScreeningWriteBack::CustomField;
+    e.t.store.save_connection(&e.conn).await.unwrap();
+    e.cb.add_guest_with_stay(1, &[], "confirmed", Utc::now());
+    let app = guests_api::router(e.t.store.clone(), 64 * 1024);
+    let r = call(
+        &app,
+        "POST",
+        &format!("/v1/webhooks/cloudbeds/{TOKEN}"),
+        None,
+        &[],
+        Some(event("G0001")),
+    )
+    .await;
+    assert_eq!(r.status, 200);
+    let a = crm_sync::queue::handle(&e.t.store, one_message("m"), &FixedKey, &opts()).await;
+    // A provider's failure is an outcome, not a reason to run again.
+    assert!(a.batch_item_failures.is_empty(), "{a:?}");
+    assert_eq!(
+        checker.lock().unwrap().requests,
+        4,
+        "one try and three retries"
+    );
+    e.cb.with(|s| {
+        let g = &s.guests["G0001"];
+        assert_eq!(g.custom["GuestHub screening status"], "error");
+        assert_eq!(
+            g.custom["GuestHub screening result"],
+            "provider_unavailable"
+        );
+    });
+    let g =
+        e.t.store
+            .guest_by_cloudbeds_id(&e.conn.property, "G0001")
+            .await
+            .unwrap()
+            .unwrap();
+    assert_eq!(g.screening.status, Some(ScreeningStatus::Error));
+}
+
 both_stores! {
+    http_screening_provider_sync_and_callback => http_provider;
+    http_screening_provider_down_is_error => http_provider_down;
     screening_fields_lifecycle => fields_lifecycle;
     sqs_queue_event_source_partial_failure_and_dlq => sqs_path;
     busy_property_is_tried_again => busy_property_is_retried;

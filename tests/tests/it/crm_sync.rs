@@ -64,6 +64,7 @@ async fn setup(b: Backend, property: &str) -> Env {
         base_url: cb.base_url.clone(),
         field_map: default_field_map(),
         screening_write_back: ScreeningWriteBack::Note,
+        screening_service: None,
         webhook_token_hash: guests_api::webhook_token_hash(TOKEN),
         connected_at: Utc::now(),
     };

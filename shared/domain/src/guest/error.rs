@@ -25,6 +25,19 @@ pub enum GuestError {
     WebhookNotJson,
     #[error("the event has no `event` name")]
     WebhookEventUnnamed,
+    /// No screening check of a property with a screening service by this
+    /// id (refused alike for an unknown property, so none can be probed).
+    #[error("no such screening check")]
+    ScreeningCheckNotFound,
+    /// The signature or its timestamp does not hold.
+    #[error("the screening callback's signature is invalid or too old")]
+    ScreeningSignatureInvalid,
+    /// The check was answered already, or a newer check replaced it.
+    #[error("this screening check is no longer awaiting an answer")]
+    ScreeningCheckClosed,
+    /// The connection's screening secret could not be read.
+    #[error("the screening secret is unavailable")]
+    ScreeningSecretUnavailable,
     #[error(transparent)]
     Store(#[from] StoreError),
 }

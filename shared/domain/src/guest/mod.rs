@@ -348,6 +348,18 @@ pub const SCREENING_STATUS_FIELD: (&str, &str) =
 pub const SCREENING_RESULT_FIELD: (&str, &str) =
     ("GuestHub screening result", "guesthub_screening_result");
 
+/// An HTTP background-check service a connection screens with instead of
+/// the watchlist. Holds where its signing secret is, never the secret.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct ScreeningService {
+    /// Where checks are sent (`POST`, HMAC-SHA256-signed JSON).
+    pub url: String,
+    /// Name of the environment variable holding the signing secret.
+    pub secret_env: String,
+    /// In AWS: the SSM parameter holding it (SecureString).
+    pub secret_ssm_parameter: Option<String>,
+}
+
 /// A property's Cloudbeds connection. Holds where the key is, never the key.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct CrmConnection {
@@ -360,6 +372,9 @@ pub struct CrmConnection {
     pub base_url: String,
     pub field_map: Vec<FieldMapping>,
     pub screening_write_back: ScreeningWriteBack,
+    /// The HTTP screening provider; none: the property's watchlist.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub screening_service: Option<ScreeningService>,
     /// SHA-256 of the webhook path token (the token is shown once).
     pub webhook_token_hash: String,
     pub connected_at: DateTime<Utc>,

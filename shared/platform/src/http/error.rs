@@ -203,6 +203,14 @@ impl From<domain::guest::GuestError> for ApiError {
             E::WebhookNotFound => ApiError::not_found("webhook_not_found", e.to_string()),
             E::WebhookNotJson => ApiError::bad_request("malformed_json", e.to_string()),
             E::WebhookEventUnnamed => ApiError::bad_request("invalid_event", e.to_string()),
+            E::ScreeningCheckNotFound => {
+                ApiError::not_found("screening_check_not_found", e.to_string())
+            }
+            E::ScreeningSignatureInvalid => {
+                ApiError::new(StatusCode::UNAUTHORIZED, "invalid_signature", e.to_string())
+            }
+            E::ScreeningCheckClosed => ApiError::conflict("screening_check_closed", e.to_string()),
+            E::ScreeningSecretUnavailable => ApiError::unavailable(e.to_string()),
             E::Store(e) => e.into(),
         }
     }
@@ -784,6 +792,24 @@ pub const CODES: &[ErrorCode] = &[
         &[400],
         "The webhook event has no `event` name.",
         FIX,
+    ),
+    c(
+        "screening_check_not_found",
+        &[404],
+        "No screening check with this id awaits an answer in this property (or the property screens with its watchlist).",
+        "Answer to the `callback_path` GuestHub sent with the check.",
+    ),
+    c(
+        "invalid_signature",
+        &[401],
+        "The screening callback's `X-GuestHub-Signature` does not match its body, or its `X-GuestHub-Timestamp` is more than 5 minutes from now.",
+        "Sign `<timestamp>.<body>` with HMAC-SHA256 and the shared secret; send the current Unix time.",
+    ),
+    c(
+        "screening_check_closed",
+        &[409],
+        "The check was answered already (a replay), or a newer check of the guest replaced it.",
+        "Nothing to do: the first answer counts.",
     ),
     // The hub
     c(
