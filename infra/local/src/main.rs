@@ -771,6 +771,17 @@ async fn run_admin(cli: &Cli, store: &platform::Store) -> anyhow::Result<()> {
                         m.preference, m.name, m.shortcode
                     );
                 }
+                println!(
+                    "  screening: checked by {}, each status written back as {}",
+                    conn.screening_service
+                        .as_ref()
+                        .map_or("the property's watchlist", |s| s.url.as_str()),
+                    match conn.screening_write_back {
+                        domain::guest::ScreeningWriteBack::Note => "a guest note",
+                        domain::guest::ScreeningWriteBack::CustomField =>
+                            "the custom fields \"GuestHub screening status\" and \"GuestHub screening result\"",
+                    }
+                );
                 println!("register this webhook path with postWebhook; it is shown only now:");
                 println!("{path}");
             }
