@@ -91,6 +91,9 @@ pub struct StandinState {
     pub unauthorized: u32,
     /// putGuest bodies received, as (guestID, all pairs).
     pub puts: Vec<(String, Vec<(String, String)>)>,
+    /// When each guest note was stored: (guestID, text, instant) — what
+    /// the webhook-to-note latency is measured against.
+    pub note_posted_at: Vec<(String, String, Instant)>,
     next_id: u64,
 }
 
@@ -330,6 +333,8 @@ fn route(s: &mut StandinState, method: &Method, name: &str, f: &[(String, String
             ok(json!({
                 "propertyID": s.property_id, "reservationID": r.id, "status": r.status,
                 "guestID": r.guest_id, "startDate": r.start.to_string(), "endDate": r.end.to_string(),
+                "dateModified": r.modified.format("%Y-%m-%d %H:%M:%S").to_string(),
+                "guestList": { r.guest_id.clone(): {"guestID": r.guest_id, "isMainGuest": true} },
                 "total": sub + add, "balance": 0,
                 "balanceDetailed": {"suggestedDeposit": "0.00", "subTotal": sub, "additionalItems": add,
                                     "taxesFees": 0, "grandTotal": sub + add, "paid": sub + add}
@@ -383,6 +388,8 @@ fn route(s: &mut StandinState, method: &Method, name: &str, f: &[(String, String
                 s.duplicate_note_posts += 1;
             }
             let id = s.id("N");
+            s.note_posted_at
+                .push((gid.clone(), text.clone(), Instant::now()));
             s.notes.entry(gid).or_default().push((id.clone(), text));
             axum::Json(json!({"success": true, "guestNoteID": id})).into_response()
         }

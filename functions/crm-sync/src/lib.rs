@@ -9,11 +9,13 @@
 //! - [`sync_all`]: every connected property, each isolated from the
 //!   others' failures.
 //! - [`keys`]: where a connection's API key comes from (env var or SSM).
+//! - [`queue`]: the SQS event handler: webhook work, acted on in seconds.
 //!
 //! The conflict and no-duplicate rules are pure and live in
 //! `domain::guest::sync`.
 
 pub mod keys;
+pub mod queue;
 
 use std::collections::{BTreeMap, HashSet};
 use std::fmt;
@@ -25,11 +27,12 @@ use domain::guest::ports::{
     RemoteReservation, ScreeningProvider,
 };
 use domain::guest::runs::{self, ConflictResolved, ConflictSide, SyncCounts, SyncRun, SyncTrigger};
-use domain::guest::screening::{ScreeningSubject, record_outcome};
+use domain::guest::screening::{self, ScreeningOutcome, ScreeningSubject, record_outcome};
 use domain::guest::sync::{self, SyncedFields, Winner};
 use domain::guest::{
     Address, CrmConnection, Document, Guest, GuestId, Note, NoteSource, RefetchTarget,
-    SCREENING_FIELD, ScreeningStatus, ScreeningWriteBack, Stay, StayStatus,
+    SCREENING_RESULT_FIELD, SCREENING_STATUS_FIELD, ScreeningStatus, ScreeningWriteBack, Stay,
+    StayStatus,
 };
 use domain::loyalty::ports::LoyaltyStore;
 use domain::loyalty::service::Departure;
@@ -40,6 +43,7 @@ use domain::{Currency, Email, Money, PropertyId, StoreError};
 use platform::Store;
 use platform::cloudbeds::{ApiKey, CloudbedsClient, CloudbedsConfig};
 use platform::jobs::{self, Stop};
+use platform::screening::HttpScreening;
 use serde::Serialize;
 
 /// Knobs of a run. Defaults fit Cloudbeds; tests speed them up.
@@ -276,8 +280,15 @@ pub async fn sync_property(
         }
     };
     run.stop = held.stop().clone();
-    let steps: [&str; 5] = ["custom fields", "pull", "guests", "refetch", "push"];
-    for step in steps {
+    // A webhook's run does what the webhooks asked and writes back; the
+    // schedule's run also pulls the window and the modified guests (the
+    // safety net).
+    let steps: &[&str] = if opts.trigger == SyncTrigger::Webhook {
+        &["custom fields", "refetch", "push"]
+    } else {
+        &["custom fields", "pull", "guests", "refetch", "push"]
+    };
+    for &step in steps {
         if run.stop.is_cancelled() {
             run.summary.stopped = true;
             break;
@@ -356,7 +367,9 @@ impl Run<'_> {
             .map(|m| (m.name.clone(), m.shortcode.clone()))
             .collect();
         if self.conn.screening_write_back == ScreeningWriteBack::CustomField {
-            wanted.push((SCREENING_FIELD.0.into(), SCREENING_FIELD.1.into()));
+            for (name, shortcode) in [SCREENING_STATUS_FIELD, SCREENING_RESULT_FIELD] {
+                wanted.push((name.into(), shortcode.into()));
+            }
         }
         let existing = self.crm.custom_fields().await?;
         let mut cursor = self.store.sync_cursor(self.p()).await?;
@@ -703,7 +716,7 @@ impl Run<'_> {
             }
             local.crm.remote_modified_at = Some(modified);
             local.opt_in = r.opt_in;
-            self.screen_if_needed(&mut local, force_screen).await?;
+            self.mark_for_screening(&mut local, force_screen);
             let saved = if is_new {
                 // Another guest may hold this address: keep the new one
                 // without it rather than failing the page.
@@ -732,29 +745,43 @@ impl Run<'_> {
         ))
     }
 
-    async fn screen_if_needed(&mut self, g: &mut Guest, force: bool) -> Result<(), StepError> {
+    /// Queues a check when the screened data changed (or a webhook asked):
+    /// the push step writes `in_progress` back and then runs it.
+    fn mark_for_screening(&self, g: &mut Guest, force: bool) {
+        let hash = ScreeningSubject::of(g).hash();
+        let stale = g.screening.subject_hash.as_deref() != Some(hash.as_str());
+        if force || stale {
+            screening::queue_check(g);
+        }
+    }
+
+    /// Asks the provider about a queued guest. A provider that answers
+    /// later leaves the guest in progress with the check's id; one that
+    /// cannot answer (after its own retries) makes the outcome `error`.
+    async fn run_check(&mut self, g: &mut Guest) {
         let subject = ScreeningSubject::of(g);
         let hash = subject.hash();
-        let stale = g.screening.subject_hash.as_deref() != Some(hash.as_str());
-        let queued = g.screening.status == Some(ScreeningStatus::InProgress);
-        if !(force || stale || queued) {
-            return Ok(());
-        }
-        match self.screening.screen(&subject).await {
-            Ok(outcome) => {
-                record_outcome(g, &outcome, hash, self.now());
-                self.summary.screened += 1;
-                if outcome.status == ScreeningStatus::Flagged {
-                    self.summary.flagged += 1;
+        let check_id = format!("{}.{}", g.id, uuid::Uuid::new_v4().simple());
+        let outcome = match self.screening.screen(&check_id, &subject).await {
+            Ok(o) if o.status == ScreeningStatus::InProgress => {
+                g.screening.check_id = Some(check_id);
+                g.screening.subject_hash = Some(hash);
+                return;
+            }
+            Ok(o) => o,
+            Err(e) => {
+                self.summary.errors.push(format!("screening: {e}"));
+                ScreeningOutcome {
+                    status: ScreeningStatus::Error,
+                    reason: Some("provider_unavailable".into()),
                 }
             }
-            Err(e) => {
-                // Stays in progress; the next run tries again.
-                g.screening.status = Some(ScreeningStatus::InProgress);
-                self.summary.errors.push(format!("screening: {e}"));
-            }
+        };
+        record_outcome(g, &outcome, hash, self.now());
+        self.summary.screened += 1;
+        if outcome.status == ScreeningStatus::Flagged {
+            self.summary.flagged += 1;
         }
-        Ok(())
     }
 
     /// Cloudbeds notes not known here are added; local notes matching a
@@ -809,9 +836,14 @@ impl Run<'_> {
                     let now = self.now();
                     self.apply_guest(&remote, now, true).await?;
                 }
-                // The pull's window already covered it: a changed
-                // reservation's dateModified lies inside the window.
-                RefetchTarget::Reservation(_) => {}
+                // The pull's window covers it: a changed reservation's
+                // dateModified lies inside the window.
+                RefetchTarget::Reservation(_) if self.opts.trigger != SyncTrigger::Webhook => {}
+                // A webhook's run does not pull: fetch it (and its guests).
+                RefetchTarget::Reservation(id) => {
+                    let r = self.crm.reservation(id).await?;
+                    self.apply_reservation(&r).await?;
+                }
             }
             self.store.clear_refetch(self.p(), &t, mark).await?;
         }
@@ -850,7 +882,9 @@ impl Run<'_> {
     async fn push_guest(&mut self, mut g: Guest) -> Result<(), StepError> {
         let Some(cb) = g.crm.cloudbeds_guest_id.clone() else {
             // Not in Cloudbeds (created here): only screening applies.
-            self.screen_if_needed(&mut g, false).await?;
+            if screening::check_due(&g) {
+                self.run_check(&mut g).await;
+            }
             self.store.save_guest(&g).await?;
             return Ok(());
         };
@@ -867,7 +901,12 @@ impl Run<'_> {
             self.summary.erasures_sent += 1;
             return Ok(());
         }
-        self.screen_if_needed(&mut g, false).await?;
+        if screening::check_due(&g) {
+            // The check starts: Cloudbeds hears `in_progress` first.
+            g = self.write_screening(g, &cb).await?;
+            self.run_check(&mut g).await;
+            g = self.store.save_guest(&g).await?;
+        }
         let hash = sync::profile_hash(&g);
         if g.crm.synced_hash.as_deref() != Some(hash.as_str()) {
             let update = GuestUpdate {
@@ -887,44 +926,63 @@ impl Run<'_> {
             // Saved at once: a later failure must not make us push again.
             g = self.store.save_guest(&g).await?;
         }
-        let outcome_hash = sync::screening_hash(&g.screening);
-        let decided = matches!(
-            g.screening.status,
-            Some(ScreeningStatus::Passed | ScreeningStatus::Flagged)
-        );
-        if decided && g.crm.screening_written_hash.as_deref() != Some(outcome_hash.as_str()) {
-            let text = sync::screening_note_text(&g.screening);
-            match self.conn.screening_write_back {
-                ScreeningWriteBack::Note => {
-                    let note = Note {
-                        id: uuid::Uuid::now_v7().to_string(),
-                        guest: g.id.clone(),
-                        text,
-                        author: Some("GuestHub screening".into()),
-                        source: NoteSource::Screening,
-                        created_at: self.now(),
-                        cloudbeds_note_id: None,
-                    };
-                    self.store.add_note(self.p(), &note).await?;
-                    g.crm.notes_pending = true;
-                }
-                ScreeningWriteBack::CustomField => {
-                    let update = GuestUpdate {
-                        custom_fields: vec![(SCREENING_FIELD.0.into(), text)],
-                        ..Default::default()
-                    };
-                    self.crm.put_guest(&cb, &update).await?;
-                }
-            }
-            g.crm.screening_written_hash = Some(outcome_hash);
-            g = self.store.save_guest(&g).await?;
-        }
+        g = self.write_screening(g, &cb).await?;
         if g.crm.notes_pending {
             self.push_notes(&g, &cb).await?;
             g.crm.notes_pending = false;
             self.store.save_guest(&g).await?;
         }
         Ok(())
+    }
+
+    /// Writes the guest's screening status back as the connection chooses,
+    /// once per status: a guest note (posted now) or the two screening
+    /// custom fields (`putGuest`). Returns the guest as saved.
+    async fn write_screening(&mut self, mut g: Guest, cb: &str) -> Result<Guest, StepError> {
+        let Some(status) = g.screening.status else {
+            return Ok(g);
+        };
+        let outcome_hash = sync::screening_hash(&g.screening);
+        if g.crm.screening_written_hash.as_deref() == Some(outcome_hash.as_str()) {
+            return Ok(g);
+        }
+        match self.conn.screening_write_back {
+            ScreeningWriteBack::Note => {
+                let note = Note {
+                    id: uuid::Uuid::now_v7().to_string(),
+                    guest: g.id.clone(),
+                    text: sync::screening_note_text(&g.screening),
+                    author: Some("GuestHub screening".into()),
+                    source: NoteSource::Screening,
+                    created_at: self.now(),
+                    cloudbeds_note_id: None,
+                };
+                self.store.add_note(self.p(), &note).await?;
+                // Recorded with the note: a failed post is retried from the
+                // stored note, never by writing a second one.
+                g.crm.notes_pending = true;
+                g.crm.screening_written_hash = Some(outcome_hash);
+                g = self.store.save_guest(&g).await?;
+                self.push_notes(&g, cb).await?;
+                g.crm.notes_pending = false;
+                return Ok(self.store.save_guest(&g).await?);
+            }
+            ScreeningWriteBack::CustomField => {
+                let update = GuestUpdate {
+                    custom_fields: vec![
+                        (SCREENING_STATUS_FIELD.0.into(), status.as_str().into()),
+                        (
+                            SCREENING_RESULT_FIELD.0.into(),
+                            sync::screening_result_text(&g.screening),
+                        ),
+                    ],
+                    ..Default::default()
+                };
+                self.crm.put_guest(cb, &update).await?;
+            }
+        }
+        g.crm.screening_written_hash = Some(outcome_hash);
+        Ok(self.store.save_guest(&g).await?)
     }
 
     /// Posts the notes Cloudbeds lacks. Before posting, Cloudbeds' notes
@@ -1018,7 +1076,8 @@ impl KeySource for EnvKeys {
     }
 }
 
-/// Syncs one connected property with its real client and watchlist.
+/// Syncs one connected property with its real client and its screening
+/// provider (the HTTP service it names, else its watchlist).
 pub async fn sync_connection(
     store: &Store,
     conn: &CrmConnection,
@@ -1038,11 +1097,29 @@ pub async fn sync_connection(
         Ok(c) => c,
         Err(e) => return failed(e.to_string()),
     };
-    let watchlist = match store.watchlist(&conn.property).await {
-        Ok(w) => w,
-        Err(e) => return failed(format!("watchlist: {e}")),
+    let provider: Box<dyn ScreeningProvider> = match &conn.screening_service {
+        Some(svc) => {
+            let secret = match platform::secrets::read(
+                &svc.secret_env,
+                svc.secret_ssm_parameter.as_deref(),
+                "the screening secret",
+            )
+            .await
+            {
+                Ok(s) => s,
+                Err(e) => return failed(format!("screening secret: {e}")),
+            };
+            match HttpScreening::new(&svc.url, secret, conn.property.as_str()) {
+                Ok(p) => Box::new(p),
+                Err(e) => return failed(e.to_string()),
+            }
+        }
+        None => match store.watchlist(&conn.property).await {
+            Ok(w) => Box::new(w),
+            Err(e) => return failed(format!("watchlist: {e}")),
+        },
     };
-    sync_property(store, conn, &client, &watchlist, opts).await
+    sync_property(store, conn, &client, provider.as_ref(), opts).await
 }
 
 /// Every connected property (or only `only`), one after another; one

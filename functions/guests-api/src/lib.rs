@@ -12,8 +12,11 @@
 //! - `frontdesk`: the day's arrivals and departures from Cloudbeds, with
 //!   GuestHub's screening status.
 //! - `webhook`: Cloudbeds deliveries (no Bearer; a secret path token).
+//! - `callbacks`: the HTTP screening provider's later answers (no Bearer;
+//!   HMAC-signed).
 //! - `loyalty`: NetCarrots enrolments, member search, departures.
 
+mod callbacks;
 mod erasures;
 mod frontdesk;
 mod loyalty;
@@ -28,7 +31,7 @@ use platform::http::scoped;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-pub use webhook::webhook_token_hash;
+pub use webhook::{SharedQueue, webhook_token_hash};
 
 /// Every route of this function, with its OpenAPI description. The state
 /// is the store.
@@ -64,6 +67,7 @@ pub fn routes() -> OpenApiRouter<Store> {
             Scope::Loyalty,
         ))
         .routes(routes!(webhook::cloudbeds_webhook))
+        .routes(routes!(callbacks::screening_callback))
 }
 
 /// The whole hub's OpenAPI document (`infra/openapi.json`).
@@ -71,7 +75,20 @@ pub const OPENAPI_JSON: &str = include_str!("../../../infra/openapi.json");
 
 /// The router bound to a store, with the shared middleware.
 pub fn router(store: Store, max_body_bytes: usize) -> axum::Router {
+    router_with(store, max_body_bytes, None)
+}
+
+/// [`router`] whose webhook route sends to `queue` (SQS in AWS).
+pub fn router_with(
+    store: Store,
+    max_body_bytes: usize,
+    queue: Option<SharedQueue>,
+) -> axum::Router {
     let (router, _) = routes().with_state(store).split_for_parts();
+    let router = match queue {
+        Some(q) => router.layer(axum::Extension(q)),
+        None => router,
+    };
     // In AWS this function also serves the API reference (`/docs`) and the
     // whole hub's OpenAPI document, as checked in (a test keeps it current).
     let router = router.merge(platform::http::docs::router(OPENAPI_JSON.to_owned()));

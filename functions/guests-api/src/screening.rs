@@ -6,7 +6,7 @@ use domain::ValidationError;
 use domain::guest::Guest;
 use domain::guest::ports::GuestStore;
 use domain::guest::screening::{
-    MAX_WATCHLIST_ENTRIES, ScreeningSubject, Watchlist, WatchlistEntry, record_outcome,
+    MAX_WATCHLIST_ENTRIES, ScreeningSubject, Watchlist, WatchlistEntry, queue_check, record_outcome,
 };
 use platform::Store;
 use platform::http::{ApiError, ApiJson, Caller};
@@ -14,7 +14,9 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 /// Screens a guest edited here against its property's watchlist when its
-/// screened data changed. The sync writes the outcome back to Cloudbeds.
+/// screened data changed (or, when the property screens with an HTTP
+/// service, queues the check for the sync). The sync writes the outcome
+/// back to Cloudbeds.
 pub async fn screen_now(store: &Store, g: &mut Guest) -> Result<(), ApiError> {
     if g.erased {
         return Ok(());
@@ -22,6 +24,16 @@ pub async fn screen_now(store: &Store, g: &mut Guest) -> Result<(), ApiError> {
     let subject = ScreeningSubject::of(g);
     let hash = subject.hash();
     if g.screening.subject_hash.as_deref() == Some(hash.as_str()) {
+        return Ok(());
+    }
+    if store
+        .connection(&g.property)
+        .await?
+        .is_some_and(|c| c.screening_service.is_some())
+    {
+        // An HTTP service screens this property: the sync runs the check
+        // (and writes `in_progress` back first).
+        queue_check(g);
         return Ok(());
     }
     let list = store.watchlist(&g.property).await?;

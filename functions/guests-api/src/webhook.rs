@@ -1,21 +1,32 @@
 //! Cloudbeds webhooks. Cloudbeds does not sign deliveries, retries them and
 //! sends them in no particular order, so: the secret token in the path
 //! names and authenticates the property; a delivery is recorded once (its
-//! body's hash) together with what to refetch; the answer is immediate;
-//! the next sync run fetches the canonical record and screens the guest.
+//! body's hash) together with what to refetch; the answer is immediate.
+//! A new delivery also puts a [`SyncRequest`] for the property on the sync
+//! queue (SQS in AWS, in process under `guesthub serve`), so a sync run
+//! fetches the canonical record, screens the guest and writes the outcome
+//! back within seconds; without a queue (or when sending fails) the next
+//! scheduled run does it, as the recorded target survives either way.
 
+use axum::Extension;
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{Path, State};
 use domain::guest::ports::GuestStore;
+use domain::guest::ports::{SyncQueue, SyncRequest};
 use domain::guest::{GuestError, RefetchTarget};
 use platform::Store;
 use platform::http::ApiError;
 use serde::Serialize;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
+use std::sync::Arc;
 use utoipa::ToSchema;
+
+/// The queue the webhook route sends [`SyncRequest`]s to (an axum
+/// extension; absent, the schedule picks the work up).
+pub type SharedQueue = Arc<dyn SyncQueue>;
 
 /// The stored form of a webhook token.
 pub fn webhook_token_hash(token: &str) -> String {
@@ -53,6 +64,7 @@ fn field(v: &Value, names: &[&str]) -> Option<String> {
 pub async fn cloudbeds_webhook(
     State(store): State<Store>,
     Path(token): Path<String>,
+    queue: Option<Extension<SharedQueue>>,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<WebhookAck>, ApiError> {
     // An unreadable or oversized body is a JSON error like on every route.
@@ -87,6 +99,18 @@ pub async fn cloudbeds_webhook(
         .record_webhook(&property, &delivery, target.as_ref())
         .await?;
     tracing::info!(property = %property, event, duplicate = !fresh, "cloudbeds webhook");
+    if fresh
+        && target.is_some()
+        && let Some(Extension(q)) = queue
+        && let Err(e) = q
+            .enqueue(&SyncRequest {
+                property: property.clone(),
+            })
+            .await
+    {
+        // Recorded already: the next scheduled run does the work.
+        tracing::warn!(property = %property, error = %e, "webhook not queued; the schedule picks it up");
+    }
     Ok(Json(WebhookAck {
         accepted: true,
         duplicate: !fresh,

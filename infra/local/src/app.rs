@@ -186,7 +186,21 @@ pub fn openapi_json() -> String {
 
 /// The router `guesthub serve` listens with.
 pub fn router(store: Store, max_body_bytes: usize) -> Router {
+    router_with(store, max_body_bytes, None)
+}
+
+/// [`router`] whose Cloudbeds webhook route sends to `queue` (the served
+/// hub's in-process queue).
+pub fn router_with(
+    store: Store,
+    max_body_bytes: usize,
+    queue: Option<guests_api::SharedQueue>,
+) -> Router {
     let (router, _) = routes(store).split_for_parts();
+    let router = match queue {
+        Some(q) => router.layer(axum::Extension(q)),
+        None => router,
+    };
     let router = router
         .route("/health", get(platform::http::health))
         .merge(platform::http::docs::router(openapi_json()));

@@ -7,7 +7,8 @@ use anyhow::{Context, bail};
 use domain::PropertyId;
 use domain::guest::ports::GuestStore;
 use domain::guest::{
-    CrmConnection, DEFAULT_CLOUDBEDS_BASE_URL, FieldMapping, ScreeningWriteBack, default_field_map,
+    CrmConnection, DEFAULT_CLOUDBEDS_BASE_URL, FieldMapping, ScreeningService, ScreeningWriteBack,
+    default_field_map,
 };
 use domain::ports::PropertyStore;
 use platform::Store;
@@ -50,7 +51,8 @@ pub async fn connect(
     ssm_parameter: Option<&str>,
     base_url: Option<&str>,
     mappings: &[String],
-    screening_custom_field: bool,
+    screening_writeback: &str,
+    screening_service: Option<ScreeningService>,
 ) -> anyhow::Result<Connected> {
     let id = PropertyId::parse(property)?;
     store
@@ -89,11 +91,8 @@ pub async fn connect(
         api_key_ssm_parameter: ssm_parameter.map(str::to_owned),
         base_url: base_url.to_owned(),
         field_map,
-        screening_write_back: if screening_custom_field {
-            ScreeningWriteBack::CustomField
-        } else {
-            ScreeningWriteBack::Note
-        },
+        screening_write_back: ScreeningWriteBack::parse(screening_writeback)?,
+        screening_service: screening_service.map(check_service).transpose()?,
         webhook_token_hash: guests_api::webhook_token_hash(&token),
         connected_at: store.clock().now(),
     };
@@ -101,6 +100,22 @@ pub async fn connect(
     Ok(Connected {
         connection,
         webhook_token: token,
+    })
+}
+
+/// Checks `--screening-url` and where its secret is read from.
+fn check_service(s: ScreeningService) -> anyhow::Result<ScreeningService> {
+    if !(s.url.starts_with("https://") || s.url.starts_with("http://")) {
+        bail!("--screening-url must be an http(s) URL");
+    }
+    let Ok(env) = domain::EnvVarName::parse(&s.secret_env) else {
+        bail!(
+            "--screening-secret-env names an environment variable (A-Z, 0-9, _), not the secret itself"
+        );
+    };
+    Ok(ScreeningService {
+        secret_env: env.into(),
+        ..s
     })
 }
 
@@ -223,4 +238,65 @@ pub fn run_line(r: &domain::guest::runs::SyncRun) -> String {
         line.push_str(&format!("\n  error: {e}"));
     }
     line
+}
+
+/// How long the queue worker waits before trying a busy property again.
+const QUEUE_RETRY: Duration = Duration::from_millis(500);
+
+/// The served hub's in-process sync queue and its worker (the stand-in for
+/// the SQS queue `crm-sync` consumes in AWS): each request runs the
+/// property's webhook work at once (trigger `webhook`, under the
+/// property's lease and rate limit); requests for the same property that
+/// wait together share a run; a property held by another run is tried
+/// again shortly. Ends at `stop`. The schedule stays the safety net.
+pub fn spawn_queue_worker(
+    store: Store,
+    keys: std::sync::Arc<dyn crm_sync::KeySource>,
+    stop: platform::jobs::Stop,
+) -> (guests_api::SharedQueue, tokio::task::JoinHandle<()>) {
+    let (queue, mut rx) = platform::queue::InProcessQueue::new();
+    let retry = queue.clone();
+    let worker = tokio::spawn(async move {
+        loop {
+            let first = tokio::select! {
+                r = rx.recv() => match r { Some(r) => r, None => break },
+                () = stop.cancelled() => break,
+            };
+            let mut wanted = vec![first];
+            while let Ok(r) = rx.try_recv() {
+                if !wanted.contains(&r) {
+                    wanted.push(r);
+                }
+            }
+            for req in wanted {
+                let opts = crm_sync::SyncOptions {
+                    stop: stop.clone(),
+                    by: run_by("serve (webhook)"),
+                    ..Default::default()
+                };
+                let again = match crm_sync::queue::run_request(&store, &req, keys.as_ref(), &opts)
+                    .await
+                {
+                    Ok(Some(s)) => {
+                        tracing::info!(property = %s.property, errors = s.errors.len(), busy = s.skipped_busy, "webhook sync done");
+                        crm_sync::queue::retry_wanted(&s)
+                    }
+                    Ok(None) => false,
+                    Err(e) => {
+                        tracing::warn!(property = %req.property, error = %e, "webhook sync failed");
+                        true
+                    }
+                };
+                if again && !stop.is_cancelled() {
+                    let retry = retry.clone();
+                    tokio::spawn(async move {
+                        tokio::time::sleep(QUEUE_RETRY).await;
+                        let _ = domain::guest::ports::SyncQueue::enqueue(&retry, &req).await;
+                    });
+                }
+            }
+        }
+        tracing::info!("sync queue worker stopped");
+    });
+    (std::sync::Arc::new(queue), worker)
 }

@@ -225,9 +225,25 @@ enum CrmCommand {
         /// smoking, dietary, wine.
         #[arg(long = "map")]
         mappings: Vec<String>,
-        /// Write screening outcomes to a custom field instead of a note.
-        #[arg(long)]
+        /// How screening statuses go back to Cloudbeds: `note` (a guest note
+        /// per status) or `fields` (the custom fields "GuestHub screening
+        /// status" and "GuestHub screening result").
+        #[arg(long, value_parser = ["note", "fields"], default_value = "note")]
+        screening_writeback: String,
+        /// The same as `--screening-writeback fields` (kept for scripts).
+        #[arg(long, hide = true)]
         screening_custom_field: bool,
+        /// Screen with this HTTP background-check service (signed JSON;
+        /// answers at once or by callback) instead of the watchlist.
+        #[arg(long, requires = "screening_secret_env")]
+        screening_url: Option<String>,
+        /// Name of the environment variable holding the service's signing
+        /// secret (never the secret).
+        #[arg(long, requires = "screening_url")]
+        screening_secret_env: Option<String>,
+        /// In AWS: SSM parameter (SecureString) holding that secret.
+        #[arg(long, requires = "screening_url")]
+        screening_secret_ssm_parameter: Option<String>,
     },
     /// Run the sync now for one property or every connected one. A property
     /// another run holds is skipped (who holds it, until when; exit 1)
@@ -730,7 +746,11 @@ async fn run_admin(cli: &Cli, store: &platform::Store) -> anyhow::Result<()> {
                 ssm_parameter,
                 base_url,
                 mappings,
+                screening_writeback,
                 screening_custom_field,
+                screening_url,
+                screening_secret_env,
+                screening_secret_ssm_parameter,
             } => {
                 let c = guesthub::crm::connect(
                     store,
@@ -740,7 +760,18 @@ async fn run_admin(cli: &Cli, store: &platform::Store) -> anyhow::Result<()> {
                     ssm_parameter.as_deref(),
                     base_url.as_deref(),
                     mappings,
-                    *screening_custom_field,
+                    if *screening_custom_field {
+                        "fields"
+                    } else {
+                        screening_writeback
+                    },
+                    screening_url
+                        .as_ref()
+                        .map(|url| domain::guest::ScreeningService {
+                            url: url.clone(),
+                            secret_env: screening_secret_env.clone().unwrap_or_default(),
+                            secret_ssm_parameter: screening_secret_ssm_parameter.clone(),
+                        }),
                 )
                 .await?;
                 let conn = &c.connection;
@@ -763,6 +794,17 @@ async fn run_admin(cli: &Cli, store: &platform::Store) -> anyhow::Result<()> {
                         m.preference, m.name, m.shortcode
                     );
                 }
+                println!(
+                    "  screening: checked by {}, each status written back as {}",
+                    conn.screening_service
+                        .as_ref()
+                        .map_or("the property's watchlist", |s| s.url.as_str()),
+                    match conn.screening_write_back {
+                        domain::guest::ScreeningWriteBack::Note => "a guest note",
+                        domain::guest::ScreeningWriteBack::CustomField =>
+                            "the custom fields \"GuestHub screening status\" and \"GuestHub screening result\"",
+                    }
+                );
                 println!("register this webhook path with postWebhook; it is shown only now:");
                 println!("{path}");
             }
@@ -1028,7 +1070,13 @@ async fn serve(cli: &Cli, store: platform::Store, addr: SocketAddr) -> anyhow::R
         &cli.data_dir,
         std::time::Duration::from_secs(cli.drop_retention_days * 86_400),
     );
-    let router = app::router(store, DEFAULT_MAX_BODY_BYTES);
+    // Cloudbeds webhooks are acted on at once, in process.
+    let (queue, queue_worker) = guesthub::crm::spawn_queue_worker(
+        store.clone(),
+        std::sync::Arc::new(crm_sync::EnvKeys),
+        stop.clone(),
+    );
+    let router = app::router_with(store, DEFAULT_MAX_BODY_BYTES, Some(queue));
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .with_context(|| format!("binding {addr}"))?;
@@ -1053,7 +1101,10 @@ async fn serve(cli: &Cli, store: platform::Store, addr: SocketAddr) -> anyhow::R
     .await?;
     stop.cancel();
     scheduler::drain(
-        [scheduler, loyalty].into_iter().flatten().collect(),
+        [scheduler, loyalty, Some(queue_worker)]
+            .into_iter()
+            .flatten()
+            .collect(),
         JOB_STOP_GRACE,
     )
     .await;

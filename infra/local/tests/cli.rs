@@ -1152,6 +1152,59 @@ fn json_output_of_every_command(store: &[&str]) {
         "{v}"
     );
     assert!(v["connection"].get("webhook_token_hash").is_none(), "{v}");
+    // Screening written to the two custom fields, checked by an HTTP
+    // service whose secret is named, never given.
+    let v = json_ok(
+        d,
+        store,
+        &[
+            "crm",
+            "connect",
+            "castle",
+            "--cloudbeds-property-id",
+            "77",
+            "--api-key-env",
+            "CLOUDBEDS_KEY",
+            "--screening-writeback",
+            "fields",
+            "--screening-url",
+            "https://checks.example/v1/check",
+            "--screening-secret-env",
+            "SCREENING_SECRET",
+        ],
+    );
+    assert_eq!(
+        v["connection"]["screening_write_back"], "custom_field",
+        "{v}"
+    );
+    assert_eq!(
+        v["connection"]["screening_service"]["url"], "https://checks.example/v1/check",
+        "{v}"
+    );
+    let e = json_err(
+        d,
+        store,
+        &[
+            "crm",
+            "connect",
+            "castle",
+            "--cloudbeds-property-id",
+            "77",
+            "--api-key-env",
+            "CLOUDBEDS_KEY",
+            "--screening-url",
+            "https://checks.example/v1/check",
+            "--screening-secret-env",
+            "s3cr3t value",
+        ],
+    );
+    assert!(
+        e["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("--screening-secret-env"),
+        "{e}"
+    );
 
     let v = json_ok(
         d,

@@ -155,10 +155,33 @@ impl RateLimiter {
     }
 }
 
+/// The process's one limiter per Cloudbeds property (and rate): runs that
+/// follow each other closely (a webhook's run after another, after the
+/// schedule's) share it, so the limit holds across runs, not only within
+/// one.
+fn shared_limiter(cfg: &CloudbedsConfig) -> std::sync::Arc<RateLimiter> {
+    type Key = (String, String, u64);
+    static LIMITERS: std::sync::OnceLock<
+        std::sync::Mutex<std::collections::HashMap<Key, std::sync::Arc<RateLimiter>>>,
+    > = std::sync::OnceLock::new();
+    let key = (
+        cfg.base_url.clone(),
+        cfg.property_id.clone(),
+        cfg.rate_per_second.to_bits(),
+    );
+    let mut all = LIMITERS
+        .get_or_init(Default::default)
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    all.entry(key)
+        .or_insert_with(|| std::sync::Arc::new(RateLimiter::per_second(cfg.rate_per_second)))
+        .clone()
+}
+
 pub struct CloudbedsClient {
     cfg: CloudbedsConfig,
     http: reqwest::Client,
-    limiter: RateLimiter,
+    limiter: std::sync::Arc<RateLimiter>,
 }
 
 /// Whether a call may be repeated blindly.
@@ -181,7 +204,7 @@ impl CloudbedsClient {
             .connect_timeout(Duration::from_secs(5))
             .build()
             .map_err(|e| CrmError::Unavailable(format!("http client: {e}")))?;
-        let limiter = RateLimiter::per_second(cfg.rate_per_second);
+        let limiter = shared_limiter(&cfg);
         Ok(Self { cfg, http, limiter })
     }
 
@@ -615,6 +638,14 @@ impl CrmClient for CloudbedsClient {
             .collect();
         let total = total_of(&v, guests.len());
         Ok(GuestPage { guests, total })
+    }
+
+    async fn reservation(&self, reservation_id: &str) -> Result<RemoteReservation, CrmError> {
+        let q = vec![("reservationID".to_owned(), reservation_id.to_owned())];
+        let v = self
+            .call(Method::GET, "getReservation", q, Repeat::Safe)
+            .await?;
+        parse_reservation(data(&v))
     }
 
     async fn reservation_revenue(&self, reservation_id: &str) -> Result<RemoteRevenue, CrmError> {

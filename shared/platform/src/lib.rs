@@ -17,6 +17,8 @@ pub mod cloudbeds;
 pub mod config;
 pub mod http;
 pub mod jobs;
+pub mod queue;
+pub mod screening;
 pub mod secrets;
 pub mod store;
 pub mod telemetry;

@@ -469,6 +469,10 @@ fn every_domain_refusal_maps_to_a_listed_code() {
         G::WebhookEventUnnamed,
         G::CrmNotConnected,
         G::CrmUnavailable("x".into()),
+        G::ScreeningCheckNotFound,
+        G::ScreeningSignatureInvalid,
+        G::ScreeningCheckClosed,
+        G::ScreeningSecretUnavailable,
     ];
     let loyalty = [L::NumberTaken, L::DepartureNotFound];
     let answers = vouchers
@@ -517,6 +521,10 @@ fn every_refusal_is_in_the_lists(
         | G::WebhookEventUnnamed
         | G::CrmNotConnected
         | G::CrmUnavailable(_)
+        | G::ScreeningCheckNotFound
+        | G::ScreeningSignatureInvalid
+        | G::ScreeningCheckClosed
+        | G::ScreeningSecretUnavailable
         | G::Store(_) => {}
     }
     match l {

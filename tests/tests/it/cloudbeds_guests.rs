@@ -70,6 +70,7 @@ async fn setup(b: Backend, property: &str) -> Env {
         field_map: default_field_map(),
         screening_write_back: ScreeningWriteBack::Note,
         webhook_token_hash: guests_api::webhook_token_hash("hooktoken-cba-0123456789"),
+        screening_service: None,
         connected_at: Utc::now(),
     };
     t.store.save_connection(&conn).await.unwrap();
@@ -299,6 +300,7 @@ async fn guests_by_filter_shape() {
         field_map: default_field_map(),
         screening_write_back: ScreeningWriteBack::Note,
         webhook_token_hash: String::new(),
+        screening_service: None,
         connected_at: Utc::now(),
     };
     let c = client_for(&conn, ApiKey::new("k-filter"), &opts()).unwrap();

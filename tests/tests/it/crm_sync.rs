@@ -64,6 +64,7 @@ async fn setup(b: Backend, property: &str) -> Env {
         base_url: cb.base_url.clone(),
         field_map: default_field_map(),
         screening_write_back: ScreeningWriteBack::Note,
+        screening_service: None,
         webhook_token_hash: guests_api::webhook_token_hash(TOKEN),
         connected_at: Utc::now(),
     };
@@ -126,8 +127,9 @@ async fn roundtrip(b: Backend) {
     assert!(s1.reservations_pulled >= 9, "{s1}");
     assert_eq!(s1.notes_pulled, 1);
     assert_eq!(s1.screened, 7);
-    // Screening outcomes written back as notes, once per guest.
-    assert_eq!(s1.notes_pushed, 7);
+    // Screening written back as notes, once per status and guest:
+    // `in_progress` when the check starts, then its outcome.
+    assert_eq!(s1.notes_pushed, 14);
 
     let p = &e.conn.property;
     let g3 =
@@ -314,11 +316,12 @@ async fn ambiguous_posts(b: Backend) {
             .await
             .unwrap()
             .unwrap();
+    // `in_progress`, then `passed`: each once.
     let notes = e.t.store.notes(&e.conn.property, &g.id).await.unwrap();
-    assert_eq!(notes.len(), 1);
-    assert!(notes[0].cloudbeds_note_id.is_some());
+    assert_eq!(notes.len(), 2);
+    assert!(notes.iter().all(|n| n.cloudbeds_note_id.is_some()));
     e.cb.with(|s| {
-        assert_eq!(s.notes["G0001"].len(), 1, "{:?}", s.notes);
+        assert_eq!(s.notes["G0001"].len(), 2, "{:?}", s.notes);
         assert_eq!(s.duplicate_note_posts, 0);
         assert_eq!(s.rate_violations, 0);
     });
@@ -588,12 +591,13 @@ async fn double_fire_and_outage(b: Backend) {
     assert_eq!(again.notes_pushed, 0, "{again}");
     e.cb.with(|s| {
         let total: usize = s.notes.values().map(Vec::len).sum();
-        let guests_with_one = s.notes.values().filter(|n| n.len() == 1).count();
+        // Each guest: `in_progress`, then `passed`, each once.
+        let guests_with_two = s.notes.values().filter(|n| n.len() == 2).count();
         println!(
             "crm double fire ({b:?}): 3 runs + 1 skipped, {total} notes for 6 guests, {} duplicate posts",
             s.duplicate_note_posts
         );
-        assert_eq!((total, guests_with_one), (6, 6), "{:?}", s.notes);
+        assert_eq!((total, guests_with_two), (12, 6), "{:?}", s.notes);
         assert_eq!(s.duplicate_note_posts, 0);
     });
 }

@@ -12,6 +12,7 @@ mod checkout;
 mod cloudbeds_guests;
 mod club;
 mod conformance;
+mod crm_queue;
 mod crm_sync;
 mod guests;
 mod hostile_input;

@@ -31,6 +31,19 @@ pub enum GuestError {
     /// Cloudbeds could not be read (down, refused the key, odd answer).
     #[error("Cloudbeds could not be read: {0}")]
     CrmUnavailable(String),
+    /// No screening check of a property with a screening service by this
+    /// id (refused alike for an unknown property, so none can be probed).
+    #[error("no such screening check")]
+    ScreeningCheckNotFound,
+    /// The signature or its timestamp does not hold.
+    #[error("the screening callback's signature is invalid or too old")]
+    ScreeningSignatureInvalid,
+    /// The check was answered already, or a newer check replaced it.
+    #[error("this screening check is no longer awaiting an answer")]
+    ScreeningCheckClosed,
+    /// The connection's screening secret could not be read.
+    #[error("the screening secret is unavailable")]
+    ScreeningSecretUnavailable,
     #[error(transparent)]
     Store(#[from] StoreError),
 }

@@ -320,7 +320,7 @@ impl Guest {
             return self.crm.cloudbeds_guest_id.is_some() && !self.crm.erasure_sent;
         }
         let linked = self.crm.cloudbeds_guest_id.is_some();
-        self.screening.status == Some(ScreeningStatus::InProgress)
+        screening::check_due(self)
             || (linked && self.crm.notes_pending)
             || (linked && self.crm.synced_hash.as_deref() != Some(&sync::profile_hash(self)))
             || (linked
@@ -420,17 +420,52 @@ pub struct FieldMapping {
     pub shortcode: String,
 }
 
-/// How a screening outcome is written back to Cloudbeds.
+/// How screening statuses are written back to Cloudbeds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ScreeningWriteBack {
+    /// A guest note per status (`postGuestNote`).
     #[default]
     Note,
+    /// The two screening custom fields ([`SCREENING_STATUS_FIELD`],
+    /// [`SCREENING_RESULT_FIELD`]), created once, filled with `putGuest`.
+    /// Shown as `fields` on the command line.
     CustomField,
 }
 
-/// The custom field screening outcomes go to in `custom_field` mode.
-pub const SCREENING_FIELD: (&str, &str) = ("GuestHub screening", "guesthub_screening");
+impl ScreeningWriteBack {
+    /// `note` or `fields`, as `crm connect --screening-writeback` takes it.
+    pub fn parse(raw: &str) -> Result<Self, ValidationError> {
+        match raw {
+            "note" => Ok(Self::Note),
+            "fields" => Ok(Self::CustomField),
+            _ => Err(ValidationError::new(
+                "screening_writeback",
+                "is note or fields",
+            )),
+        }
+    }
+}
+
+/// The custom field holding the screening status in `fields` mode
+/// (`in_progress`, `passed`, `flagged`, `error`): (name, shortcode).
+pub const SCREENING_STATUS_FIELD: (&str, &str) =
+    ("GuestHub screening status", "guesthub_screening_status");
+/// The custom field holding the screening result in `fields` mode.
+pub const SCREENING_RESULT_FIELD: (&str, &str) =
+    ("GuestHub screening result", "guesthub_screening_result");
+
+/// An HTTP background-check service a connection screens with instead of
+/// the watchlist. Holds where its signing secret is, never the secret.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct ScreeningService {
+    /// Where checks are sent (`POST`, HMAC-SHA256-signed JSON).
+    pub url: String,
+    /// Name of the environment variable holding the signing secret.
+    pub secret_env: String,
+    /// In AWS: the SSM parameter holding it (SecureString).
+    pub secret_ssm_parameter: Option<String>,
+}
 
 /// A property's Cloudbeds connection. Holds where the key is, never the key.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
@@ -444,6 +479,9 @@ pub struct CrmConnection {
     pub base_url: String,
     pub field_map: Vec<FieldMapping>,
     pub screening_write_back: ScreeningWriteBack,
+    /// The HTTP screening provider; none: the property's watchlist.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub screening_service: Option<ScreeningService>,
     /// SHA-256 of the webhook path token (the token is shown once).
     pub webhook_token_hash: String,
     pub connected_at: DateTime<Utc>,

@@ -338,6 +338,8 @@ pub trait CrmClient: Send + Sync {
     ) -> Result<ReservationPage, CrmError>;
     /// `getGuestsByFilter`: one page of guests.
     async fn guests_by_filter(&self, f: &GuestFilter) -> Result<GuestPage, CrmError>;
+    /// `getReservation`: one reservation and its guests (a webhook named it).
+    async fn reservation(&self, reservation_id: &str) -> Result<RemoteReservation, CrmError>;
     /// `getReservation`: the revenue of one reservation (for loyalty).
     async fn reservation_revenue(&self, reservation_id: &str) -> Result<RemoteRevenue, CrmError>;
     /// `getGuest` by guest id.
@@ -348,4 +350,26 @@ pub trait CrmClient: Send + Sync {
     async fn put_guest(&self, guest_id: &str, update: &GuestUpdate) -> Result<(), CrmError>;
     /// `postGuestNote` → `guestNoteID`. Not idempotent.
     async fn post_guest_note(&self, guest_id: &str, text: &str) -> Result<String, CrmError>;
+}
+
+/// A property's Cloudbeds work wanted now rather than at the next
+/// schedule (a webhook arrived, a screening answer came back). It names
+/// the property only: what to do is in the store (the refetch targets, the
+/// guests needing sync), so duplicates are harmless.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct SyncRequest {
+    pub property: PropertyId,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum QueueError {
+    #[error("the sync queue is unavailable: {0}")]
+    Unavailable(String),
+}
+
+/// Where [`SyncRequest`]s go: an SQS queue `crm-sync` consumes in AWS, a
+/// channel the served hub consumes in process locally.
+#[async_trait]
+pub trait SyncQueue: Send + Sync {
+    async fn enqueue(&self, r: &SyncRequest) -> Result<(), QueueError>;
 }

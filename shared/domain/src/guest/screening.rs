@@ -12,9 +12,14 @@ use crate::{Email, ValidationError};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ScreeningStatus {
+    /// A check started (or is queued) and has no outcome yet.
     InProgress,
     Passed,
     Flagged,
+    /// The provider could not decide (unreachable, refused, a bad answer
+    /// after its retries). The guest is checked again when its data
+    /// changes or a webhook names it.
+    Error,
 }
 
 impl ScreeningStatus {
@@ -23,6 +28,7 @@ impl ScreeningStatus {
             Self::InProgress => "in_progress",
             Self::Passed => "passed",
             Self::Flagged => "flagged",
+            Self::Error => "error",
         }
     }
 }
@@ -36,6 +42,10 @@ pub struct ScreeningState {
     pub screened_at: Option<DateTime<Utc>>,
     /// Hash of the subject last screened: unchanged data is not rescreened.
     pub subject_hash: Option<String>,
+    /// The check a provider answers later (by callback); cleared when its
+    /// answer is applied, so an answer counts once.
+    #[serde(default)]
+    pub check_id: Option<String>,
 }
 
 /// What a provider screens.
@@ -77,6 +87,8 @@ impl ScreeningSubject {
     }
 }
 
+/// A provider's answer. `InProgress` means "accepted; the outcome comes
+/// later by callback" (see [`ScreeningProvider`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ScreeningOutcome {
     pub status: ScreeningStatus,
@@ -175,10 +187,16 @@ pub enum ScreeningError {
 }
 
 /// A background-check service. The built-in one is the property's
-/// [`Watchlist`].
+/// [`Watchlist`]; an HTTP service plugs in behind the same port.
+/// `check_id` names this check: a provider answering later (status
+/// `InProgress`) reports the outcome for that id.
 #[async_trait]
 pub trait ScreeningProvider: Send + Sync {
-    async fn screen(&self, subject: &ScreeningSubject) -> Result<ScreeningOutcome, ScreeningError>;
+    async fn screen(
+        &self,
+        check_id: &str,
+        subject: &ScreeningSubject,
+    ) -> Result<ScreeningOutcome, ScreeningError>;
 }
 
 /// A property's watchlist; itself the built-in [`ScreeningProvider`].
@@ -205,7 +223,11 @@ impl Watchlist {
 
 #[async_trait]
 impl ScreeningProvider for Watchlist {
-    async fn screen(&self, s: &ScreeningSubject) -> Result<ScreeningOutcome, ScreeningError> {
+    async fn screen(
+        &self,
+        _check_id: &str,
+        s: &ScreeningSubject,
+    ) -> Result<ScreeningOutcome, ScreeningError> {
         Ok(self.check(s))
     }
 }
@@ -216,8 +238,44 @@ pub fn record_outcome(g: &mut Guest, o: &ScreeningOutcome, hash: String, now: Da
         status: Some(o.status),
         reason: o.reason.clone(),
         screened_at: Some(now),
-        subject_hash: Some(hash),
+        // An error decided nothing about this data: it is checked again.
+        subject_hash: (o.status != ScreeningStatus::Error).then_some(hash),
+        check_id: None,
     };
+}
+
+/// Queues a guest for a check: the sync writes `in_progress` back, then
+/// asks the provider. A check still awaited is superseded (its late answer
+/// no longer matches).
+pub fn queue_check(g: &mut Guest) {
+    g.screening.status = Some(ScreeningStatus::InProgress);
+    g.screening.reason = None;
+    g.screening.check_id = None;
+}
+
+/// Whether the sync should start a check for this guest now (queued and
+/// not already awaiting a provider's callback).
+pub fn check_due(g: &Guest) -> bool {
+    g.screening.status == Some(ScreeningStatus::InProgress) && g.screening.check_id.is_none()
+}
+
+/// Applies a provider's late answer to the check `check_id`. `false` when
+/// the guest is not awaiting that check (answered already, superseded).
+pub fn apply_callback(
+    g: &mut Guest,
+    check_id: &str,
+    o: &ScreeningOutcome,
+    now: DateTime<Utc>,
+) -> bool {
+    if g.screening.check_id.as_deref() != Some(check_id)
+        || g.screening.status != Some(ScreeningStatus::InProgress)
+        || o.status == ScreeningStatus::InProgress
+    {
+        return false;
+    }
+    let hash = ScreeningSubject::of(g).hash();
+    record_outcome(g, o, hash, now);
+    true
 }
 
 #[cfg(test)]

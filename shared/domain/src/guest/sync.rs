@@ -25,7 +25,7 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, NaiveDate, Utc};
 use sha2::{Digest, Sha256};
 
-use super::{Address, Document, Guest, ScreeningState};
+use super::{Address, Document, Guest, ScreeningState, ScreeningStatus};
 
 /// SHA-256 over length-prefixed parts (no ambiguity between "a|b" splits).
 pub fn hash_parts(parts: &[&str]) -> String {
@@ -163,6 +163,22 @@ pub fn screening_note_text(s: &ScreeningState) -> String {
         Some(r) => format!("GuestHub screening: {status} ({r})"),
         None => format!("GuestHub screening: {status}"),
     }
+}
+
+/// The result written to the screening result field (`fields` mode): the
+/// reason when there is one, else what the status means.
+pub fn screening_result_text(s: &ScreeningState) -> String {
+    if let Some(r) = &s.reason {
+        return r.clone();
+    }
+    match s.status {
+        Some(ScreeningStatus::InProgress) => "check in progress",
+        Some(ScreeningStatus::Passed) => "no match",
+        Some(ScreeningStatus::Flagged) => "flagged",
+        Some(ScreeningStatus::Error) => "the check failed",
+        None => "",
+    }
+    .to_owned()
 }
 
 /// Which side's synced fields stand after a pull.

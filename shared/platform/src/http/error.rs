@@ -205,6 +205,14 @@ impl From<domain::guest::GuestError> for ApiError {
             E::WebhookEventUnnamed => ApiError::bad_request("invalid_event", e.to_string()),
             E::CrmNotConnected => ApiError::rule("crm_not_connected", e.to_string()),
             E::CrmUnavailable(_) => ApiError::unavailable(e),
+            E::ScreeningCheckNotFound => {
+                ApiError::not_found("screening_check_not_found", e.to_string())
+            }
+            E::ScreeningSignatureInvalid => {
+                ApiError::new(StatusCode::UNAUTHORIZED, "invalid_signature", e.to_string())
+            }
+            E::ScreeningCheckClosed => ApiError::conflict("screening_check_closed", e.to_string()),
+            E::ScreeningSecretUnavailable => ApiError::unavailable(e.to_string()),
             E::Store(e) => e.into(),
         }
     }
@@ -811,6 +819,24 @@ pub const CODES: &[ErrorCode] = &[
         &[422],
         "The property is not connected to Cloudbeds.",
         "Connect it (`guesthub crm connect`), then ask again.",
+    ),
+    c(
+        "screening_check_not_found",
+        &[404],
+        "No screening check with this id awaits an answer in this property (or the property screens with its watchlist).",
+        "Answer to the `callback_path` GuestHub sent with the check.",
+    ),
+    c(
+        "invalid_signature",
+        &[401],
+        "The screening callback's `X-GuestHub-Signature` does not match its body, or its `X-GuestHub-Timestamp` is more than 5 minutes from now.",
+        "Sign `<timestamp>.<body>` with HMAC-SHA256 and the shared secret; send the current Unix time.",
+    ),
+    c(
+        "screening_check_closed",
+        &[409],
+        "The check was answered already (a replay), or a newer check of the guest replaced it.",
+        "Nothing to do: the first answer counts.",
     ),
     // The hub
     c(
