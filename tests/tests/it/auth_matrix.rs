@@ -177,6 +177,7 @@ const ROUTE_SCOPES: &[(&str, &str, &str)] = &[
         "/v1/properties/{property}/club-members/{email}",
         "club:read",
     ),
+    ("GET", "/v1/properties/{property}/club-members", "club:read"),
     ("GET", "/v1/properties/{property}/club-tiers", "club:read"),
     (
         "PUT",
@@ -265,6 +266,11 @@ const ROUTE_SCOPES: &[(&str, &str, &str)] = &[
         "POST",
         "/v1/properties/{property}/roster-imports/{id}/approve",
         "club:admin",
+    ),
+    (
+        "GET",
+        "/v1/properties/{property}/roster-imports/{id}/changes",
+        "club:read",
     ),
     (
         "PUT",
