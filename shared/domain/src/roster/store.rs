@@ -277,3 +277,29 @@ pub trait RosterStore: Send + Sync {
         abandoned_before: DateTime<Utc>,
     ) -> Result<u64, StoreError>;
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_fold_for_search() {
+        assert_eq!(fold_name("  Ødegård-Núñez "), "odegard-nunez");
+        assert_eq!(fold_name("JOSÉ \t María"), "jose maria");
+        assert_eq!(fold_name("O'Brien"), "o'brien");
+        assert_eq!(fold_name("Smith, Ann (Dr.)"), "smith ann dr");
+        assert_eq!(fold_name(" * "), "");
+    }
+
+    #[test]
+    fn change_kinds_parse_as_named() {
+        for k in [
+            ChangeKind::Joined,
+            ChangeKind::Left,
+            ChangeKind::TierChanged,
+        ] {
+            assert_eq!(ChangeKind::parse(k.as_str()), Some(k));
+        }
+        assert_eq!(ChangeKind::parse("unchanged"), None);
+    }
+}

@@ -7,7 +7,7 @@
 //! | delivery marker | `ROSTER#<p>` | `SRC#<identity>` | written with the outcome: a repeat delivery finds it |
 //! | tier setting | `ROSTER#<p>` | `TIER#<normalised tier>` | enabled for discounts |
 //! | member entry | `GEN#<p>#<generation>` | `<email> <tier>` | member id, join date, first and last name, phone; no addresses |
-//! | member number index | `GENIDX#<p>#<generation>` | `ID#<member id>#<email>` | the email: `?member_id=` |
+//! | member number index | `gsi1`: `GENID#<p>#<generation>` | `<member id>#<email>` | on the member entry: `?member_id=` |
 //! | name index | `GENIDX#<p>#<generation>` | `NAME#<folded name>#<email>` | the email; the full name and the last name each: `?q=` |
 //! | change | `CHANGES#<p>#<generation>` | `<kind>#<email>` | joined / left / tier_changed against the replaced generation |
 //! | every member joined | `CHANGES#<p>#<generation>` | `ALL` | the generation replaced none: its members are the `joined` list |
@@ -66,12 +66,14 @@ pub(crate) fn changes_pk(p: &PropertyId, generation: &str) -> String {
 /// The greatest character: an upper bound for a key range.
 const MAX_CHAR: char = '\u{10FFFF}';
 
-/// The index keys of one member entry (the email's entries all share them).
+/// The member-number index (`gsi1` of the member entries themselves).
+fn id_index_pk(p: &PropertyId, generation: &str) -> String {
+    format!("GENID#{p}#{generation}")
+}
+
+/// The name index keys of one member entry (the email's entries all share them).
 pub(crate) fn index_sks(email: &str, entry: &MemberEntry) -> Vec<String> {
     let mut sks = Vec::new();
-    if let Some(id) = entry.member_id.as_deref().filter(|id| !id.is_empty()) {
-        sks.push(format!("ID#{id}#{email}"));
-    }
     let first = entry
         .first_name
         .as_deref()
@@ -425,25 +427,30 @@ impl RosterStore for Store {
         let Some((active, _)) = self.active_roster(p).await? else {
             return Ok(Vec::new());
         };
-        let prefix = format!("ID#{member_id}#");
-        let q = Query::partition(T, index_pk(p, &active.generation))
+        let prefix = format!("{member_id}#");
+        let q = Query::gsi1(T, id_index_pk(p, &active.generation))
             .prefix(prefix.clone())
             .limit(limit.max(1) * 4);
-        let index: Vec<Item> = self
-            .items()
-            .query(&q, self.now_ts())
-            .await?
-            .items
-            .into_iter()
-            // A member number with a `#` in it could start another's key
-            // with this prefix: only exact keys count.
-            .filter(|i| {
-                decode::<IndexEntry>(i).is_ok_and(|e| i.sk == format!("{prefix}{}", e.email))
-            })
-            .collect();
-        let mut out = Vec::new();
-        self.found_members(p, &active.generation, &index, &mut out)
-            .await?;
+        let mut out: Vec<FoundMember> = Vec::new();
+        for i in self.items().query(&q, self.now_ts()).await?.items {
+            let email = email_of_sk(&i.sk).to_owned();
+            // A member number with a `#` in it could start another's index
+            // key with this prefix: only exact keys count.
+            let exact = i
+                .gsi1
+                .as_ref()
+                .is_some_and(|(_, sk)| *sk == format!("{prefix}{email}"));
+            if !exact || out.iter().any(|f| f.email.as_str() == email) {
+                continue;
+            }
+            let entries = self.entries_of(p, &active.generation, &email).await?;
+            if let (Ok(parsed), false) = (Email::parse(&email), entries.is_empty()) {
+                out.push(FoundMember {
+                    email: parsed,
+                    record: record_of(&entries)?,
+                });
+            }
+        }
         out.truncate(limit);
         Ok(out)
     }
@@ -650,7 +657,11 @@ impl RosterStore for Store {
             for isk in index_sks(email, &entry) {
                 items.push(Item::new(index_pk(p, generation), isk, body.clone()));
             }
-            items.push(Item::new(pk.clone(), sk, encode(&entry)));
+            let mut item = Item::new(pk.clone(), sk, encode(&entry));
+            if let Some(id) = entry.member_id.as_deref().filter(|id| !id.is_empty()) {
+                item = item.with_gsi1(id_index_pk(p, generation), format!("{id}#{email}"));
+            }
+            items.push(item);
             if items.len() >= PUT_CHUNK {
                 self.items()
                     .batch_put(T, std::mem::take(&mut items))
