@@ -184,11 +184,12 @@ fn parse_rust(path: &Path) -> f64 {
     let started = Instant::now();
     let f = std::fs::File::open(path).unwrap();
     let as_of = chrono::Utc::now().date_naive();
-    // What the import reads: the roster's own columns, every row validated.
+    // What the import reads: the roster's own columns and the contact kept
+    // for prefill, every row validated.
     let rows =
         domain::roster::open_delimited(std::io::BufReader::with_capacity(256 * 1024, f), as_of)
             .unwrap()
-            .with_detail(domain::roster::Detail::Roster);
+            .with_detail(domain::roster::Detail::Contact);
     let mut n = 0u64;
     for outcome in rows {
         if matches!(outcome, domain::roster::RowOutcome::Member(_)) {

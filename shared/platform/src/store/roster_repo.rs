@@ -612,11 +612,10 @@ impl RosterStore for Store {
         q.sk = range_after(&prefix, after.map(|a| format!("{prefix}{a}")).as_deref());
         let page = self.items().query(&q, self.now_ts()).await?;
         let out: Vec<MemberChange> = page.items.iter().map(decode).collect::<Result<_, _>>()?;
-        let next = if page.next.is_some() && out.len() == limit {
-            out.last().map(|c| c.email.clone())
-        } else {
-            None
-        };
+        // A page cut short by the store's size limit also has a `next`.
+        let next = page
+            .next
+            .and_then(|_| out.last().map(|c| c.email.clone()));
         Ok((out, next))
     }
 
