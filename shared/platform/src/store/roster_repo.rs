@@ -613,9 +613,7 @@ impl RosterStore for Store {
         let page = self.items().query(&q, self.now_ts()).await?;
         let out: Vec<MemberChange> = page.items.iter().map(decode).collect::<Result<_, _>>()?;
         // A page cut short by the store's size limit also has a `next`.
-        let next = page
-            .next
-            .and_then(|_| out.last().map(|c| c.email.clone()));
+        let next = page.next.and_then(|_| out.last().map(|c| c.email.clone()));
         Ok((out, next))
     }
 
