@@ -18,7 +18,7 @@ use domain::roster::import::{
     FileFacts, ImportPolicy, ImportReport, ImportSource, ImportStatus, MAX_REPORTED_REJECTS,
     RejectedRow, decide,
 };
-use domain::roster::store::{Flip, GenerationMember, RosterStore};
+use domain::roster::store::{ChangeCounts, Flip, GenerationMember, RosterStore};
 use domain::roster::{Detail, FileError, FileKind, RowOutcome, file_kind};
 use domain::time::local_date;
 use domain::{Property, PropertyId, StoreError};
@@ -147,10 +147,10 @@ fn parse(
 ) -> ParseEnd {
     let opened = match (input, kind) {
         (Input::Stream(r), FileKind::Delimited) => domain::roster::open_delimited(r, as_of)
-            .map(|rows| Rows::Stream(rows.with_detail(Detail::Roster))),
+            .map(|rows| Rows::Stream(rows.with_detail(Detail::Contact))),
         (Input::File(path), kind) => match std::fs::File::open(&path) {
             Ok(f) => domain::roster::open(kind, std::io::BufReader::new(f), as_of)
-                .map(|rows| Rows::File(rows.with_detail(Detail::Roster))),
+                .map(|rows| Rows::File(rows.with_detail(Detail::Contact))),
             Err(e) => return ParseEnd::Io(e),
         },
         (Input::Stream(_), FileKind::Spreadsheet(_)) => {
@@ -198,11 +198,15 @@ fn parse(
                 if let Some(t) = &tier {
                     *out.tier_counts.entry(t.clone()).or_default() += 1;
                 }
+                let row = *row;
                 chunk.push(GenerationMember {
                     email: row.email,
                     tier,
                     member_id: row.member_id,
                     since: row.join_date,
+                    first_name: row.first_name,
+                    last_name: row.last_name,
+                    phone: row.phone,
                 });
                 if chunk.len() == CHUNK && tx.blocking_send(std::mem::take(&mut chunk)).is_err() {
                     return ParseEnd::WriterGone;
@@ -312,6 +316,10 @@ pub async fn import(store: &Store, req: ImportRequest) -> Result<ImportReport, I
         generation: None,
         source: req.source.clone(),
         previous_members: active.as_ref().map_or(0, |(a, _)| a.members),
+        joined: 0,
+        left: 0,
+        tier_changed: 0,
+        unchanged: 0,
     };
     // Older than what is active: nothing to read.
     if let Some((a, _)) = &active
@@ -408,11 +416,20 @@ pub async fn import(store: &Store, req: ImportRequest) -> Result<ImportReport, I
         truncated: parsed.truncated,
     };
     let mut active = active;
+    // The generation the changes were counted against (outer `None`: not yet).
+    let mut compared: Option<Option<String>> = None;
     let mut retry = Retry::new(5);
     while retry.next().await.is_some() {
         let (status, reason) = decide(facts, &order, active.as_ref().map(|(a, _)| a), policy);
         report.status = status;
         report.reason = reason;
+        let base = active.as_ref().map(|(a, _)| a.generation.clone());
+        if matches!(status, ImportStatus::Applied | ImportStatus::Held)
+            && compared.as_ref() != Some(&base)
+        {
+            count_changes(store, &p, base.as_deref(), &generation, &mut report).await?;
+            compared = Some(base);
+        }
         report.previous_members = active.as_ref().map_or(0, |(a, _)| a.members);
         report.duration_ms = started.elapsed().as_millis() as u64;
         let flip = (status == ImportStatus::Applied).then(|| {
@@ -445,6 +462,29 @@ pub async fn import(store: &Store, req: ImportRequest) -> Result<ImportReport, I
         }
     }
     Err(ImportError::Store(StoreError::Conflict))
+}
+
+/// Counts (and records for the changes listing) what the import's
+/// generation changes against the active one.
+async fn count_changes(
+    store: &Store,
+    p: &PropertyId,
+    base: Option<&str>,
+    generation: &str,
+    report: &mut ImportReport,
+) -> Result<(), StoreError> {
+    let counts = store
+        .compare_generations(p, base.filter(|b| *b != generation), generation)
+        .await?
+        .unwrap_or(ChangeCounts {
+            joined: report.members,
+            ..ChangeCounts::default()
+        });
+    report.joined = counts.joined;
+    report.left = counts.left;
+    report.tier_changed = counts.tier_changed;
+    report.unchanged = counts.unchanged;
+    Ok(())
 }
 
 async fn record(

@@ -27,10 +27,12 @@ use utoipa_axum::routes;
 pub fn routes() -> OpenApiRouter<Store> {
     OpenApiRouter::new()
         .routes(scoped(routes!(club::member), Scope::ClubRead))
+        .routes(scoped(routes!(club::find_members), Scope::ClubRead))
         .routes(scoped(routes!(club::tiers), Scope::ClubRead))
         .routes(scoped(routes!(club::set_tier), Scope::ClubAdmin))
         .routes(scoped(routes!(club::imports), Scope::ClubRead))
         .routes(scoped(routes!(club::approve), Scope::ClubAdmin))
+        .routes(scoped(routes!(club::changes), Scope::ClubRead))
         .routes(scoped(
             routes!(club::settings, club::set_settings),
             Scope::ClubAdmin,

@@ -187,6 +187,7 @@ const ROUTE_SCOPES: &[(&str, &str, &str)] = &[
         "/v1/properties/{property}/club-settings",
         "club:admin",
     ),
+    ("GET", "/v1/properties/{property}/club-members", "club:read"),
     ("GET", "/v1/properties/{property}/club-tiers", "club:read"),
     (
         "PUT",
@@ -291,6 +292,11 @@ const ROUTE_SCOPES: &[(&str, &str, &str)] = &[
         "POST",
         "/v1/properties/{property}/roster-imports/{id}/approve",
         "club:admin",
+    ),
+    (
+        "GET",
+        "/v1/properties/{property}/roster-imports/{id}/changes",
+        "club:read",
     ),
     (
         "PUT",

@@ -21,6 +21,7 @@ mod loyalty;
 mod reliability_roster;
 mod reliability_vouchers;
 mod roster;
+mod roster_club;
 mod round_trips;
 mod sandbox;
 mod secrets;

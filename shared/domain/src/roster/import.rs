@@ -170,6 +170,16 @@ pub struct ImportReport {
     pub source: ImportSource,
     /// Members in the roster that was active when this file was judged.
     pub previous_members: u64,
+    /// Against that roster (applied and held imports; zero otherwise): members
+    /// who joined, left, changed tier, or stayed as they were.
+    #[serde(default)]
+    pub joined: u64,
+    #[serde(default)]
+    pub left: u64,
+    #[serde(default)]
+    pub tier_changed: u64,
+    #[serde(default)]
+    pub unchanged: u64,
 }
 
 pub const MAX_REPORTED_REJECTS: usize = 1000;

@@ -55,6 +55,10 @@ pub enum Detail {
     /// holds them in memory, and their copies were most of the parser's
     /// allocations.
     Roster,
+    /// What [`Detail::Roster`] keeps, plus the contact a booking is
+    /// prefilled with: first and last name and phone. Addresses and
+    /// preferences stay in the file. What a roster import reads.
+    Contact,
 }
 
 /// Why a well-formed row is not a current member.
@@ -249,15 +253,19 @@ pub(crate) fn classify<S: RowSource>(
     let owned = |f: Field| src.text(f).map(Cow::into_owned);
     let profile = |f: Field| match detail {
         Detail::Full => owned(f),
+        Detail::Roster | Detail::Contact => None,
+    };
+    let contact = |f: Field| match detail {
+        Detail::Full | Detail::Contact => owned(f),
         Detail::Roster => None,
     };
     RowOutcome::Member(Box::new(RosterRow {
         line,
         member_id: owned(Field::MemberId),
         email,
-        first_name: profile(Field::FirstName),
-        last_name: profile(Field::LastName),
-        phone: profile(Field::Phone),
+        first_name: contact(Field::FirstName),
+        last_name: contact(Field::LastName),
+        phone: contact(Field::Phone),
         tier: owned(Field::Tier),
         status: status.map(Cow::into_owned),
         join_date,

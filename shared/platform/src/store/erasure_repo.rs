@@ -481,7 +481,7 @@ impl Store {
                         let gens = self
                             .query_all(Query::partition(Table::Roster, &roster_pk).prefix("GEN#"))
                             .await?;
-                        let mut keys = Vec::new();
+                        let (mut keys, mut derived) = (Vec::new(), Vec::new());
                         for g in gens {
                             if g.body.contains("\"retired\"") {
                                 continue;
@@ -496,8 +496,19 @@ impl Store {
                                     .prefix(format!("{em} ")),
                                 )
                                 .await?;
-                            keys.extend(entries.into_iter().map(|i| (i.pk, i.sk)));
+                            // With them their index entries and recorded
+                            // changes (a change may name someone who left),
+                            // deleted first: they are found from the entries.
+                            for key in super::roster_repo::person_keys(p, generation, em, &entries)?
+                            {
+                                if key.0.starts_with("GEN#") {
+                                    keys.push(key);
+                                } else {
+                                    derived.push(key);
+                                }
+                            }
                         }
+                        self.items().batch_delete(Table::Roster, derived).await?;
                         found.roster_entries = keys.len() as u64;
                         if !keys.is_empty() {
                             // Counted before deleting: a retry finds none.

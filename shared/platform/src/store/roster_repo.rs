@@ -7,27 +7,38 @@
 //! | delivery marker | `ROSTER#<p>` | `SRC#<identity>` | written with the outcome: a repeat delivery finds it |
 //! | tier setting | `ROSTER#<p>` | `TIER#<normalised tier>` | enabled for discounts |
 //! | club mode | `ROSTER#<p>` | `CLUBMODE` | `live` (also when absent) or `trial` |
-//! | member entry | `GEN#<p>#<generation>` | `<email> <tier>` | member id, join date; no names or addresses |
+//! | member entry | `GEN#<p>#<generation>` | `<email> <tier>` | member id, join date, first and last name, phone; no addresses |
+//! | member number index | `gsi1`: `GENID#<p>#<generation>` | `<member id>#<email>` | on the member entry: `?member_id=` |
+//! | name index | `GENIDX#<p>#<generation>` | `NAME#<folded name>#<email>` | the email; the full name and the last name each: `?q=` |
+//! | change | `CHANGES#<p>#<generation>` | `<kind>#<email>` | joined / left / tier_changed against the replaced generation |
+//! | every member joined | `CHANGES#<p>#<generation>` | `ALL` | the generation replaced none: its members are the `joined` list |
 //! | import report | `IMPORTS#<p>` | `<import id (UUID v7)>` | newest first by a descending query |
 //!
 //! A generation id is derived from the delivery, so a retried import after a
 //! crash rewrites the same entries instead of leaving orphans. Retired
 //! generations are deleted by a later sweep, not at the flip: a reader that
-//! read the old pointer a moment before still finds a whole roster.
+//! read the old pointer a moment before still finds a whole roster. A
+//! generation's indexes and changes live and go with it.
+//!
+//! What an import changed is found after its generation is written, by
+//! reading the replaced generation and the new one side by side in key order
+//! (`<email> <tier>`), a page of each at a time: nothing grows with the
+//! roster, and both stores answer those reads in order by themselves.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 
 use async_trait::async_trait;
 use chrono::{DateTime, NaiveDate, Utc};
 use domain::roster::discount::normalise_tier;
 use domain::roster::import::{ImportReport, ImportStatus};
 use domain::roster::store::{
-    ClubMode, Flip, GenerationMember, MemberRecord, RosterStore, TierSetting,
+    ChangeCounts, ChangeKind, ClubMode, Flip, FoundMember, GenerationMember, MemberChange,
+    MemberRecord, RosterStore, TierSetting, fold_name,
 };
 use domain::{Email, PropertyId, StoreError};
 use serde::{Deserialize, Serialize};
 
-use super::items::{Cond, Item, Query, Table, TxError, Write};
+use super::items::{Cond, Item, Query, SkRange, Table, TxError, Write};
 use super::{Store, decode, encode};
 
 const T: Table = Table::Roster;
@@ -41,6 +52,79 @@ fn roster_pk(p: &PropertyId) -> String {
 
 fn gen_pk(p: &PropertyId, generation: &str) -> String {
     format!("GEN#{p}#{generation}")
+}
+
+/// A generation's member number and name indexes.
+pub(crate) fn index_pk(p: &PropertyId, generation: &str) -> String {
+    format!("GENIDX#{p}#{generation}")
+}
+
+/// What an import changed against the generation it replaced.
+pub(crate) fn changes_pk(p: &PropertyId, generation: &str) -> String {
+    format!("CHANGES#{p}#{generation}")
+}
+
+/// The greatest character: an upper bound for a key range.
+const MAX_CHAR: char = '\u{10FFFF}';
+
+/// The member-number index (`gsi1` of the member entries themselves).
+fn id_index_pk(p: &PropertyId, generation: &str) -> String {
+    format!("GENID#{p}#{generation}")
+}
+
+/// The name index keys of one member entry (the email's entries all share them).
+pub(crate) fn index_sks(email: &str, entry: &MemberEntry) -> Vec<String> {
+    let mut sks = Vec::new();
+    let first = entry
+        .first_name
+        .as_deref()
+        .map(fold_name)
+        .unwrap_or_default();
+    let last = entry
+        .last_name
+        .as_deref()
+        .map(fold_name)
+        .unwrap_or_default();
+    let full = format!("{first} {last}").trim().to_owned();
+    if !full.is_empty() {
+        sks.push(format!("NAME#{full}#{email}"));
+    }
+    if !first.is_empty() && !last.is_empty() {
+        sks.push(format!("NAME#{last}#{email}"));
+    }
+    sks
+}
+
+/// The keys a person's entries in a generation leave behind there: the
+/// entries themselves, their index entries and the recorded changes.
+/// `entries` are the person's member entries (as read).
+pub(crate) fn person_keys(
+    p: &PropertyId,
+    generation: &str,
+    email: &str,
+    entries: &[Item],
+) -> Result<Vec<(String, String)>, StoreError> {
+    let mut keys = Vec::new();
+    for i in entries {
+        let e: MemberEntry = decode(i)?;
+        for sk in index_sks(email, &e) {
+            keys.push((index_pk(p, generation), sk));
+        }
+        keys.push((i.pk.clone(), i.sk.clone()));
+    }
+    for kind in [
+        ChangeKind::Joined,
+        ChangeKind::Left,
+        ChangeKind::TierChanged,
+    ] {
+        keys.push((
+            changes_pk(p, generation),
+            format!("{}#{email}", kind.as_str()),
+        ));
+    }
+    keys.sort();
+    keys.dedup();
+    Ok(keys)
 }
 
 fn imports_pk(p: &PropertyId) -> String {
@@ -63,13 +147,134 @@ struct GenEntry {
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
-struct MemberEntry {
+pub(crate) struct MemberEntry {
     #[serde(skip_serializing_if = "Option::is_none")]
     member_id: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     tier: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     since: Option<NaiveDate>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    first_name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    last_name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    phone: Option<String>,
+}
+
+/// An index entry's body: the member's email.
+#[derive(Debug, Serialize, Deserialize)]
+struct IndexEntry {
+    email: String,
+}
+
+/// A person's entries folded into what a lookup answers.
+fn record_of(items: &[Item]) -> Result<MemberRecord, StoreError> {
+    let mut record = MemberRecord::default();
+    for i in items {
+        let e: MemberEntry = decode(i)?;
+        if record.member_id.is_none() {
+            record.member_id = e.member_id;
+        }
+        if let Some(t) = e.tier.filter(|t| !record.tiers.contains(t)) {
+            record.tiers.push(t);
+        }
+        record.since = match (record.since, e.since) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        record.first_name = record.first_name.or(e.first_name);
+        record.last_name = record.last_name.or(e.last_name);
+        record.phone = record.phone.or(e.phone);
+    }
+    Ok(record)
+}
+
+/// The email of a member entry's key (`<email> <tier>`).
+fn email_of_sk(sk: &str) -> &str {
+    sk.split_once(' ').map_or(sk, |(e, _)| e)
+}
+
+/// A partition read in key order a page at a time, handed out one member
+/// (all entries of one email) at a time.
+struct MemberScan<'a> {
+    store: &'a Store,
+    query: Query,
+    buffer: VecDeque<Item>,
+    more: bool,
+}
+
+impl<'a> MemberScan<'a> {
+    fn new(store: &'a Store, query: Query) -> Self {
+        Self {
+            store,
+            query: query.limit(SCAN_PAGE),
+            buffer: VecDeque::new(),
+            more: true,
+        }
+    }
+
+    async fn peek_email(&mut self) -> Result<Option<String>, StoreError> {
+        while self.buffer.is_empty() && self.more {
+            let page = self
+                .store
+                .items()
+                .query(&self.query, self.store.now_ts())
+                .await?;
+            self.buffer.extend(page.items);
+            self.more = page.next.is_some();
+            self.query.after = page.next;
+        }
+        Ok(self.buffer.front().map(|i| email_of_sk(&i.sk).to_owned()))
+    }
+
+    /// The next member's email and entries.
+    async fn next_member(&mut self) -> Result<Option<(String, Vec<Item>)>, StoreError> {
+        let Some(email) = self.peek_email().await? else {
+            return Ok(None);
+        };
+        let mut entries = Vec::new();
+        while self.peek_email().await?.as_deref() == Some(email.as_str()) {
+            entries.extend(self.buffer.pop_front());
+        }
+        Ok(Some((email, entries)))
+    }
+}
+
+/// A member of the replaced generation who is not in the new one.
+fn left(email: &str, entries: &[Item]) -> Result<MemberChange, StoreError> {
+    Ok(MemberChange {
+        email: email.to_owned(),
+        kind: ChangeKind::Left,
+        member_id: record_of(entries)?.member_id,
+        tiers_before: tiers_of(entries)?,
+        tiers_after: Vec::new(),
+    })
+}
+
+/// Items per page while reading a generation in order.
+const SCAN_PAGE: usize = 1000;
+
+/// The tiers of a person's entries, sorted.
+fn tiers_of(items: &[Item]) -> Result<Vec<String>, StoreError> {
+    let mut tiers = Vec::new();
+    for i in items {
+        let e: MemberEntry = decode(i)?;
+        if let Some(t) = e.tier.filter(|t| !tiers.contains(t)) {
+            tiers.push(t);
+        }
+    }
+    tiers.sort();
+    Ok(tiers)
+}
+
+/// A key range of a partition starting after `after` (exclusive) within
+/// `prefix`.
+fn range_after(prefix: &str, after: Option<&str>) -> SkRange {
+    match after {
+        None => SkRange::Prefix(prefix.to_owned()),
+        Some(a) => SkRange::Between(format!("{a}\u{1}"), format!("{prefix}{MAX_CHAR}")),
+    }
 }
 
 fn tx_err(e: TxError) -> StoreError {
@@ -77,6 +282,67 @@ fn tx_err(e: TxError) -> StoreError {
 }
 
 impl Store {
+    /// Deletes every item of a roster partition, a page at a time.
+    async fn drop_partition(&self, pk: &str) -> Result<(), StoreError> {
+        loop {
+            let page = self
+                .items()
+                .query(&Query::partition(T, pk).limit(1000), self.now_ts())
+                .await?;
+            if page.items.is_empty() {
+                return Ok(());
+            }
+            let keys = page.items.into_iter().map(|i| (i.pk, i.sk)).collect();
+            self.items().batch_delete(T, keys).await?;
+        }
+    }
+
+    /// A person's entries in a generation.
+    async fn entries_of(
+        &self,
+        p: &PropertyId,
+        generation: &str,
+        email: &str,
+    ) -> Result<Vec<Item>, StoreError> {
+        let q = Query::partition(T, gen_pk(p, generation)).prefix(format!("{email} "));
+        Ok(self.items().query(&q, self.now_ts()).await?.items)
+    }
+
+    /// The members behind index entries of the active generation, in the
+    /// entries' order, each once.
+    async fn found_members(
+        &self,
+        p: &PropertyId,
+        generation: &str,
+        index: &[Item],
+        out: &mut Vec<FoundMember>,
+    ) -> Result<(), StoreError> {
+        for i in index {
+            let IndexEntry { email } = decode(i)?;
+            if out.iter().any(|f| f.email.as_str() == email) {
+                continue;
+            }
+            let entries = self.entries_of(p, generation, &email).await?;
+            // An entry erased since the index was read: not a member any more.
+            let (Ok(parsed), false) = (Email::parse(&email), entries.is_empty()) else {
+                continue;
+            };
+            out.push(FoundMember {
+                email: parsed,
+                record: record_of(&entries)?,
+            });
+        }
+        Ok(())
+    }
+
+    fn change_item(p: &PropertyId, generation: &str, change: &MemberChange) -> Item {
+        Item::new(
+            changes_pk(p, generation),
+            format!("{}#{}", change.kind.as_str(), change.email),
+            encode(change),
+        )
+    }
+
     fn gen_entry(&self, p: &PropertyId, generation: &str, status: GenStatus) -> Item {
         let entry = GenEntry {
             status,
@@ -150,25 +416,206 @@ impl RosterStore for Store {
         if items.is_empty() {
             return Ok(None);
         }
-        let mut record = MemberRecord {
-            member_id: None,
-            tiers: Vec::new(),
-            since: None,
+        Ok(Some(record_of(&items)?))
+    }
+
+    async fn find_by_member_id(
+        &self,
+        p: &PropertyId,
+        member_id: &str,
+        limit: usize,
+    ) -> Result<Vec<FoundMember>, StoreError> {
+        let Some((active, _)) = self.active_roster(p).await? else {
+            return Ok(Vec::new());
         };
-        for i in &items {
-            let e: MemberEntry = decode(i)?;
-            if record.member_id.is_none() {
-                record.member_id = e.member_id;
+        let prefix = format!("{member_id}#");
+        let q = Query::gsi1(T, id_index_pk(p, &active.generation))
+            .prefix(prefix.clone())
+            .limit(limit.max(1) * 4);
+        let mut out: Vec<FoundMember> = Vec::new();
+        for i in self.items().query(&q, self.now_ts()).await?.items {
+            let email = email_of_sk(&i.sk).to_owned();
+            // A member number with a `#` in it could start another's index
+            // key with this prefix: only exact keys count.
+            let exact = i
+                .gsi1
+                .as_ref()
+                .is_some_and(|(_, sk)| *sk == format!("{prefix}{email}"));
+            if !exact || out.iter().any(|f| f.email.as_str() == email) {
+                continue;
             }
-            if let Some(t) = e.tier.filter(|t| !record.tiers.contains(t)) {
-                record.tiers.push(t);
+            let entries = self.entries_of(p, &active.generation, &email).await?;
+            if let (Ok(parsed), false) = (Email::parse(&email), entries.is_empty()) {
+                out.push(FoundMember {
+                    email: parsed,
+                    record: record_of(&entries)?,
+                });
             }
-            record.since = match (record.since, e.since) {
-                (Some(a), Some(b)) => Some(a.min(b)),
-                (a, b) => a.or(b),
-            };
         }
-        Ok(Some(record))
+        out.truncate(limit);
+        Ok(out)
+    }
+
+    async fn search_members(
+        &self,
+        p: &PropertyId,
+        folded: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<(Vec<FoundMember>, Option<String>), StoreError> {
+        let Some((active, _)) = self.active_roster(p).await? else {
+            return Ok((Vec::new(), None));
+        };
+        let prefix = format!("NAME#{folded}");
+        let mut q = Query::partition(T, index_pk(p, &active.generation)).limit(limit.max(1));
+        q.sk = range_after(&prefix, after);
+        let mut out = Vec::new();
+        loop {
+            let page = self.items().query(&q, self.now_ts()).await?;
+            let more = page.next.is_some();
+            for (n, i) in page.items.iter().enumerate() {
+                self.found_members(p, &active.generation, std::slice::from_ref(i), &mut out)
+                    .await?;
+                if out.len() >= limit {
+                    let last = n + 1 == page.items.len() && !more;
+                    return Ok((out, (!last).then(|| i.sk.clone())));
+                }
+            }
+            match page.next {
+                Some(c) => q.after = Some(c),
+                None => return Ok((out, None)),
+            }
+        }
+    }
+
+    async fn compare_generations(
+        &self,
+        p: &PropertyId,
+        old: Option<&str>,
+        new: &str,
+    ) -> Result<Option<ChangeCounts>, StoreError> {
+        // A retry may compare against another generation: start clean.
+        self.drop_partition(&changes_pk(p, new)).await?;
+        let Some(old) = old else {
+            let all = Item::new(changes_pk(p, new), "ALL", "{}".to_owned());
+            self.items().batch_put(T, vec![all]).await?;
+            return Ok(None);
+        };
+        let mut before = MemberScan::new(self, Query::partition(T, gen_pk(p, old)));
+        let mut after = MemberScan::new(self, Query::partition(T, gen_pk(p, new)));
+        let mut counts = ChangeCounts::default();
+        let mut writes = Vec::new();
+        let (mut a, mut b) = (before.next_member().await?, after.next_member().await?);
+        loop {
+            let change = match (&a, &b) {
+                (None, None) => break,
+                (Some((ea, ia)), Some((eb, ib))) if ea == eb => {
+                    let (was, is) = (tiers_of(ia)?, tiers_of(ib)?);
+                    let change = (was != is).then(|| -> Result<_, StoreError> {
+                        Ok(MemberChange {
+                            email: eb.clone(),
+                            kind: ChangeKind::TierChanged,
+                            member_id: record_of(ib)?.member_id,
+                            tiers_before: was,
+                            tiers_after: is,
+                        })
+                    });
+                    if change.is_none() {
+                        counts.unchanged += 1;
+                    }
+                    a = before.next_member().await?;
+                    b = after.next_member().await?;
+                    change.transpose()?
+                }
+                (Some((ea, ia)), Some((eb, _))) if ea < eb => {
+                    let c = left(ea, ia)?;
+                    a = before.next_member().await?;
+                    Some(c)
+                }
+                (Some((ea, ia)), None) => {
+                    let c = left(ea, ia)?;
+                    a = before.next_member().await?;
+                    Some(c)
+                }
+                (_, Some((eb, ib))) => {
+                    let c = MemberChange {
+                        email: eb.clone(),
+                        kind: ChangeKind::Joined,
+                        member_id: record_of(ib)?.member_id,
+                        tiers_before: Vec::new(),
+                        tiers_after: tiers_of(ib)?,
+                    };
+                    b = after.next_member().await?;
+                    Some(c)
+                }
+            };
+            if let Some(c) = change {
+                match c.kind {
+                    ChangeKind::Joined => counts.joined += 1,
+                    ChangeKind::Left => counts.left += 1,
+                    ChangeKind::TierChanged => counts.tier_changed += 1,
+                }
+                writes.push(Self::change_item(p, new, &c));
+                if writes.len() >= PUT_CHUNK {
+                    self.items()
+                        .batch_put(T, std::mem::take(&mut writes))
+                        .await?;
+                }
+            }
+        }
+        self.items().batch_put(T, writes).await?;
+        Ok(Some(counts))
+    }
+
+    async fn changes(
+        &self,
+        p: &PropertyId,
+        generation: &str,
+        kind: ChangeKind,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<(Vec<MemberChange>, Option<String>), StoreError> {
+        let limit = limit.max(1);
+        let all = self
+            .items()
+            .get(T, &changes_pk(p, generation), "ALL", self.now_ts())
+            .await?
+            .is_some();
+        if all {
+            // Every member joined: the list is the generation itself.
+            if kind != ChangeKind::Joined {
+                return Ok((Vec::new(), None));
+            }
+            let mut q = Query::partition(T, gen_pk(p, generation));
+            if let Some(a) = after {
+                q.sk = SkRange::Between(format!("{a}!"), MAX_CHAR.to_string());
+            }
+            let mut scan = MemberScan::new(self, q);
+            let mut out = Vec::new();
+            while out.len() < limit {
+                let Some((email, entries)) = scan.next_member().await? else {
+                    return Ok((out, None));
+                };
+                out.push(MemberChange {
+                    member_id: record_of(&entries)?.member_id,
+                    tiers_before: Vec::new(),
+                    tiers_after: tiers_of(&entries)?,
+                    email,
+                    kind,
+                });
+            }
+            let more = scan.peek_email().await?.is_some();
+            let next = more.then(|| out.last().map(|c| c.email.clone())).flatten();
+            return Ok((out, next));
+        }
+        let prefix = format!("{}#", kind.as_str());
+        let mut q = Query::partition(T, changes_pk(p, generation)).limit(limit);
+        q.sk = range_after(&prefix, after.map(|a| format!("{prefix}{a}")).as_deref());
+        let page = self.items().query(&q, self.now_ts()).await?;
+        let out: Vec<MemberChange> = page.items.iter().map(decode).collect::<Result<_, _>>()?;
+        // A page cut short by the store's size limit also has a `next`.
+        let next = page.next.and_then(|_| out.last().map(|c| c.email.clone()));
+        Ok((out, next))
     }
 
     async fn start_generation(&self, p: &PropertyId, generation: &str) -> Result<(), StoreError> {
@@ -197,9 +644,23 @@ impl RosterStore for Store {
                 member_id: m.member_id,
                 tier: m.tier,
                 since: m.since,
+                first_name: m.first_name,
+                last_name: m.last_name,
+                phone: m.phone,
             };
-            items.push(Item::new(pk.clone(), sk, encode(&entry)));
-            if items.len() == PUT_CHUNK {
+            let email = m.email.as_str();
+            let body = encode(&IndexEntry {
+                email: email.to_owned(),
+            });
+            for isk in index_sks(email, &entry) {
+                items.push(Item::new(index_pk(p, generation), isk, body.clone()));
+            }
+            let mut item = Item::new(pk.clone(), sk, encode(&entry));
+            if let Some(id) = entry.member_id.as_deref().filter(|id| !id.is_empty()) {
+                item = item.with_gsi1(id_index_pk(p, generation), format!("{id}#{email}"));
+            }
+            items.push(item);
+            if items.len() >= PUT_CHUNK {
                 self.items()
                     .batch_put(T, std::mem::take(&mut items))
                     .await?;
@@ -359,17 +820,12 @@ impl RosterStore for Store {
     }
 
     async fn drop_generation(&self, p: &PropertyId, generation: &str) -> Result<(), StoreError> {
-        let pk = gen_pk(p, generation);
-        loop {
-            let page = self
-                .items()
-                .query(&Query::partition(T, pk.clone()).limit(1000), self.now_ts())
-                .await?;
-            if page.items.is_empty() {
-                break;
-            }
-            let keys = page.items.into_iter().map(|i| (i.pk, i.sk)).collect();
-            self.items().batch_delete(T, keys).await?;
+        for pk in [
+            changes_pk(p, generation),
+            index_pk(p, generation),
+            gen_pk(p, generation),
+        ] {
+            self.drop_partition(&pk).await?;
         }
         self.items()
             .batch_delete(T, vec![(roster_pk(p), format!("GEN#{generation}"))])
