@@ -186,8 +186,10 @@ pub fn openapi_json() -> String {
 
 /// The router `guesthub serve` listens with.
 pub fn router(store: Store, max_body_bytes: usize) -> Router {
-    let (router, _) = routes(store).split_for_parts();
+    let (router, _) = routes(store.clone()).split_for_parts();
     let router = router
+        // OCTO's routes follow OCTO's own document, not the hub's.
+        .merge(octo_api::routes().with_state(store))
         .route("/health", get(platform::http::health))
         .merge(platform::http::docs::router(openapi_json()));
     platform::http::serve_layers(router, max_body_bytes).layer(axum::middleware::from_fn(
