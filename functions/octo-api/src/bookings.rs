@@ -11,8 +11,8 @@
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
 use axum::response::Response;
-use chrono::{DateTime, Days, Duration, NaiveDate, Utc};
 use checkout_api::orders::{Plan, cancel_order, plan};
+use chrono::{DateTime, Days, Duration, NaiveDate, Utc};
 use domain::checkout::catalogue::{Catalogue, Product, ProductKind};
 use domain::checkout::membership::Contact;
 use domain::checkout::order::{
@@ -249,7 +249,10 @@ fn booking_date(
     }
 }
 
-fn unit_items(product: &Product, items: Vec<UnitItemBody>) -> Result<Vec<OctoUnitItem>, OctoApiError> {
+fn unit_items(
+    product: &Product,
+    items: Vec<UnitItemBody>,
+) -> Result<Vec<OctoUnitItem>, OctoApiError> {
     if items.is_empty() || items.len() > MAX_UNITS {
         return Err(OctoError::BadRequest(format!("unitItems: 1 to {MAX_UNITS} items")).into());
     }
@@ -266,7 +269,11 @@ fn unit_items(product: &Product, items: Vec<UnitItemBody>) -> Result<Vec<OctoUni
                 unit_id: u.unit_id,
                 reseller_reference: u.reseller_reference,
                 supplier_reference: None,
-                contact: u.contact.map(ContactBody::contact).transpose()?.unwrap_or_default(),
+                contact: u
+                    .contact
+                    .map(ContactBody::contact)
+                    .transpose()?
+                    .unwrap_or_default(),
             })
         })
         .collect()
@@ -351,7 +358,8 @@ async fn set_hold(
 ) -> Result<(), OctoApiError> {
     let (p, test) = (&caller.property.id, caller.test_mode);
     let now = store.clock().now();
-    let same = matches!((&old, &new), (Some((op, od)), Some(n)) if *op == n.product && *od == n.date);
+    let same =
+        matches!((&old, &new), (Some((op, od)), Some(n)) if *op == n.product && *od == n.date);
     if let Some((product, date)) = old.filter(|_| !same) {
         let (s, v) = store.seats(p, &product, date, test).await?;
         if v.is_some() {
@@ -389,7 +397,9 @@ async fn view(
     b: &OctoBooking,
     caps: Capabilities,
 ) -> Result<Value, OctoApiError> {
-    let product = store.product(&caller.live_property(), &b.product_id).await?;
+    let product = store
+        .product(&caller.live_property(), &b.product_id)
+        .await?;
     let now = store.clock().now();
     let mut status = b.status_at(now);
     let order = match status {
@@ -399,7 +409,10 @@ async fn view(
             .map(|(s, _)| s.order),
         _ => None,
     };
-    if order.as_ref().is_some_and(|o| o.status == OrderStatus::Cancelled) {
+    if order
+        .as_ref()
+        .is_some_and(|o| o.status == OrderStatus::Cancelled)
+    {
         status = OctoStatus::Cancelled;
     }
     let lines: Vec<PricedLine> = match (&order, &product) {
@@ -468,7 +481,11 @@ pub async fn reserve(
         product_id: product.id.clone(),
         date,
         unit_items: unit_items(&product, body.unit_items)?,
-        contact: body.contact.map(ContactBody::contact).transpose()?.unwrap_or_default(),
+        contact: body
+            .contact
+            .map(ContactBody::contact)
+            .transpose()?
+            .unwrap_or_default(),
         notes: body.notes,
         reseller_reference: body.reseller_reference,
         status: OctoStatus::OnHold,
@@ -581,7 +598,9 @@ pub async fn update(
         let mut tx = OrderTx::default();
         match old.status_at(now) {
             OctoStatus::Expired => {
-                return Err(OctoError::InvalidBookingUuid(uuid, "the reservation has expired").into());
+                return Err(
+                    OctoError::InvalidBookingUuid(uuid, "the reservation has expired").into(),
+                );
             }
             OctoStatus::Cancelled => {
                 return Err(OctoError::Unprocessable("the booking is cancelled".into()).into());
@@ -601,7 +620,9 @@ pub async fn update(
                 }
             }
             OctoStatus::OnHold => {
-                let old_product = store.product(&caller.live_property(), &old.product_id).await?;
+                let old_product = store
+                    .product(&caller.live_property(), &old.product_id)
+                    .await?;
                 let product = match &body.product_id {
                     Some(id) => product_of(&store, &caller, id).await?,
                     None => old_product
@@ -628,14 +649,23 @@ pub async fn update(
                     b.contact = c.contact()?;
                 }
                 if let Some(m) = body.expiration_minutes {
-                    b.expires_at = now + Duration::minutes(i64::from(OctoBooking::hold_minutes(Some(m))?));
+                    b.expires_at =
+                        now + Duration::minutes(i64::from(OctoBooking::hold_minutes(Some(m))?));
                 }
                 quote(&store, &caller, &b, &product).await?;
                 let old_at = old_product
                     .as_ref()
                     .and_then(|op| hold_of(&old, op))
                     .map(|h| (h.product, h.date));
-                set_hold(&store, &mut tx, &caller, &uuid, old_at, hold_of(&b, &product)).await?;
+                set_hold(
+                    &store,
+                    &mut tx,
+                    &caller,
+                    &uuid,
+                    old_at,
+                    hold_of(&b, &product),
+                )
+                .await?;
             }
         }
         store.put_octo_booking(&mut tx, p, &b, Some(version));
@@ -663,16 +693,23 @@ pub async fn extend(
         match b.status_at(now) {
             OctoStatus::OnHold => {}
             OctoStatus::Expired => {
-                return Err(OctoError::InvalidBookingUuid(uuid, "the reservation has expired").into());
+                return Err(
+                    OctoError::InvalidBookingUuid(uuid, "the reservation has expired").into(),
+                );
             }
             _ => {
-                return Err(OctoError::Unprocessable("only a reservation on hold is extended".into()).into());
+                return Err(OctoError::Unprocessable(
+                    "only a reservation on hold is extended".into(),
+                )
+                .into());
             }
         }
         b.expires_at = now + Duration::minutes(i64::from(minutes));
         b.updated_at = now;
         let mut tx = OrderTx::default();
-        if let Some(product) = store.product(&caller.live_property(), &b.product_id).await?
+        if let Some(product) = store
+            .product(&caller.live_property(), &b.product_id)
+            .await?
             && let Some(h) = hold_of(&b, &product)
         {
             let at = Some((h.product.clone(), h.date));
@@ -688,7 +725,12 @@ pub async fn extend(
 
 /// The order a confirmed booking is: pay later (the reseller settles on
 /// account), sourced `OCTO`, credited to the reseller.
-fn order_request(b: &OctoBooking, product: &Product, caller: &Caller, email_receipt: bool) -> OrderRequest {
+fn order_request(
+    b: &OctoBooking,
+    product: &Product,
+    caller: &Caller,
+    email_receipt: bool,
+) -> OrderRequest {
     let membership = product.kind == ProductKind::Membership;
     let items = b
         .quantities()
@@ -838,10 +880,20 @@ pub async fn cancel(
         match b.status_at(now) {
             OctoStatus::Cancelled => return answer_booking(&store, &caller, &b, caps).await,
             OctoStatus::OnHold | OctoStatus::Expired => {
-                if let Some(product) = store.product(&caller.live_property(), &b.product_id).await?
+                if let Some(product) = store
+                    .product(&caller.live_property(), &b.product_id)
+                    .await?
                     && let Some(h) = hold_of(&b, &product)
                 {
-                    set_hold(&store, &mut tx, &caller, &uuid, Some((h.product, h.date)), None).await?;
+                    set_hold(
+                        &store,
+                        &mut tx,
+                        &caller,
+                        &uuid,
+                        Some((h.product, h.date)),
+                        None,
+                    )
+                    .await?;
                 }
             }
             OctoStatus::Confirmed => {

@@ -89,11 +89,7 @@ pub async fn get_product(
 
 /// The caller's product `id` (the live catalogue, sandbox keys too), or
 /// `INVALID_PRODUCT_ID`.
-pub async fn product_of(
-    store: &Store,
-    caller: &Caller,
-    id: &str,
-) -> Result<Product, OctoApiError> {
+pub async fn product_of(store: &Store, caller: &Caller, id: &str) -> Result<Product, OctoApiError> {
     Ok(store
         .product(&caller.live_property(), id)
         .await?
@@ -110,9 +106,9 @@ pub fn check_option(option_id: &str) -> Result<(), OctoError> {
 
 pub fn check_currency(p: &Product, currency: Option<&str>) -> Result<(), OctoError> {
     match currency {
-        Some(c) if !c.eq_ignore_ascii_case(&p.currency.to_string()) => Err(
-            OctoError::BadRequest(format!("this product is sold in {} only", p.currency)),
-        ),
+        Some(c) if !c.eq_ignore_ascii_case(&p.currency.to_string()) => Err(OctoError::BadRequest(
+            format!("this product is sold in {} only", p.currency),
+        )),
         _ => Ok(()),
     }
 }

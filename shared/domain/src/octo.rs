@@ -223,6 +223,9 @@ mod tests {
         assert_eq!(date_range(d, d).unwrap(), vec![d]);
         assert!(date_range(d, d - chrono::Days::new(1)).is_err());
         assert!(date_range(d, d + chrono::Days::new(366)).is_err());
-        assert_eq!(date_range(d, d + chrono::Days::new(365)).unwrap().len(), 366);
+        assert_eq!(
+            date_range(d, d + chrono::Days::new(365)).unwrap().len(),
+            366
+        );
     }
 }
