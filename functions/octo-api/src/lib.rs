@@ -21,8 +21,25 @@ use domain::Scope;
 use platform::Store;
 use platform::http::RequiredScope;
 
-/// Every route of this function (the collection paths also with OCTO's
-/// trailing slash).
+/// Every operation (method, path) this function serves; the collection
+/// paths are also served with OCTO's trailing slash.
+pub const ROUTES: &[(&str, &str)] = &[
+    ("GET", "/octo/suppliers"),
+    ("GET", "/octo/{property}/supplier"),
+    ("GET", "/octo/{property}/products"),
+    ("GET", "/octo/{property}/products/{id}"),
+    ("POST", "/octo/{property}/availability"),
+    ("POST", "/octo/{property}/availability/calendar"),
+    ("POST", "/octo/{property}/bookings"),
+    ("GET", "/octo/{property}/bookings"),
+    ("GET", "/octo/{property}/bookings/{uuid}"),
+    ("PATCH", "/octo/{property}/bookings/{uuid}"),
+    ("POST", "/octo/{property}/bookings/{uuid}/confirm"),
+    ("POST", "/octo/{property}/bookings/{uuid}/extend"),
+    ("POST", "/octo/{property}/bookings/{uuid}/cancel"),
+];
+
+/// Every route of this function (see [`ROUTES`]).
 pub fn routes() -> Router<Store> {
     let mut r = Router::new()
         .route("/octo/suppliers", get(catalogue::suppliers))
