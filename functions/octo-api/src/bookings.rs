@@ -449,7 +449,29 @@ async fn booking_of(
     Ok(store
         .octo_booking(&caller.property.id, uuid)
         .await?
+        .filter(|(b, _)| mine(caller, b))
         .ok_or_else(|| not_found(uuid))?)
+}
+
+/// A reseller sees its own bookings only.
+fn mine(caller: &Caller, b: &OctoBooking) -> bool {
+    b.partner == caller.partner.id.to_string()
+}
+
+/// The answer to a reservation whose uuid is taken: the same booking for
+/// its reseller (OCTO's retry), refused for any other.
+async fn existing(
+    store: &Store,
+    caller: &Caller,
+    b: &OctoBooking,
+    caps: Capabilities,
+) -> Result<Response, OctoApiError> {
+    if !mine(caller, b) {
+        return Err(
+            OctoError::InvalidBookingUuid(b.uuid.clone(), "this uuid is already used").into(),
+        );
+    }
+    answer_booking(store, caller, b, caps).await
 }
 
 /// Reserves: the seats are held until `utcExpiresAt`. The same uuid again
@@ -464,7 +486,7 @@ pub async fn reserve(
     let uuid = body.uuid.clone().unwrap_or_else(new_uuid);
     check_uuid(&uuid)?;
     if let Some((b, _)) = store.octo_booking(p, &uuid).await? {
-        return answer_booking(&store, &caller, &b, caps).await;
+        return existing(&store, &caller, &b, caps).await;
     }
     let product = product_of(&store, &caller, &body.product_id).await?;
     check_option(&body.option_id)?;
@@ -500,8 +522,8 @@ pub async fn reserve(
     quote(&store, &caller, &b, &product).await?;
     let mut retry = Retry::new(ATTEMPTS);
     while retry.next().await.is_some() {
-        if let Some((existing, _)) = store.octo_booking(p, &uuid).await? {
-            return answer_booking(&store, &caller, &existing, caps).await;
+        if let Some((b, _)) = store.octo_booking(p, &uuid).await? {
+            return existing(&store, &caller, &b, caps).await;
         }
         let mut tx = OrderTx::default();
         set_hold(&store, &mut tx, &caller, &uuid, None, hold_of(&b, &product)).await?;
@@ -550,10 +572,12 @@ pub async fn list(
         )
         .into());
     }
+    let partner = caller.partner.id.to_string();
     let keep = move |b: &OctoBooking| {
-        q.reseller_reference
-            .as_ref()
-            .is_none_or(|r| b.reseller_reference.as_ref() == Some(r))
+        b.partner == partner
+            && q.reseller_reference
+                .as_ref()
+                .is_none_or(|r| b.reseller_reference.as_ref() == Some(r))
             && q.supplier_reference.as_ref().is_none_or(|r| {
                 *r == b.uuid
                     || b.unit_items

@@ -618,6 +618,39 @@ async fn refusals_in_octo_shape(b: Backend) {
     );
     // Nothing was booked by any of it.
     assert_eq!(h.calendar(&h.key, "2027-02-01").await["vacancies"], 5);
+    // Another reseller of the same supplier sees none of this one's bookings.
+    let r = h
+        .octo("POST", "/bookings", Some(reservation("mine-1", &["adult"])))
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    let (_, other) = guesthub::admin::add_partner(
+        &h.t.store,
+        "Other reseller",
+        &["castle".into()],
+        &["octo".into()],
+    )
+    .await
+    .unwrap();
+    let r = h.octo_as(&other, "GET", "/bookings/mine-1", None).await;
+    assert_eq!(code(&r), "INVALID_BOOKING_UUID");
+    let r = h
+        .octo_as(
+            &other,
+            "POST",
+            "/bookings",
+            Some(reservation("mine-1", &["adult"])),
+        )
+        .await;
+    assert_eq!(code(&r), "INVALID_BOOKING_UUID");
+    let r = h
+        .octo_as(&other, "POST", "/bookings/mine-1/cancel", Some(json!({})))
+        .await;
+    assert_eq!(code(&r), "INVALID_BOOKING_UUID");
+    let r = h
+        .octo_as(&other, "GET", "/bookings?resellerReference=R-mine-1", None)
+        .await;
+    assert_eq!(r.json(), json!([]));
+    assert_eq!(h.calendar(&h.key, "2027-02-01").await["vacancies"], 4);
 }
 
 async fn expiry_gives_seats_back(b: Backend) {
