@@ -842,3 +842,29 @@ both_stores! {
     never_oversold_both => octo_and_orders_never_oversell;
     member_prices_both => member_prices;
 }
+
+/// The validation is not vacuous: what the OCTO document forbids fails it.
+#[test]
+fn answers_octo_forbids_fail_validation() {
+    let fails = |schema: &str, body: Value| {
+        let schema = json!({"$ref": format!("#/components/schemas/{schema}")});
+        std::panic::catch_unwind(|| validate("check", &schema, &body)).is_err()
+    };
+    let day = json!({"localDate": "2027-02-01", "available": true, "status": "AVAILABLE",
+        "vacancies": null, "capacity": null, "openingHours": []});
+    assert!(
+        !fails("AvailabilityCalendar", day.clone()),
+        "null vacancies are allowed"
+    );
+    let mut wrong = day.clone();
+    wrong["status"] = json!("OPEN");
+    assert!(fails("AvailabilityCalendar", wrong));
+    let mut missing = day;
+    missing.as_object_mut().unwrap().remove("openingHours");
+    assert!(fails("AvailabilityCalendar", missing));
+    assert!(fails("Product", json!({"id": "harvest"})));
+    assert!(fails(
+        "ErrorInvalidProductID",
+        json!({"error": "INVALID_PRODUCT_ID", "errorMessage": "no"})
+    ));
+}
