@@ -204,12 +204,20 @@ fn check_uuid(id: &str) -> Result<(), ApiError> {
 }
 
 /// Everything an order attempt decided, ready to commit.
-struct Plan {
-    order: Order,
-    writes: OrderTx,
+pub struct Plan {
+    pub order: Order,
+    pub writes: OrderTx,
 }
 
-async fn plan(store: &Store, caller: &Caller, req: &OrderRequest) -> Result<Plan, ApiError> {
+/// Plans an order: prices it, takes its seats (`hold`: the reservation
+/// whose held seats the order takes over), sells or redeems memberships and
+/// takes gift-card value, all as writes of one transaction.
+pub async fn plan(
+    store: &Store,
+    caller: &Caller,
+    req: &OrderRequest,
+    hold: Option<&str>,
+) -> Result<Plan, ApiError> {
     let p = &caller.property.id;
     // Products and the club roster are the live property's, in test mode too.
     let live = &caller.live_property();
@@ -310,9 +318,14 @@ async fn plan(store: &Store, caller: &Caller, req: &OrderRequest) -> Result<Plan
             .and_then(|x| x.capacity)
             .unwrap_or(u32::MAX);
         let (seats, version) = store.seats(p, product, *date, req.test_mode).await?;
-        if seats.sold + qty > cap {
+        // Reservations past their expiry hold nothing.
+        let mut seats = seats.at(now);
+        if let Some(h) = hold {
+            seats.release(h);
+        }
+        if seats.taken() + qty > cap {
             return Err(CheckoutError::SoldOut {
-                left: cap.saturating_sub(seats.sold),
+                left: cap.saturating_sub(seats.taken()),
                 date: *date,
             }
             .into());
@@ -325,6 +338,7 @@ async fn plan(store: &Store, caller: &Caller, req: &OrderRequest) -> Result<Plan
             req.test_mode,
             Seats {
                 sold: seats.sold + qty,
+                holds: seats.holds,
             },
             version,
         );
@@ -546,7 +560,7 @@ pub async fn place_order(
                 Err(CheckoutError::UuidReused.into())
             };
         }
-        let Plan { order, mut writes } = plan(&store, &caller, &req).await?;
+        let Plan { order, mut writes } = plan(&store, &caller, &req, None).await?;
         let rendered = serde_json::to_string(&order.answer()).map_err(ApiError::internal)?;
         let stored = StoredOrder {
             fingerprint: fp.clone(),
@@ -701,16 +715,22 @@ pub async fn cancel(
     caller: Caller,
     Path(path): Path<(String, String)>,
 ) -> Result<Response, ApiError> {
+    let order = cancel_order(&store, &caller, &path.1).await?;
+    Ok(json_response(
+        StatusCode::OK,
+        serde_json::to_string(&order.answer()).map_err(ApiError::internal)?,
+    ))
+}
+
+/// Cancels the order `id` (see [`cancel`]); cancelling twice changes
+/// nothing. Returns the order as stored.
+pub async fn cancel_order(store: &Store, caller: &Caller, id: &str) -> Result<Order, ApiError> {
     let p = &caller.property.id;
     let mut retry = Retry::new(ATTEMPTS);
     while retry.next().await.is_some() {
-        let (mut stored, version) = order_to_change(&store, p, &path.1).await?;
+        let (mut stored, version) = order_to_change(store, p, id).await?;
         if stored.order.status == OrderStatus::Cancelled {
-            // Cancelling twice changes nothing.
-            return Ok(json_response(
-                StatusCode::OK,
-                serde_json::to_string(&stored.order.answer()).map_err(ApiError::internal)?,
-            ));
+            return Ok(stored.order);
         }
         let mut writes = OrderTx::default();
         // Seats back.
@@ -724,6 +744,7 @@ pub async fn cancel(
             let test = stored.order.test_mode;
             let (s, v) = store.seats(p, &product, date, test).await?;
             if v.is_some() {
+                let s = s.at(store.clock().now());
                 store.put_seats(
                     &mut writes,
                     p,
@@ -732,6 +753,7 @@ pub async fn cancel(
                     test,
                     Seats {
                         sold: s.sold.saturating_sub(qty),
+                        holds: s.holds,
                     },
                     v,
                 );
@@ -808,7 +830,7 @@ pub async fn cancel(
                     &req,
                     &Actor {
                         now,
-                        ..actor(&caller)
+                        ..actor(caller)
                     },
                 )
             };
@@ -836,10 +858,7 @@ pub async fn cancel(
         stored.order.balance_due = Money::zero(stored.order.total.currency);
         store.put_order(&mut writes, p, &stored, Some(version));
         if store.commit_order(writes).await? {
-            return Ok(json_response(
-                StatusCode::OK,
-                serde_json::to_string(&stored.order.answer()).map_err(ApiError::internal)?,
-            ));
+            return Ok(stored.order);
         }
     }
     Err(busy())

@@ -196,12 +196,14 @@ pub fn router_with(
     max_body_bytes: usize,
     queue: Option<guests_api::SharedQueue>,
 ) -> Router {
-    let (router, _) = routes(store).split_for_parts();
+    let (router, _) = routes(store.clone()).split_for_parts();
     let router = match queue {
         Some(q) => router.layer(axum::Extension(q)),
         None => router,
     };
     let router = router
+        // OCTO's routes follow OCTO's own document, not the hub's.
+        .merge(octo_api::routes().with_state(store))
         .route("/health", get(platform::http::health))
         .merge(platform::http::docs::router(openapi_json()));
     platform::http::serve_layers(router, max_body_bytes).layer(axum::middleware::from_fn(

@@ -29,6 +29,7 @@ pub mod idempotency;
 pub mod loyalty;
 pub mod money;
 pub mod name;
+pub mod octo;
 pub mod partner;
 pub mod ports;
 pub mod property;

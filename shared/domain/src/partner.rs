@@ -45,10 +45,13 @@ pub enum Scope {
     Loyalty,
     #[serde(rename = "admin")]
     Admin,
+    /// The OCTO supplier API (`/octo/…`): resellers book products.
+    #[serde(rename = "octo")]
+    Octo,
 }
 
 impl Scope {
-    pub const ALL: [Scope; 10] = [
+    pub const ALL: [Scope; 11] = [
         Scope::VouchersRead,
         Scope::VouchersRedeem,
         Scope::VouchersIssue,
@@ -59,6 +62,7 @@ impl Scope {
         Scope::Guests,
         Scope::Loyalty,
         Scope::Admin,
+        Scope::Octo,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -73,6 +77,7 @@ impl Scope {
             Scope::Guests => "guests",
             Scope::Loyalty => "loyalty",
             Scope::Admin => "admin",
+            Scope::Octo => "octo",
         }
     }
 }

@@ -18,6 +18,7 @@ mod guests;
 mod hostile_input;
 mod http_layer;
 mod loyalty;
+mod octo;
 mod reliability_roster;
 mod reliability_vouchers;
 mod roster;

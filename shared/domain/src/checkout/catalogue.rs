@@ -27,6 +27,25 @@ pub struct Unit {
     pub id: String,
     pub name: String,
     pub price: Money,
+    /// What resellers show the unit as (OCTO's unit type); default `ADULT`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub octo_unit_type: Option<OctoUnitType>,
+}
+
+/// OCTO's unit types.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum OctoUnitType {
+    #[default]
+    Adult,
+    Youth,
+    Child,
+    Infant,
+    Family,
+    Senior,
+    Student,
+    Military,
+    Other,
 }
 
 /// A promo code: a discount anyone who knows it gets.

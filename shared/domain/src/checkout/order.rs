@@ -243,8 +243,48 @@ pub struct StoredOrder {
     pub rendered: String,
 }
 
-/// Seats sold for one product on one date (a capacity counter).
-#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize)]
+/// Seats sold for one product on one date (a capacity counter), and the
+/// seats reservations hold until they expire.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Seats {
     pub sold: u32,
+    /// Unconfirmed reservations (OCTO bookings on hold). One past its
+    /// `expires_at` holds nothing, whether or not it was pruned yet.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub holds: Vec<Hold>,
+}
+
+/// Seats a reservation holds until `expires_at`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Hold {
+    pub booking: String,
+    pub quantity: u32,
+    pub expires_at: DateTime<Utc>,
+}
+
+impl Seats {
+    /// The counter as it stands at `now`: expired holds dropped.
+    pub fn at(mut self, now: DateTime<Utc>) -> Self {
+        self.holds.retain(|h| h.expires_at > now);
+        self
+    }
+
+    /// Seats sold and held (call on a counter taken [`Seats::at`] now).
+    pub fn taken(&self) -> u32 {
+        self.holds
+            .iter()
+            .fold(self.sold, |n, h| n.saturating_add(h.quantity))
+    }
+
+    /// Drops `booking`'s hold; returns the seats it held.
+    pub fn release(&mut self, booking: &str) -> u32 {
+        let held = self
+            .holds
+            .iter()
+            .filter(|h| h.booking == booking)
+            .map(|h| h.quantity)
+            .sum();
+        self.holds.retain(|h| h.booking != booking);
+        held
+    }
 }

@@ -352,6 +352,128 @@ impl From<domain::checkout::CheckoutError> for ApiError {
     }
 }
 
+/// An error on the OCTO supplier API (`/octo/…`), in OCTO's shape:
+/// `{"error": "INVALID_PRODUCT_ID", "errorMessage": "...", "productId": "..."}`.
+/// Every refusal there becomes one through here: OCTO's own
+/// ([`domain::octo::OctoError`]) and the hub's ([`ApiError`], mapped by
+/// [`OCTO_CODES`]).
+#[derive(Debug, Clone)]
+pub struct OctoApiError {
+    pub status: StatusCode,
+    pub code: &'static str,
+    pub message: String,
+    /// OCTO's field beside the code (`productId`, `uuid`, …).
+    pub field: Option<(&'static str, String)>,
+    cause: Option<String>,
+}
+
+/// Every OCTO error code with its status. The pinned OCTO document declares
+/// its errors under 400; only an internal failure is a 5xx.
+pub const OCTO_CODES: &[(&str, u16)] = &[
+    ("UNAUTHORIZED", 400),
+    ("FORBIDDEN", 400),
+    ("INVALID_PRODUCT_ID", 400),
+    ("INVALID_OPTION_ID", 400),
+    ("INVALID_UNIT_ID", 400),
+    ("INVALID_AVAILABILITY_ID", 400),
+    ("INVALID_BOOKING_UUID", 400),
+    ("BAD_REQUEST", 400),
+    ("UNPROCESSABLE_ENTITY", 400),
+    ("INTERNAL_SERVER_ERROR", 500),
+];
+
+impl OctoApiError {
+    fn new(code: &'static str, message: impl Into<String>) -> Self {
+        let status = OCTO_CODES
+            .iter()
+            .find(|(c, _)| *c == code)
+            .and_then(|(_, s)| StatusCode::from_u16(*s).ok())
+            .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        Self {
+            status,
+            code,
+            message: message.into(),
+            field: None,
+            cause: None,
+        }
+    }
+
+    /// The JSON body as sent.
+    pub fn body(&self) -> String {
+        let mut body = json!({ "error": self.code, "errorMessage": self.message });
+        if let Some((k, v)) = &self.field {
+            body[*k] = json!(v);
+        }
+        body.to_string()
+    }
+}
+
+impl From<domain::octo::OctoError> for OctoApiError {
+    fn from(e: domain::octo::OctoError) -> Self {
+        let mut out = OctoApiError::new(e.code(), e.to_string());
+        out.field = e.field().map(|(k, v)| (k, v.to_owned()));
+        out
+    }
+}
+
+impl From<ApiError> for OctoApiError {
+    fn from(e: ApiError) -> Self {
+        let code = match (e.status.as_u16(), e.code) {
+            (401, _) => "UNAUTHORIZED",
+            // A property the key does not reach, or that does not exist.
+            (403, _) | (_, "property_not_found") => "FORBIDDEN",
+            (s, _) if s >= 500 => "INTERNAL_SERVER_ERROR",
+            (422, _) | (409, _) => "UNPROCESSABLE_ENTITY",
+            _ => "BAD_REQUEST",
+        };
+        let message = if code == "INTERNAL_SERVER_ERROR" {
+            "something went wrong on our side".to_owned()
+        } else {
+            e.message.clone()
+        };
+        OctoApiError {
+            cause: e.cause.clone().or_else(|| Some(e.code.to_owned())),
+            ..OctoApiError::new(code, message)
+        }
+    }
+}
+
+impl From<StoreError> for OctoApiError {
+    fn from(e: StoreError) -> Self {
+        ApiError::from(e).into()
+    }
+}
+
+impl From<domain::checkout::CheckoutError> for OctoApiError {
+    fn from(e: domain::checkout::CheckoutError) -> Self {
+        ApiError::from(e).into()
+    }
+}
+
+impl From<ValidationError> for OctoApiError {
+    fn from(e: ValidationError) -> Self {
+        ApiError::from(e).into()
+    }
+}
+
+impl IntoResponse for OctoApiError {
+    fn into_response(self) -> Response {
+        if self.status.is_server_error() {
+            tracing::error!(
+                code = self.code,
+                cause = self.cause.as_deref().unwrap_or(""),
+                "OCTO request failed"
+            );
+        }
+        let mut r = (self.status, self.body()).into_response();
+        r.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
+        r
+    }
+}
+
 /// One error code the hub can answer with: the statuses it comes with, what
 /// it means and what the caller should do. `CODES` lists every code once;
 /// `docs/errors.md` and the OpenAPI error schema are generated from it, and

@@ -7,6 +7,7 @@ pub mod docs;
 pub mod error;
 pub mod idempotent;
 pub mod json;
+pub mod octo;
 pub mod query;
 
 use std::pin::Pin;

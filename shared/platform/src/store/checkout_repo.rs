@@ -6,7 +6,7 @@
 //! | order | `ORDER#<p>#<uuid>` | `ORDER` | the order, its request fingerprint and the rendered answer (same uuid + body → same bytes) |
 //! | membership | `MEMBERSHIP#<p>#<reference>` | `MEMBERSHIP` | validity, contact, benefit uses (version-checked); `gsi1`: `MEMBERSHIPS#<p>` (test: `TESTMEMBERSHIPS#<p>`) / `<sold at, µs UTC>#<reference>` for the newest-first search |
 //! | member activity | `MEMBERSHIP#<p>#<reference>` | `BOOKING#<order uuid>` | the bookings made with it |
-//! | capacity counter | `CAPACITY#<p>#<product id>` | `<date>` (test orders: `TEST#<date>`) | seats sold; changed only with a version condition in the order's transaction, so concurrent orders never overbook; test and live orders count apart |
+//! | capacity counter | `CAPACITY#<p>#<product id>` | `<date>` (test orders: `TEST#<date>`) | seats sold and reservations' holds with their expiry (an expired hold counts for nothing and is dropped at the next write); changed only with a version condition in the order's transaction, so concurrent orders never overbook; test and live orders count apart |
 //!
 //! An order is one transaction: the order, its capacity counters, the
 //! memberships it sells or redeems, and the gift-card redemptions of its
@@ -311,6 +311,14 @@ pub struct OrderTx {
     /// A new order's per-email index entries (for an erasure): in the
     /// order's transaction when they fit, else put right after it.
     index: Vec<Item>,
+}
+
+impl OrderTx {
+    /// Another repository's write joining the order's transaction (an OCTO
+    /// booking confirmed as the order).
+    pub(crate) fn push(&mut self, w: Write) {
+        self.writes.push(w);
+    }
 }
 
 #[async_trait]

@@ -13,6 +13,7 @@ pub mod guest_repo;
 pub mod items;
 pub mod lease_repo;
 pub mod loyalty_repo;
+pub mod octo_repo;
 pub mod platform_repo;
 pub mod roster_repo;
 pub mod sqlite;
