@@ -656,7 +656,7 @@ fn check(expect: &[String], stdout: &str, statuses: &[u16]) -> Result<(), String
 }
 
 /// A stand-in for the Cloudbeds API v1.2 with a property that has no
-/// reservations yet; counts the calls that carried an API key.
+/// reservations or guests yet; counts the calls that carried an API key.
 fn cloudbeds_standin(
     rt: &tokio::runtime::Runtime,
 ) -> (String, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
@@ -685,7 +685,7 @@ fn cloudbeds_standin(
         let data = match method.as_str() {
             "getCustomFields" => serde_json::json!({"success": true, "data": []}),
             "postCustomField" => serde_json::json!({"success": true, "data": {"fieldID": "1"}}),
-            "getReservations" => {
+            "getReservations" | "getGuestsByFilter" => {
                 serde_json::json!({"success": true, "data": [], "count": 0, "total": 0})
             }
             _ => return fail(StatusCode::NOT_FOUND, "unknown method"),
