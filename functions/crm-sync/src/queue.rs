@@ -99,11 +99,7 @@ pub async fn handle(
     SqsBatchResponse {
         batch_item_failures: failures
             .into_iter()
-            .map(|item_identifier| BatchItemFailure {
-                item_identifier,
-                ..Default::default()
-            })
+            .map(|item_identifier| BatchItemFailure { item_identifier })
             .collect(),
-        ..Default::default()
     }
 }

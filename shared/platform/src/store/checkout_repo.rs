@@ -10,7 +10,8 @@
 //!
 //! An order is one transaction: the order, its capacity counters, the
 //! memberships it sells or redeems, and the gift-card redemptions of its
-//! payment (the voucher ledger's own writes). If anything fails, nothing —
+//! payment (the voucher ledger's own writes), and the events they announce
+//! (`order.*`, `membership.*`, `voucher.redeemed`). If anything fails, nothing —
 //! no seat, no benefit, no gift-card value — is taken.
 
 use chrono::NaiveDate;
@@ -22,6 +23,7 @@ use domain::{PropertyId, StoreError};
 
 use async_trait::async_trait;
 use domain::checkout::ports::CheckoutStore;
+use domain::events::announce;
 use domain::idempotency::{IdempotencyPolicy, Lease, StoredResponse};
 use domain::voucher::ports::Rule;
 use domain::voucher::{Change, VoucherCode, VoucherError};
@@ -336,6 +338,11 @@ impl CheckoutStore for Store {
             .with_version(version.map_or(1, |v| v + 1))
             .with_gsi1(orders_index(p), &order.order.id);
         tx.writes.insert(0, Write::put(T, item, cond(version)));
+        tx.writes.extend(
+            announce::order(p, &order.order, version.is_none())
+                .iter()
+                .map(super::event_repo::outbox),
+        );
         if version.is_none() {
             // A new order is found by the emails it names (an erasure).
             tx.index = self.person_order_items(p, &order.order.id, &order.order);
@@ -353,6 +360,10 @@ impl CheckoutStore for Store {
             .with_gsi1(memberships_index(p, m.test_mode), membership_position(m))
             .with_version(version.map_or(1, |v| v + 1));
         tx.writes.push(Write::put(T, item, cond(version)));
+        if version.is_none() {
+            tx.writes
+                .push(super::event_repo::outbox(&announce::membership(p, m)));
+        }
     }
 
     fn put_booking(
