@@ -441,6 +441,17 @@ pub mod announce {
     }
 }
 
+/// The events one transaction wrote for one property, stored together as
+/// one outbox item (so a change announcing many things — a group order's
+/// memberships — costs its transaction one more write, not one per event).
+#[derive(Debug, Clone, PartialEq)]
+pub struct OutboxEntry {
+    /// In the order they were announced; never empty.
+    pub events: Vec<Event>,
+    /// The item's version (fan-out is conditioned on it).
+    pub version: i64,
+}
+
 /// Most subscriptions one property may hold (each event fans out to all of
 /// them in one transaction).
 pub const MAX_SUBSCRIPTIONS: usize = 25;
@@ -718,17 +729,17 @@ pub trait EventStore: Send + Sync {
 
     /// An event that goes with no other write (a run that failed).
     async fn announce(&self, event: &Event) -> Result<(), StoreError>;
-    /// Events not yet fanned out, oldest first, with their versions.
-    async fn undispatched_events(&self, limit: usize) -> Result<Vec<(Event, i64)>, StoreError>;
-    /// One event's fan-out, in one transaction: its deliveries written and
-    /// the event marked dispatched. `false` if another dispatcher did it.
+    /// Outbox entries not yet fanned out, oldest first.
+    async fn undispatched(&self, limit: usize) -> Result<Vec<OutboxEntry>, StoreError>;
+    /// One entry's fan-out: its deliveries written (each once), then the
+    /// entry marked dispatched. `false` if another dispatcher did it.
     async fn fan_out(
         &self,
-        event: &Event,
-        version: i64,
+        entry: &OutboxEntry,
         deliveries: &[Delivery],
     ) -> Result<bool, StoreError>;
-    /// A property's events from `after` (an event id) on, oldest first.
+    /// A property's events in the outbox entries after `after` (an event
+    /// id), oldest first: up to `limit` entries.
     async fn events_after(
         &self,
         property: &PropertyId,

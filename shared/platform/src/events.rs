@@ -141,30 +141,31 @@ impl Dispatcher {
     ) -> Result<usize, StoreError> {
         let mut done = 0;
         loop {
-            let events = self.store.undispatched_events(FAN_OUT_PAGE).await?;
-            if events.is_empty() || stop.is_cancelled() {
+            let entries = self.store.undispatched(FAN_OUT_PAGE).await?;
+            if entries.is_empty() || stop.is_cancelled() {
                 return Ok(done);
             }
             let mut progressed = false;
-            for batch in events.chunks(10) {
-                if let Some(bus) = &self.bus {
-                    let list: Vec<Event> = batch.iter().map(|(e, _)| e.clone()).collect();
-                    if let Err(e) = bus.publish(&list).await {
-                        tracing::warn!(error = %e, "publishing events failed; the next run tries again");
-                        return Ok(done);
-                    }
+            for entry in &entries {
+                if let Some(bus) = &self.bus
+                    && let Err(e) = bus.publish(&entry.events).await
+                {
+                    tracing::warn!(error = %e, "publishing events failed; the next run tries again");
+                    return Ok(done);
                 }
-                for (event, version) in batch {
-                    let deliveries: Vec<Delivery> = subs
-                        .iter()
-                        .filter(|(s, _)| s.wants(event))
-                        .map(|(s, _)| Delivery::new(event, s))
-                        .collect();
-                    // False: another run fanned it out; its index entry lags.
-                    if self.store.fan_out(event, *version, &deliveries).await? {
-                        done += 1;
-                        progressed = true;
-                    }
+                let deliveries: Vec<Delivery> = entry
+                    .events
+                    .iter()
+                    .flat_map(|e| {
+                        subs.iter()
+                            .filter(|(s, _)| s.wants(e))
+                            .map(|(s, _)| Delivery::new(e, s))
+                    })
+                    .collect();
+                // False: another run fanned it out; its index entry lags.
+                if self.store.fan_out(entry, &deliveries).await? {
+                    done += entry.events.len();
+                    progressed = true;
                 }
                 if stop.is_cancelled() {
                     return Ok(done);

@@ -310,6 +310,8 @@ impl Store {
 #[derive(Default)]
 pub struct OrderTx {
     writes: Vec<Write>,
+    /// What the order announces; one outbox entry at commit.
+    events: Vec<domain::events::Event>,
     /// A new order's per-email index entries (for an erasure): in the
     /// order's transaction when they fit, else put right after it.
     index: Vec<Item>,
@@ -338,11 +340,8 @@ impl CheckoutStore for Store {
             .with_version(version.map_or(1, |v| v + 1))
             .with_gsi1(orders_index(p), &order.order.id);
         tx.writes.insert(0, Write::put(T, item, cond(version)));
-        tx.writes.extend(
-            announce::order(p, &order.order, version.is_none())
-                .iter()
-                .map(super::event_repo::outbox),
-        );
+        tx.events
+            .extend(announce::order(p, &order.order, version.is_none()));
         if version.is_none() {
             // A new order is found by the emails it names (an erasure).
             tx.index = self.person_order_items(p, &order.order.id, &order.order);
@@ -361,8 +360,7 @@ impl CheckoutStore for Store {
             .with_version(version.map_or(1, |v| v + 1));
         tx.writes.push(Write::put(T, item, cond(version)));
         if version.is_none() {
-            tx.writes
-                .push(super::event_repo::outbox(&announce::membership(p, m)));
+            tx.events.push(announce::membership(p, m));
         }
     }
 
@@ -424,7 +422,12 @@ impl CheckoutStore for Store {
     }
 
     async fn commit_order(&self, tx: OrderTx) -> Result<bool, StoreError> {
-        let OrderTx { mut writes, index } = tx;
+        let OrderTx {
+            mut writes,
+            events,
+            index,
+        } = tx;
+        writes.extend(super::event_repo::outbox(&events));
         if writes.len() + index.len() <= MAX_TRANSACTION_ITEMS {
             writes.extend(index.into_iter().map(|i| Write::put(T, i, Cond::None)));
             return Ok(self.commit(writes).await? == Attempt::Committed);

@@ -3,7 +3,7 @@
 //!
 //! | item | pk | sk | gsi1 | notes |
 //! |---|---|---|---|---|
-//! | event | `EVT#<p>` | `<event id>` | `EVTQ` / `<event id>` until fanned out | written by the change's own transaction ([`outbox`]); TTL 30 days |
+//! | outbox entry: one transaction's events of one property | `EVT#<p>` | `<first event id>` | `EVTQ` / `<first event id>` until fanned out | written by the change's own transaction ([`outbox`]); TTL 30 days |
 //! | subscription | `WHSUB#<p>` | `<subscription id>` | `WHSUBS` / `<p>#<id>` | the dispatcher lists every one through the index |
 //! | delivery | `WHD#<subscription id>` | `<event id>` | `WHDQ#<subscription id>` / `<event id>` while pending | TTL 30 days after the event |
 //!
@@ -12,9 +12,10 @@
 
 use async_trait::async_trait;
 use domain::events::{
-    Delivery, DeliveryStatus, Event, EventStore, MAX_SUBSCRIPTIONS, Subscription,
+    Delivery, DeliveryStatus, Event, EventStore, MAX_SUBSCRIPTIONS, OutboxEntry, Subscription,
 };
 use domain::{PropertyId, StoreError};
+use serde::{Deserialize, Serialize};
 
 use super::items::{Cond, Item, Query, Table, Write};
 use super::{Store, decode, encode};
@@ -41,20 +42,58 @@ fn delivery_queue(sub: &str) -> String {
     format!("WHDQ#{sub}")
 }
 
-fn event_item(e: &Event, queued: bool) -> Item {
-    let item = Item::new(event_pk(&e.property), e.id.clone(), encode(e))
-        .with_expiry(e.occurred_at.timestamp() + KEEP_SECS);
+#[derive(Serialize)]
+struct EntryRef<'a> {
+    events: &'a [Event],
+}
+
+#[derive(Deserialize)]
+struct EntryBody {
+    events: Vec<Event>,
+}
+
+/// One outbox item: `events` all of one property, the first one's id its key.
+fn entry_item(events: &[Event], queued: bool) -> Item {
+    let first = &events[0];
+    let body = encode(&EntryRef { events });
+    let item = Item::new(event_pk(&first.property), first.id.clone(), body)
+        .with_expiry(first.occurred_at.timestamp() + KEEP_SECS);
     if queued {
-        item.with_gsi1(QUEUE, e.id.clone())
+        item.with_gsi1(QUEUE, first.id.clone())
     } else {
         item
     }
 }
 
-/// The outbox write of `event`: add it to the transaction of the change
-/// it describes, so both commit or neither does.
-pub fn outbox(event: &Event) -> Write {
-    Write::put(T, event_item(event, true), Cond::Absent)
+fn decode_entry(item: &Item) -> Result<OutboxEntry, StoreError> {
+    let events = decode::<EntryBody>(item)?.events;
+    if events.is_empty() {
+        return Err(StoreError::Corrupt(format!(
+            "{} {}: no events",
+            item.pk, item.sk
+        )));
+    }
+    Ok(OutboxEntry {
+        events,
+        version: item.version,
+    })
+}
+
+/// The outbox writes of the events one change announces: add them to the
+/// change's own transaction, so both commit or neither does. One item per
+/// property named (almost always one), whatever the number of events.
+pub fn outbox(events: &[Event]) -> Vec<Write> {
+    let mut by_property: Vec<Vec<Event>> = Vec::new();
+    for e in events {
+        match by_property.iter_mut().find(|g| g[0].property == e.property) {
+            Some(g) => g.push(e.clone()),
+            None => by_property.push(vec![e.clone()]),
+        }
+    }
+    by_property
+        .iter()
+        .map(|g| Write::put(T, entry_item(g, true), Cond::Absent))
+        .collect()
 }
 
 fn sub_item(s: &Subscription) -> Item {
@@ -170,37 +209,47 @@ impl EventStore for Store {
     }
 
     async fn announce(&self, event: &Event) -> Result<(), StoreError> {
-        self.run(vec![outbox(event)]).await
+        self.run(outbox(std::slice::from_ref(event))).await
     }
 
-    async fn undispatched_events(&self, limit: usize) -> Result<Vec<(Event, i64)>, StoreError> {
+    async fn undispatched(&self, limit: usize) -> Result<Vec<OutboxEntry>, StoreError> {
         let page = self
             .items()
             .query(&Query::gsi1(T, QUEUE).limit(limit), self.now_ts())
             .await?;
-        page.items
-            .iter()
-            .map(|i| decode(i).map(|e| (e, i.version)))
-            .collect()
+        page.items.iter().map(decode_entry).collect()
     }
 
     async fn fan_out(
         &self,
-        event: &Event,
-        version: i64,
+        entry: &OutboxEntry,
         deliveries: &[Delivery],
     ) -> Result<bool, StoreError> {
-        let mut writes = vec![Write::put(
+        let mark = Write::put(
             T,
-            event_item(event, false).with_version(version + 1),
-            Cond::Version(version),
-        )];
-        writes.extend(
-            deliveries
-                .iter()
-                .map(|d| Write::put(T, delivery_item(d), Cond::Absent)),
+            entry_item(&entry.events, false).with_version(entry.version + 1),
+            Cond::Version(entry.version),
         );
-        won(self.run(writes).await)
+        let puts = |ds: &[Delivery]| {
+            ds.iter()
+                .map(|d| Write::put(T, delivery_item(d), Cond::Absent))
+                .collect::<Vec<_>>()
+        };
+        if deliveries.len() < super::items::MAX_TRANSACTION_ITEMS {
+            let mut writes = vec![mark];
+            writes.extend(puts(deliveries));
+            return won(self.run(writes).await);
+        }
+        // More than one transaction holds: the deliveries first (each
+        // written once: one already there is left as it is), then the mark.
+        for chunk in deliveries.chunks(super::items::MAX_TRANSACTION_ITEMS) {
+            if !won(self.run(puts(chunk)).await)? {
+                for w in puts(chunk) {
+                    won(self.run(vec![w]).await)?;
+                }
+            }
+        }
+        won(self.run(vec![mark]).await)
     }
 
     async fn events_after(
@@ -216,13 +265,11 @@ impl EventStore for Store {
             Some(id) => q.between(format!("{id}!"), "~"),
             None => q,
         };
-        self.items()
-            .query(&q, self.now_ts())
-            .await?
-            .items
-            .iter()
-            .map(decode)
-            .collect()
+        let mut out = Vec::new();
+        for i in self.items().query(&q, self.now_ts()).await?.items {
+            out.extend(decode_entry(&i)?.events);
+        }
+        Ok(out)
     }
 
     async fn pending_deliveries(

@@ -237,7 +237,11 @@ impl GuestStore for Store {
             .map(|c| crm_pk(&g.property, c));
         Self::move_pointer(&mut writes, None, crm, "CRM", &g.id);
         Self::move_search_keys(&mut writes, None, &g);
-        writes.extend(announce::screening(None, &g).map(|e| outbox(&e)));
+        writes.extend(
+            announce::screening(None, &g)
+                .into_iter()
+                .flat_map(|e| outbox(&[e])),
+        );
         self.run(writes).await?;
         Ok(g)
     }
@@ -273,7 +277,11 @@ impl GuestStore for Store {
             &g.id,
         );
         Self::move_search_keys(&mut writes, Some(&before), &next);
-        writes.extend(announce::screening(Some(&before), &next).map(|e| outbox(&e)));
+        writes.extend(
+            announce::screening(Some(&before), &next)
+                .into_iter()
+                .flat_map(|e| outbox(&[e])),
+        );
         self.run(writes).await?;
         Ok(next)
     }
@@ -462,7 +470,11 @@ impl GuestStore for Store {
         let expires = (run.ended_at + chrono::Duration::days(RUN_RETENTION_DAYS)).timestamp();
         let item = Item::new(runs_pk(p), run.id.clone(), encode(run)).with_expiry(expires);
         let mut writes = vec![Write::put(T, item, Cond::None)];
-        writes.extend(announce::crm_run(p, run).map(|e| outbox(&e)));
+        writes.extend(
+            announce::crm_run(p, run)
+                .into_iter()
+                .flat_map(|e| outbox(&[e])),
+        );
         self.run(writes).await
     }
 

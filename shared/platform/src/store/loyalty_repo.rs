@@ -373,9 +373,9 @@ impl LoyaltyStore for Store {
         // Closing a file (no open batch, a last file named) is its delivery.
         let delivered = match (&s.open, &s.last_file, s.last_run_at) {
             (None, Some(f), Some(at)) if s.version > 0 => {
-                Some(outbox(&announce::loyalty_file(p, f, at)))
+                outbox(&[announce::loyalty_file(p, f, at)])
             }
-            _ => None,
+            _ => Vec::new(),
         };
         let w = if s.version == 0 {
             Write::put(T, item, Cond::Absent)

@@ -710,7 +710,11 @@ impl RosterStore for Store {
             }
             _ => {}
         }
-        writes.extend(announce::roster_import(p, report).map(|e| outbox(&e)));
+        writes.extend(
+            announce::roster_import(p, report)
+                .into_iter()
+                .flat_map(|e| outbox(&[e])),
+        );
         self.items()
             .transact(writes, self.now_ts())
             .await
@@ -731,7 +735,11 @@ impl RosterStore for Store {
         let item = self.report_item(p, report).with_version(report_version + 1);
         let mut writes = vec![Write::put(T, item, Cond::Version(report_version))];
         writes.extend(self.flip_writes(p, &flip));
-        writes.extend(announce::roster_import(p, report).map(|e| outbox(&e)));
+        writes.extend(
+            announce::roster_import(p, report)
+                .into_iter()
+                .flat_map(|e| outbox(&[e])),
+        );
         self.items()
             .transact(writes, self.now_ts())
             .await

@@ -217,7 +217,9 @@ fn ledger_writes(v: &Voucher, a: &Activity) -> Vec<Write> {
         }
         _ => out.push(Write::put(T, item, Cond::Absent)),
     }
-    out.extend(announce::voucher(v, a).map(|e| super::event_repo::outbox(&e)));
+    if let Some(e) = announce::voucher(v, a) {
+        out.extend(super::event_repo::outbox(&[e]));
+    }
     out
 }
 
