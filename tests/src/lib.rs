@@ -150,6 +150,72 @@ pub fn moto_endpoint() -> String {
     })
 }
 
+/// A moto_server of a test's own, on a free loopback port, stopped when
+/// dropped. moto copies every table it holds on each transaction, so a
+/// test that commits thousands of them runs on its own server rather than
+/// on the suite's, which holds every other test's tables.
+pub struct PrivateMoto {
+    child: std::process::Child,
+    pub endpoint: String,
+}
+
+impl PrivateMoto {
+    /// Starts `moto_server` from the test Python's environment (the one
+    /// `infra/test` installed, named by `GUESTHUB_TEST_PYTHON`).
+    pub async fn start() -> Self {
+        let python = std::env::var("GUESTHUB_TEST_PYTHON").unwrap_or_else(|_| "python3".into());
+        let server = std::path::Path::new(&python).with_file_name("moto_server");
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let mut child = std::process::Command::new(&server)
+            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("starting {}: {e}", server.display()));
+        let endpoint = format!("http://127.0.0.1:{port}");
+        for _ in 0..200 {
+            if tokio::net::TcpStream::connect(("127.0.0.1", port))
+                .await
+                .is_ok()
+            {
+                return Self { child, endpoint };
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+        panic!("moto_server did not listen on {endpoint}");
+    }
+}
+
+impl Drop for PrivateMoto {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A fresh DynamoDB store on the moto at `endpoint`.
+pub async fn fresh_dynamodb_store_at(endpoint: &str) -> TestStore {
+    let prefix = format!("t{}", uuid::Uuid::new_v4().simple());
+    let items = DynamoItems::connect(&prefix, Some(endpoint)).await;
+    items.create_tables().await.unwrap();
+    let items: Arc<dyn ItemStore> = Arc::new(MotoGate::new(Arc::new(items)));
+    let clock = TestClock::new();
+    let store = Store::with_clock(items.clone(), clock.clone());
+    TestStore {
+        backend: Backend::Dynamodb,
+        items,
+        store,
+        clock,
+        _dir: None,
+    }
+}
+
 /// A fresh backend: a new SQLite file, or new DynamoDB tables on moto
 /// under a unique prefix.
 pub async fn fresh_items(backend: Backend) -> (Arc<dyn ItemStore>, Option<tempfile::TempDir>) {

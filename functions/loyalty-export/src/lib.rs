@@ -24,6 +24,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use domain::events::EventStore;
 use domain::guest::ports::GuestStore;
 use domain::loyalty::file::{FileCounts, read_members, write_export};
 use domain::loyalty::ports::{FileDrop, LoyaltyStore, TransferError};
@@ -325,6 +326,12 @@ pub async fn export_property(
     }
     run.s.stopped = stop.is_cancelled();
     let s = run.s;
+    if !s.errors.is_empty() {
+        let e = domain::events::announce::loyalty_failed(p, &s.errors, store.clock().now());
+        if let Err(err) = store.announce(&e).await {
+            tracing::warn!(property = %p, error = %err, "could not record loyalty.export_failed");
+        }
+    }
     held.release().await;
     tracing::info!(
         property = %p,

@@ -182,7 +182,7 @@ pub async fn add_partner_in_mode(
     Ok((partner, key.key))
 }
 
-async fn existing_property(store: &Store, property: &str) -> anyhow::Result<PropertyId> {
+pub async fn existing_property(store: &Store, property: &str) -> anyhow::Result<PropertyId> {
     let id = PropertyId::parse(property.trim())?;
     if store.property(&id).await?.is_none() {
         bail!("no property {id}");

@@ -13,6 +13,7 @@ fn routes(store: Store) -> OpenApiRouter {
         .merge(guests_api::routes().with_state(store.clone()))
         .merge(checkout_api::routes().with_state(store.clone()))
         .merge(vouchers_api::routes().with_state(vouchers_api::AppState::new(store.clone())))
+        .merge(events_api::routes().with_state(store))
 }
 
 /// The OpenAPI 3.1 document for the whole hub (checked in as
@@ -22,6 +23,7 @@ pub fn openapi() -> OpenApi {
     api.merge(guests_api::routes().split_for_parts().1);
     api.merge(checkout_api::routes().split_for_parts().1);
     api.merge(vouchers_api::openapi());
+    api.merge(events_api::routes().split_for_parts().1);
     api.info.title = "GuestHub".into();
     api.info.version = env!("CARGO_PKG_VERSION").into();
     // utoipa fills these from its own package metadata otherwise.
@@ -201,6 +203,8 @@ pub fn router_with(
         Some(q) => router.layer(axum::Extension(q)),
         None => router,
     };
+    // Served locally, a webhook receiver may be on this machine (http://127.0.0.1).
+    let router = router.layer(axum::Extension(events_api::AllowLoopbackHttp));
     let router = router
         // OCTO's routes follow OCTO's own document, not the hub's.
         .merge(octo_api::routes().with_state(store))

@@ -8,6 +8,7 @@
 //! - [`crm`]: `crm connect`, `crm sync` and the scheduled sync job.
 //! - [`loyalty`]: `loyalty connect`, `loyalty export` and the scheduled export
 //!   job (files go to `<data-dir>/outbox/loyalty/` unless connected).
+//! - [`events`]: the in-process event dispatcher and `events tail`.
 //! - [`demo`]: `guesthub demo` — demo properties, partners, products,
 //!   vouchers, a club file, guests and a loyalty export, then a walkthrough.
 //! - [`scheduler`]: the one local scheduler both jobs run under (the
@@ -20,6 +21,7 @@ pub mod admin;
 pub mod app;
 pub mod crm;
 pub mod demo;
+pub mod events;
 mod examples;
 pub mod loyalty;
 pub mod roster;

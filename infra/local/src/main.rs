@@ -136,6 +136,12 @@ enum Command {
         #[command(subcommand)]
         command: GuestCommand,
     },
+    /// Events (what webhook subscribers and the event bus receive).
+    #[command(after_help = "Example:\n  guesthub events tail --property castle-winery")]
+    Events {
+        #[command(subcommand)]
+        command: EventsCommand,
+    },
     /// The club: status (mode, roster, held imports) and the roster's
     /// suppression list (erased people).
     #[command(
@@ -199,6 +205,26 @@ enum ClubCommand {
         property: String,
         #[arg(long)]
         email: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum EventsCommand {
+    /// Print events as JSON lines as they are written (live and test),
+    /// until Ctrl-C.
+    #[command(
+        after_help = "Example:\n  guesthub events tail --property castle-winery --type voucher.redeemed"
+    )]
+    Tail {
+        /// Only this property's events (and its test namespace's).
+        #[arg(long)]
+        property: Option<String>,
+        /// Only events of this type (e.g. `roster.import_held`).
+        #[arg(long = "type")]
+        kind: Option<String>,
+        /// Print the events kept (30 days) first.
+        #[arg(long)]
+        from_start: bool,
     },
 }
 
@@ -921,6 +947,27 @@ async fn run_admin(cli: &Cli, store: &platform::Store) -> anyhow::Result<()> {
                 job_outcome(failed, all.len(), &held, all.iter().any(|s| s.stopped))?;
             }
         },
+        Command::Events {
+            command:
+                EventsCommand::Tail {
+                    property,
+                    kind,
+                    from_start,
+                },
+        } => {
+            let property = match property {
+                Some(p) => Some(admin::existing_property(store, p).await?),
+                None => None,
+            };
+            let kind = kind
+                .as_deref()
+                .map(str::parse::<domain::events::EventType>)
+                .transpose()?;
+            let stop = platform::jobs::stop_on_signal();
+            let mut out = std::io::stdout();
+            guesthub::events::tail(store, property.as_ref(), kind, *from_start, &stop, &mut out)
+                .await?;
+        }
         Command::Guest {
             command: GuestCommand::Erase { property, email },
         } => {
@@ -1067,6 +1114,15 @@ async fn serve(cli: &Cli, store: platform::Store, addr: SocketAddr) -> anyhow::R
             guesthub::loyalty::scheduled_export(loyalty_store.clone(), data_dir.clone(), stop)
         },
     );
+    // Events are fanned out and webhooks delivered in process.
+    let dispatcher = platform::events::Dispatcher::new(store.clone(), None, "guesthub serve");
+    let events = scheduler::spawn(
+        "event dispatch",
+        guesthub::events::DISPATCH_INTERVAL,
+        First::AtOnce,
+        stop.clone(),
+        move |stop| guesthub::events::scheduled_dispatch(dispatcher.clone(), stop),
+    );
     let drop_watcher = guesthub::roster::spawn_drop_watcher(
         store.clone(),
         &cli.data_dir,
@@ -1103,7 +1159,7 @@ async fn serve(cli: &Cli, store: platform::Store, addr: SocketAddr) -> anyhow::R
     .await?;
     stop.cancel();
     scheduler::drain(
-        [scheduler, loyalty, Some(queue_worker)]
+        [scheduler, loyalty, events, Some(queue_worker)]
             .into_iter()
             .flatten()
             .collect(),

@@ -256,13 +256,14 @@ fn scripts_in_the_readme_exist() {
 const NOT_RUN: &str = "```sh not run by the tests: ";
 
 /// Sections that must keep commands the run executes.
-const RUN_SECTIONS: [&str; 6] = [
+const RUN_SECTIONS: [&str; 7] = [
     "Run it locally",
     "Vouchers",
     "Club roster",
     "Membership checkout",
     "Cloudbeds CRM sync",
     "Loyalty export",
+    "Events and webhooks",
 ];
 
 /// Stands for `…` (more fields or elements) in an expected JSON value.
@@ -948,4 +949,253 @@ curl -d '{\"multi\":\n  \"line\"}' x\n\
     );
     let no_reason = std::panic::catch_unwind(|| runnable_steps("```sh not run\necho\n```\n"));
     assert!(no_reason.is_err());
+}
+
+/// The fenced block of `lang` in the README section starting with `section`.
+fn readme_block(section: &str, lang: &str) -> String {
+    let readme = std::fs::read_to_string(root().join("README.md")).unwrap();
+    let start = readme
+        .find(&format!("\n## {section}"))
+        .unwrap_or_else(|| panic!("README has no section {section}"));
+    let rest = &readme[start..];
+    let open = rest
+        .find(&format!("```{lang}\n"))
+        .unwrap_or_else(|| panic!("README {section} has no {lang} block"));
+    let body = &rest[open + lang.len() + 4..];
+    body[..body.find("```").unwrap()].to_owned()
+}
+
+// README: the Rust verification, as the README shows it (checked below).
+/// Checks `GuestHub-Signature: t=<unix seconds>,v1=<hex>` over "<t>.<body>".
+fn verify_guesthub_signature(secret: &str, header: &str, body: &[u8], now: i64) -> bool {
+    use hmac::{Hmac, KeyInit, Mac};
+    let field = |name: &str| {
+        header
+            .split(',')
+            .find_map(|p| p.strip_prefix(name)?.strip_prefix('='))
+    };
+    let (Some(t), Some(v1)) = (field("t"), field("v1")) else {
+        return false;
+    };
+    let (Ok(at), Ok(sig)) = (t.parse::<i64>(), hex::decode(v1)) else {
+        return false;
+    };
+    let mut mac = Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes()).expect("any key length");
+    mac.update(format!("{t}.").as_bytes());
+    mac.update(body);
+    (now - at).abs() <= 300 && mac.verify_slice(&sig).is_ok()
+}
+// README: end.
+
+/// The README's webhook receivers against a served hub: the Python one as
+/// written there (run with the right secret and with a wrong one) and a
+/// Rust one using the README's function; a voucher issued reaches both,
+/// verified, and the wrong secret is refused.
+#[test]
+fn readme_webhook_receivers_verify_real_deliveries() {
+    // The Rust block is this file's function, word for word.
+    let source = include_str!("readme.rs");
+    let shown = readme_block("Events and webhooks", "rust");
+    let ours = source
+        .split("// README: the Rust verification, as the README shows it (checked below).\n")
+        .nth(1)
+        .and_then(|s| s.split("// README: end.").next())
+        .expect("the function between its markers");
+    assert_eq!(
+        shown.trim(),
+        ours.trim(),
+        "README's Rust block is not the tested function"
+    );
+
+    let work = tempfile::tempdir().unwrap();
+    let data = work.path().join(".guesthub");
+    let gh = |args: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_guesthub"))
+            .arg("--data-dir")
+            .arg(&data)
+            .args(args)
+            .env_remove("GUESTHUB_DATA_DIR")
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout)
+            .trim()
+            .lines()
+            .last()
+            .unwrap_or("")
+            .to_owned()
+    };
+    gh(&[
+        "property",
+        "add",
+        "castle-winery",
+        "--name",
+        "Castle Winery",
+        "--time-zone",
+        "Europe/Vienna",
+        "--currency",
+        "EUR",
+    ]);
+    let events_key = gh(&[
+        "partner",
+        "add",
+        "Listener",
+        "--properties",
+        "castle-winery",
+        "--scopes",
+        "events",
+    ]);
+    let office = gh(&[
+        "partner",
+        "add",
+        "Office",
+        "--properties",
+        "castle-winery",
+        "--scopes",
+        "vouchers:issue",
+    ]);
+    let (_hub, addr) = serve(&data);
+    let free_port = || {
+        std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port()
+    };
+    let http = reqwest::blocking::Client::new();
+    let subscribe = |url: &str| -> String {
+        let r = http
+            .post(format!(
+                "http://{addr}/v1/properties/castle-winery/webhook-subscriptions"
+            ))
+            .bearer_auth(&events_key)
+            .json(&serde_json::json!({"url": url, "types": ["voucher.issued"]}))
+            .send()
+            .unwrap();
+        assert_eq!(r.status().as_u16(), 201);
+        r.json::<serde_json::Value>().unwrap()["secret"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
+
+    // The Python receiver, twice: with the subscription's secret and with another.
+    let script = work.path().join("receiver.py");
+    std::fs::write(&script, readme_block("Events and webhooks", "python")).unwrap();
+    let python = std::env::var("GUESTHUB_TEST_PYTHON").unwrap_or_else(|_| "python3".into());
+    let start_python = |port: u16, secret: &str, log: &Path| {
+        Command::new(&python)
+            .arg(&script)
+            .arg(port.to_string())
+            .env("GUESTHUB_WEBHOOK_SECRET", secret)
+            .stdout(std::fs::File::create(log).unwrap())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap()
+    };
+    let (good_port, bad_port) = (free_port(), free_port());
+    let secret = subscribe(&format!("http://127.0.0.1:{good_port}/hook"));
+    subscribe(&format!("http://127.0.0.1:{bad_port}/hook"));
+    let good_log = work.path().join("good.log");
+    let bad_log = work.path().join("bad.log");
+    let mut good = start_python(good_port, &secret, &good_log);
+    let mut bad = start_python(bad_port, "whsec_not_the_secret", &bad_log);
+
+    // The Rust receiver with the README's function.
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let rust_port = free_port();
+    let rust_secret = subscribe(&format!("http://127.0.0.1:{rust_port}/hook"));
+    let verdicts = std::sync::Arc::new(std::sync::Mutex::new(Vec::<(bool, String)>::new()));
+    {
+        let verdicts = verdicts.clone();
+        let listener = rt
+            .block_on(tokio::net::TcpListener::bind(("127.0.0.1", rust_port)))
+            .unwrap();
+        let app = axum::Router::new().route(
+            "/hook",
+            axum::routing::post(move |headers: http::HeaderMap, body: axum::body::Bytes| {
+                let verdicts = verdicts.clone();
+                let secret = rust_secret.clone();
+                async move {
+                    let header = headers
+                        .get("guesthub-signature")
+                        .and_then(|v| v.to_str().ok())
+                        .unwrap_or_default();
+                    let now = std::time::SystemTime::now()
+                        .duration_since(std::time::UNIX_EPOCH)
+                        .unwrap()
+                        .as_secs() as i64;
+                    let ok = verify_guesthub_signature(&secret, header, &body, now);
+                    let tampered = verify_guesthub_signature(&secret, header, b"{}", now);
+                    verdicts
+                        .lock()
+                        .unwrap()
+                        .push((ok && !tampered, String::from_utf8_lossy(&body).into_owned()));
+                    if ok {
+                        http::StatusCode::NO_CONTENT
+                    } else {
+                        http::StatusCode::UNAUTHORIZED
+                    }
+                }
+            }),
+        );
+        rt.spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+    }
+    // Give the Python receivers a moment to listen, then make an event.
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    let r = http
+        .post(format!("http://{addr}/v1/properties/castle-winery/vouchers"))
+        .bearer_auth(&office)
+        .json(&serde_json::json!({"article_type": "value", "value": {"amount": 5000, "currency": "EUR"}}))
+        .send()
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 201);
+    let code = r.json::<serde_json::Value>().unwrap()["code"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let read = |p: &Path| std::fs::read_to_string(p).unwrap_or_default();
+    loop {
+        let done = read(&good_log).contains("verified voucher.issued")
+            && read(&bad_log).contains("rejected")
+            && !verdicts.lock().unwrap().is_empty();
+        if done || std::time::Instant::now() > deadline {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    for child in [&mut good, &mut bad] {
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+    assert!(
+        read(&good_log).contains("verified voucher.issued"),
+        "Python receiver: {:?}",
+        read(&good_log)
+    );
+    assert!(
+        !read(&good_log).contains("rejected"),
+        "{:?}",
+        read(&good_log)
+    );
+    assert!(
+        read(&bad_log).contains("rejected"),
+        "a wrong secret must be refused: {:?}",
+        read(&bad_log)
+    );
+    assert!(!read(&bad_log).contains("verified"));
+    let verdicts = verdicts.lock().unwrap().clone();
+    assert!(!verdicts.is_empty(), "the Rust receiver got nothing");
+    for (ok, body) in &verdicts {
+        assert!(ok, "the Rust receiver refused a real delivery: {body}");
+        assert!(body.contains(&code), "{body}");
+    }
 }

@@ -24,6 +24,7 @@ pub mod email;
 pub mod env_var;
 pub mod erasure;
 pub mod error;
+pub mod events;
 pub mod guest;
 pub mod idempotency;
 pub mod loyalty;

@@ -48,10 +48,13 @@ pub enum Scope {
     /// The OCTO supplier API (`/octo/…`): resellers book products.
     #[serde(rename = "octo")]
     Octo,
+    /// Webhook subscriptions to GuestHub's events.
+    #[serde(rename = "events")]
+    Events,
 }
 
 impl Scope {
-    pub const ALL: [Scope; 11] = [
+    pub const ALL: [Scope; 12] = [
         Scope::VouchersRead,
         Scope::VouchersRedeem,
         Scope::VouchersIssue,
@@ -63,6 +66,7 @@ impl Scope {
         Scope::Loyalty,
         Scope::Admin,
         Scope::Octo,
+        Scope::Events,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -78,6 +82,7 @@ impl Scope {
             Scope::Loyalty => "loyalty",
             Scope::Admin => "admin",
             Scope::Octo => "octo",
+            Scope::Events => "events",
         }
     }
 }

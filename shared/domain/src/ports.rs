@@ -81,6 +81,9 @@ pub enum LeasedJob {
     CrmSync,
     /// The NetCarrots loyalty export.
     LoyaltyExport,
+    /// Webhook deliveries of one property's subscriptions (one dispatcher
+    /// at a time keeps each aggregate's events in order).
+    EventDelivery,
 }
 
 /// A run's hold on one job of one property: who holds it and until when.

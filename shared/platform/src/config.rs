@@ -99,3 +99,10 @@ impl StoreKind {
         Ok(Store::new(items))
     }
 }
+
+/// `GUESTHUB_EVENT_BUS`: the EventBridge bus the events dispatcher
+/// publishes every event to (AWS only; the served hub has no bus).
+pub fn event_bus() -> anyhow::Result<String> {
+    std::env::var("GUESTHUB_EVENT_BUS")
+        .context("GUESTHUB_EVENT_BUS must name the EventBridge bus events are published to")
+}

@@ -15,6 +15,8 @@
 pub mod auth;
 pub mod cloudbeds;
 pub mod config;
+pub mod event_bus;
+pub mod events;
 pub mod http;
 pub mod jobs;
 pub mod queue;

@@ -195,6 +195,41 @@ const ROUTE_SCOPES: &[(&str, &str, &str)] = &[
         "club:admin",
     ),
     ("GET", "/v1/properties/{property}/crm/runs", "guests"),
+    (
+        "POST",
+        "/v1/properties/{property}/webhook-subscriptions",
+        "events",
+    ),
+    (
+        "GET",
+        "/v1/properties/{property}/webhook-subscriptions",
+        "events",
+    ),
+    (
+        "GET",
+        "/v1/properties/{property}/webhook-subscriptions/{id}",
+        "events",
+    ),
+    (
+        "DELETE",
+        "/v1/properties/{property}/webhook-subscriptions/{id}",
+        "events",
+    ),
+    (
+        "POST",
+        "/v1/properties/{property}/webhook-subscriptions/{id}/rotate-secret",
+        "events",
+    ),
+    (
+        "GET",
+        "/v1/properties/{property}/webhook-subscriptions/{id}/deliveries",
+        "events",
+    ),
+    (
+        "POST",
+        "/v1/properties/{property}/webhook-subscriptions/{id}/deliveries/{delivery_id}/retry",
+        "events",
+    ),
     ("POST", "/v1/properties/{property}/erasures", "guests"),
     ("GET", "/v1/properties/{property}/erasures/{id}", "guests"),
     ("GET", "/v1/properties/{property}/guests", "guests"),

@@ -14,6 +14,7 @@ mod club;
 mod conformance;
 mod crm_queue;
 mod crm_sync;
+mod events;
 mod guests;
 mod hostile_input;
 mod http_layer;

@@ -16,6 +16,7 @@ use tests::{Reply, call, moto_endpoint};
 
 struct Counted {
     app: Router,
+    store: Store,
     requests: RequestCount,
     office: String,
     pms: String,
@@ -65,7 +66,8 @@ async fn hub() -> Counted {
     let group = partner("Group", &["castle", "spa"], "vouchers:read,vouchers:redeem").await;
     let spa_office = partner("Spa office", &["spa"], "vouchers:issue").await;
     Counted {
-        app: guesthub::app::router(store, 256 * 1024),
+        app: guesthub::app::router(store.clone(), 256 * 1024),
+        store,
         requests,
         office,
         pms,
@@ -129,6 +131,18 @@ async fn voucher_operations_stay_within_their_round_trip_budget() {
     assert_eq!(
         redeem, 2,
         "redemption: one read, one transaction with its answer"
+    );
+    // ... and its event: in the outbox, written by that same transaction.
+    let castle = domain::PropertyId::parse_live("castle").unwrap();
+    let events = domain::events::EventStore::events_after(&h.store, &castle, None, 100)
+        .await
+        .unwrap();
+    assert!(
+        events
+            .iter()
+            .any(|e| e.kind == domain::events::EventType::VoucherRedeemed
+                && e.data["code"] == code.as_str()),
+        "the redemption's event is in the outbox"
     );
 
     let (replay, again) = h

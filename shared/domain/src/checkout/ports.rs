@@ -19,7 +19,9 @@ pub trait CheckoutStore: Send + Sync {
     /// One attempt's writes, in the adapter's own terms.
     type Tx: Default + Send;
 
-    /// The order itself; it goes first in its transaction.
+    /// The order itself; it goes first in its transaction. Its events go
+    /// with it: a new order is `order.created` (and `order.paid` when paid
+    /// in full); an existing order is written only when paid or cancelled.
     fn put_order(
         &self,
         tx: &mut Self::Tx,

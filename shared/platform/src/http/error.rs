@@ -218,6 +218,19 @@ impl From<domain::guest::GuestError> for ApiError {
     }
 }
 
+impl From<domain::events::EventsError> for ApiError {
+    fn from(e: domain::events::EventsError) -> Self {
+        use domain::events::EventsError as E;
+        match e {
+            E::TooManySubscriptions => ApiError::conflict("too_many_subscriptions", e.to_string()),
+            E::SubscriptionNotFound => ApiError::not_found("subscription_not_found", e.to_string()),
+            E::DeliveryNotFound => ApiError::not_found("delivery_not_found", e.to_string()),
+            E::Invalid(v) => v.into(),
+            E::Store(s) => s.into(),
+        }
+    }
+}
+
 impl From<domain::loyalty::error::LoyaltyError> for ApiError {
     fn from(e: domain::loyalty::error::LoyaltyError) -> Self {
         use domain::loyalty::error::LoyaltyError as E;
@@ -587,6 +600,24 @@ pub const CODES: &[ErrorCode] = &[
         &[401],
         "No valid API key: `Authorization: Bearer <key>` is missing, malformed, unknown or disabled.",
         "Send a valid partner key; ask the hub's operator for a new one if it was rotated.",
+    ),
+    c(
+        "subscription_not_found",
+        &[404],
+        "No such webhook subscription for this property in the key's world (a sandbox key sees only test subscriptions).",
+        "List the subscriptions (`GET …/webhook-subscriptions`) and use an id from there.",
+    ),
+    c(
+        "delivery_not_found",
+        &[404],
+        "No such delivery of this subscription (deliveries are kept 30 days).",
+        "List the deliveries (`GET …/webhook-subscriptions/{id}/deliveries`) and use an id from there.",
+    ),
+    c(
+        "too_many_subscriptions",
+        &[409],
+        "The property already holds the most webhook subscriptions it may (25).",
+        "Delete a subscription you no longer use, or subscribe one URL to more event types.",
     ),
     c(
         "property_not_found",

@@ -10,7 +10,8 @@
 //!
 //! An order is one transaction: the order, its capacity counters, the
 //! memberships it sells or redeems, and the gift-card redemptions of its
-//! payment (the voucher ledger's own writes). If anything fails, nothing —
+//! payment (the voucher ledger's own writes), and the events they announce
+//! (`order.*`, `membership.*`, `voucher.redeemed`). If anything fails, nothing —
 //! no seat, no benefit, no gift-card value — is taken.
 
 use chrono::NaiveDate;
@@ -22,6 +23,7 @@ use domain::{PropertyId, StoreError};
 
 use async_trait::async_trait;
 use domain::checkout::ports::CheckoutStore;
+use domain::events::announce;
 use domain::idempotency::{IdempotencyPolicy, Lease, StoredResponse};
 use domain::voucher::ports::Rule;
 use domain::voucher::{Change, VoucherCode, VoucherError};
@@ -308,6 +310,8 @@ impl Store {
 #[derive(Default)]
 pub struct OrderTx {
     writes: Vec<Write>,
+    /// What the order announces; one outbox entry at commit.
+    events: Vec<domain::events::Event>,
     /// A new order's per-email index entries (for an erasure): in the
     /// order's transaction when they fit, else put right after it.
     index: Vec<Item>,
@@ -336,6 +340,8 @@ impl CheckoutStore for Store {
             .with_version(version.map_or(1, |v| v + 1))
             .with_gsi1(orders_index(p), &order.order.id);
         tx.writes.insert(0, Write::put(T, item, cond(version)));
+        tx.events
+            .extend(announce::order(p, &order.order, version.is_none()));
         if version.is_none() {
             // A new order is found by the emails it names (an erasure).
             tx.index = self.person_order_items(p, &order.order.id, &order.order);
@@ -353,6 +359,9 @@ impl CheckoutStore for Store {
             .with_gsi1(memberships_index(p, m.test_mode), membership_position(m))
             .with_version(version.map_or(1, |v| v + 1));
         tx.writes.push(Write::put(T, item, cond(version)));
+        if version.is_none() {
+            tx.events.push(announce::membership(p, m));
+        }
     }
 
     fn put_booking(
@@ -413,7 +422,12 @@ impl CheckoutStore for Store {
     }
 
     async fn commit_order(&self, tx: OrderTx) -> Result<bool, StoreError> {
-        let OrderTx { mut writes, index } = tx;
+        let OrderTx {
+            mut writes,
+            events,
+            index,
+        } = tx;
+        writes.extend(super::event_repo::outbox(&events));
         if writes.len() + index.len() <= MAX_TRANSACTION_ITEMS {
             writes.extend(index.into_iter().map(|i| Write::put(T, i, Cond::None)));
             return Ok(self.commit(writes).await? == Attempt::Committed);

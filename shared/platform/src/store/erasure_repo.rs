@@ -660,6 +660,37 @@ impl Store {
                         )
                         .await?;
                     }
+                    // Events kept in the outbox and the deliveries made of
+                    // them (a buyer's, contact's or flagged guest's name
+                    // and email).
+                    let mut kept = self
+                        .query_all(Query::partition(Table::Platform, format!("EVT#{p}")))
+                        .await?;
+                    for sub in domain::events::EventStore::subscriptions(self, p).await? {
+                        kept.extend(
+                            self.query_all(Query::partition(
+                                Table::Platform,
+                                format!("WHD#{}", sub.id),
+                            ))
+                            .await?,
+                        );
+                    }
+                    for i in kept {
+                        let named = i.body.contains(token.as_str())
+                            || serde_json::from_str::<serde_json::Value>(&i.body)
+                                .is_ok_and(|v| person.linked(&v));
+                        if named {
+                            self.scrub_item(
+                                Table::Platform,
+                                &i.pk,
+                                &i.sk,
+                                &person,
+                                &token,
+                                Link::Keyed,
+                            )
+                            .await?;
+                        }
+                    }
                     if let Some(g) = &guest {
                         let notes = self.notes(p, &g.id).await?.len() as u64;
                         if notes > 0 {

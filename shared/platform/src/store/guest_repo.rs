@@ -25,7 +25,9 @@
 //! are written in the same transaction as the profile, conditionally, so
 //! two guests never share an address or a Cloudbeds id.
 
+use super::event_repo::outbox;
 use async_trait::async_trait;
+use domain::events::announce;
 use domain::guest::ports::GuestStore;
 use domain::guest::runs::{RUN_RETENTION_DAYS, SyncRun};
 use domain::guest::screening::Watchlist;
@@ -235,6 +237,11 @@ impl GuestStore for Store {
             .map(|c| crm_pk(&g.property, c));
         Self::move_pointer(&mut writes, None, crm, "CRM", &g.id);
         Self::move_search_keys(&mut writes, None, &g);
+        writes.extend(
+            announce::screening(None, &g)
+                .into_iter()
+                .flat_map(|e| outbox(&[e])),
+        );
         self.run(writes).await?;
         Ok(g)
     }
@@ -270,6 +277,11 @@ impl GuestStore for Store {
             &g.id,
         );
         Self::move_search_keys(&mut writes, Some(&before), &next);
+        writes.extend(
+            announce::screening(Some(&before), &next)
+                .into_iter()
+                .flat_map(|e| outbox(&[e])),
+        );
         self.run(writes).await?;
         Ok(next)
     }
@@ -457,7 +469,13 @@ impl GuestStore for Store {
     async fn save_sync_run(&self, p: &PropertyId, run: &SyncRun) -> Result<(), StoreError> {
         let expires = (run.ended_at + chrono::Duration::days(RUN_RETENTION_DAYS)).timestamp();
         let item = Item::new(runs_pk(p), run.id.clone(), encode(run)).with_expiry(expires);
-        self.run(vec![Write::put(T, item, Cond::None)]).await
+        let mut writes = vec![Write::put(T, item, Cond::None)];
+        writes.extend(
+            announce::crm_run(p, run)
+                .into_iter()
+                .flat_map(|e| outbox(&[e])),
+        );
+        self.run(writes).await
     }
 
     async fn sync_runs(&self, p: &PropertyId, limit: usize) -> Result<Vec<SyncRun>, StoreError> {

@@ -5,6 +5,7 @@
 //! |---|---|---|---|
 //! | CRM sync lease | `CRM#<p>` | `LEASE` | holder, who, until (TTL: until) |
 //! | loyalty export lease | `LOYALTY#<p>` | `LEASE` | the same |
+//! | webhook delivery lease | `WHLEASE#<p>` | `LEASE` | the same |
 //!
 //! Taking is an absent-conditioned put (an expired lease counts as absent);
 //! renewing and releasing are conditioned on the version the holder read.
@@ -23,6 +24,7 @@ fn lease_pk(job: LeasedJob, p: &PropertyId) -> String {
     match job {
         LeasedJob::CrmSync => format!("CRM#{p}"),
         LeasedJob::LoyaltyExport => format!("LOYALTY#{p}"),
+        LeasedJob::EventDelivery => format!("WHLEASE#{p}"),
     }
 }
 

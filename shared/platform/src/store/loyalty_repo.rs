@@ -17,7 +17,9 @@
 //! enrolment or stay it comes from; delivering it only drops it from the
 //! pending index and notes the file.
 
+use super::event_repo::outbox;
 use async_trait::async_trait;
+use domain::events::announce;
 use domain::guest::GuestId;
 use domain::loyalty::ports::LoyaltyStore;
 use domain::loyalty::{Enrolment, ExportRecord, ExportState, LoyaltyConnection, LoyaltyStay};
@@ -368,6 +370,13 @@ impl LoyaltyStore for Store {
 
     async fn save_export_state(&self, p: &PropertyId, s: &ExportState) -> Result<(), StoreError> {
         let item = Item::new(state_pk(p), "EXPORT", encode(s));
+        // Closing a file (no open batch, a last file named) is its delivery.
+        let delivered = match (&s.open, &s.last_file, s.last_run_at) {
+            (None, Some(f), Some(at)) if s.version > 0 => {
+                outbox(&[announce::loyalty_file(p, f, at)])
+            }
+            _ => Vec::new(),
+        };
         let w = if s.version == 0 {
             Write::put(T, item, Cond::Absent)
         } else {
@@ -377,7 +386,8 @@ impl LoyaltyStore for Store {
                 Cond::Version(s.version),
             )
         };
-        self.run(vec![w]).await
+        self.run(std::iter::once(w).chain(delivered).collect())
+            .await
     }
 
     async fn members_file_seen(&self, p: &PropertyId, name: &str) -> Result<bool, StoreError> {

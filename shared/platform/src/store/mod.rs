@@ -8,6 +8,7 @@ pub mod caller_cache;
 pub mod checkout_repo;
 pub mod dynamo;
 pub mod erasure_repo;
+pub mod event_repo;
 pub mod faults;
 pub mod guest_repo;
 pub mod items;

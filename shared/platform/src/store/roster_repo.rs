@@ -25,6 +25,8 @@
 //! (`<email> <tier>`), a page of each at a time: nothing grows with the
 //! roster, and both stores answer those reads in order by themselves.
 
+use super::event_repo::outbox;
+use domain::events::announce;
 use std::collections::{BTreeMap, VecDeque};
 
 use async_trait::async_trait;
@@ -708,6 +710,11 @@ impl RosterStore for Store {
             }
             _ => {}
         }
+        writes.extend(
+            announce::roster_import(p, report)
+                .into_iter()
+                .flat_map(|e| outbox(&[e])),
+        );
         self.items()
             .transact(writes, self.now_ts())
             .await
@@ -728,6 +735,11 @@ impl RosterStore for Store {
         let item = self.report_item(p, report).with_version(report_version + 1);
         let mut writes = vec![Write::put(T, item, Cond::Version(report_version))];
         writes.extend(self.flip_writes(p, &flip));
+        writes.extend(
+            announce::roster_import(p, report)
+                .into_iter()
+                .flat_map(|e| outbox(&[e])),
+        );
         self.items()
             .transact(writes, self.now_ts())
             .await

@@ -15,6 +15,7 @@
 //! | pickup cursor | `PICKUP#<property>#<partner id>` | `CURSOR` | — |
 //! | article mapping | `PICKUP#<property>#<partner id>` | `MAPPING` | — |
 //! | code booked in ("Kode") | `PICKUP#<property>#<partner id>` | `KODE#<issuer>#<code key>` | — |
+//! | its event (outbox, `platform` table) | see `event_repo` | | |
 //! | lost-code index | `VFIND#<issuer>#ORDER#<sha256(order ref)>` / `VFIND#<issuer>#EMAIL#<sha256(email)>` | `<code key>` | — |
 //!
 //! **Codes.** A generated code is unique: its code item names one issuer
@@ -26,7 +27,8 @@
 //!
 //! **Atomicity.** A change is one transaction: the voucher (conditioned on
 //! the version read), its new ledger activities (conditioned absent), the
-//! redemption or hold records it touches, and — when the request carried an
+//! redemption or hold records it touches, the event an issue, redemption,
+//! reversal or write-off announces, and — when the request carried an
 //! idempotency key — the stored response. When another change won the race
 //! (condition failed on the voucher), the rule runs again on the fresh state
 //! after a jittered back-off. When the condition failed on the idempotency
@@ -48,6 +50,7 @@
 
 use async_trait::async_trait;
 use chrono::{DateTime, Datelike, Months, NaiveDate, SecondsFormat, Utc};
+use domain::events::announce;
 use domain::idempotency::{IdempotencyRecord, Lease, decide_existing};
 use domain::voucher::pickup::{ArticleMapping, Order};
 use domain::voucher::ports::{
@@ -213,6 +216,9 @@ fn ledger_writes(v: &Voucher, a: &Activity) -> Vec<Write> {
             }
         }
         _ => out.push(Write::put(T, item, Cond::Absent)),
+    }
+    if let Some(e) = announce::voucher(v, a) {
+        out.extend(super::event_repo::outbox(&[e]));
     }
     out
 }
