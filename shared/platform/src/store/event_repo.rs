@@ -18,7 +18,7 @@ use domain::{PropertyId, StoreError};
 use serde::{Deserialize, Serialize};
 
 use super::items::{Cond, Item, Query, Table, Write};
-use super::{Store, decode, encode};
+use super::{Attempt, Store, decode, encode};
 
 const T: Table = Table::Platform;
 /// How long events and deliveries stay readable.
@@ -111,13 +111,11 @@ fn delivery_item(d: &Delivery) -> Item {
     }
 }
 
-/// A version-checked write's outcome: lost to a concurrent change is an
-/// answer (`false`), not an error.
-fn won(r: Result<(), StoreError>) -> Result<bool, StoreError> {
-    match r {
-        Ok(()) => Ok(true),
-        Err(StoreError::Conflict) => Ok(false),
-        Err(e) => Err(e),
+impl Store {
+    /// Commits version-checked writes: losing to a concurrent change is an
+    /// answer (`false`, read again), not an error.
+    async fn won(&self, writes: Vec<Write>) -> Result<bool, StoreError> {
+        Ok(self.commit(writes).await? == Attempt::Committed)
     }
 }
 
@@ -173,9 +171,8 @@ impl EventStore for Store {
         version: i64,
     ) -> Result<bool, StoreError> {
         let item = sub_item(sub).with_version(version + 1);
-        won(self
-            .run(vec![Write::put(T, item, Cond::Version(version))])
-            .await)
+        self.won(vec![Write::put(T, item, Cond::Version(version))])
+            .await
     }
 
     async fn delete_subscription(
@@ -238,18 +235,18 @@ impl EventStore for Store {
         if deliveries.len() < super::items::MAX_TRANSACTION_ITEMS {
             let mut writes = vec![mark];
             writes.extend(puts(deliveries));
-            return won(self.run(writes).await);
+            return self.won(writes).await;
         }
         // More than one transaction holds: the deliveries first (each
         // written once: one already there is left as it is), then the mark.
         for chunk in deliveries.chunks(super::items::MAX_TRANSACTION_ITEMS) {
-            if !won(self.run(puts(chunk)).await)? {
+            if !self.won(puts(chunk)).await? {
                 for w in puts(chunk) {
-                    won(self.run(vec![w]).await)?;
+                    self.won(vec![w]).await?;
                 }
             }
         }
-        won(self.run(vec![mark]).await)
+        self.won(vec![mark]).await
     }
 
     async fn events_after(
@@ -335,8 +332,7 @@ impl EventStore for Store {
 
     async fn save_delivery(&self, d: &Delivery, version: i64) -> Result<bool, StoreError> {
         let item = delivery_item(d).with_version(version + 1);
-        won(self
-            .run(vec![Write::put(T, item, Cond::Version(version))])
-            .await)
+        self.won(vec![Write::put(T, item, Cond::Version(version))])
+            .await
     }
 }
